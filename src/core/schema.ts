@@ -1,0 +1,148 @@
+/**
+ * A small declarative schema in the spirit of Proxmox's JSON schema for API parameters.
+ * One declaration validates CLI input, REST input and stored config, and is turned into
+ * CLI help and OpenAPI. Every error names the field and the rule.
+ */
+import { invalid } from './errors.ts';
+
+interface Base {
+  description: string;
+  optional?: boolean;
+  /** Not settable by callers (internal state kept with the object). */
+  internal?: boolean;
+}
+export interface StringProp extends Base {
+  type: 'string';
+  default?: string;
+  enum?: readonly string[];
+  pattern?: RegExp;
+  patternText?: string;
+  maxLength?: number;
+  /** Extra rule: returns the broken rule's text, or undefined when fine. */
+  check?: (v: string) => string | undefined;
+}
+export interface IntegerProp extends Base {
+  type: 'integer';
+  default?: number;
+  minimum?: number;
+  maximum?: number;
+}
+export interface BooleanProp extends Base {
+  type: 'boolean';
+  default?: boolean;
+}
+export interface ListProp extends Base {
+  type: 'list';
+  /** Rule for each item. */
+  item?: (v: string) => string | undefined;
+  default?: string[];
+}
+export type Prop = StringProp | IntegerProp | BooleanProp | ListProp;
+export type Schema = Record<string, Prop>;
+
+type ValueOf<P extends Prop> = P extends StringProp ? string : P extends IntegerProp ? number : P extends BooleanProp ? boolean : string[];
+type Req<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? K : never) : K]: ValueOf<S[K]> };
+type Opt<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? never : K) : never]?: ValueOf<S[K]> };
+export type Infer<S extends Schema> = Req<S> & Opt<S>;
+
+/** No value may carry a line break or NUL into a config file or a command. */
+export function checkSingleLine(field: string, v: string): void {
+  if (/[\r\n\0]/.test(v)) throw invalid(field, 'must not contain a line break or NUL character');
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+function coerce(field: string, p: Prop, raw: unknown): unknown {
+  switch (p.type) {
+    case 'string': {
+      if (typeof raw !== 'string') throw invalid(field, 'must be a string');
+      checkSingleLine(field, raw);
+      if (p.maxLength !== undefined && raw.length > p.maxLength) throw invalid(field, `must be at most ${p.maxLength} characters`);
+      if (p.enum && !p.enum.includes(raw)) throw invalid(field, `must be one of ${p.enum.join(', ')}`);
+      if (p.pattern && !p.pattern.test(raw)) throw invalid(field, p.patternText ?? `must match ${p.pattern}`);
+      const broken = p.check?.(raw);
+      if (broken) throw invalid(field, broken);
+      return raw;
+    }
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isInteger(n)) throw invalid(field, 'must be an integer');
+      if (p.minimum !== undefined && n < p.minimum) throw invalid(field, `must be at least ${p.minimum}`);
+      if (p.maximum !== undefined && n > p.maximum) throw invalid(field, `must be at most ${p.maximum}`);
+      return n;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'number' && (raw === 0 || raw === 1)) return raw === 1;
+      if (typeof raw === 'string' && TRUE.has(raw.toLowerCase())) return true;
+      if (typeof raw === 'string' && FALSE.has(raw.toLowerCase())) return false;
+      throw invalid(field, 'must be a boolean (1/0, true/false, yes/no)');
+    }
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[,\s]+/) : undefined;
+      if (!items) throw invalid(field, 'must be a list');
+      const out: string[] = [];
+      for (const it of items) {
+        if (typeof it !== 'string') throw invalid(field, 'items must be strings');
+        checkSingleLine(field, it);
+        if (it === '') continue;
+        const broken = p.item?.(it);
+        if (broken) throw invalid(field, `${JSON.stringify(it)}: ${broken}`);
+        if (!out.includes(it)) out.push(it);
+      }
+      return out;
+    }
+  }
+}
+
+export interface ValidateOptions {
+  /** Accept internal properties (reading our own stored config). */
+  allowInternal?: boolean;
+  /** Fill in defaults for missing optional properties. */
+  defaults?: boolean;
+  /** Skip the required check (partial updates). */
+  partial?: boolean;
+}
+
+export function validate<S extends Schema>(schema: S, input: Record<string, unknown>, opts: ValidateOptions = {}): Infer<S> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(input)) {
+    const p = schema[key];
+    if (!p || (p.internal && !opts.allowInternal)) throw invalid(key, 'unknown parameter');
+    const raw = input[key];
+    if (raw === undefined) continue;
+    out[key] = coerce(key, p, raw);
+  }
+  for (const [key, p] of Object.entries(schema)) {
+    if (key in out) continue;
+    if (p.default !== undefined && opts.defaults !== false && !opts.partial) out[key] = Array.isArray(p.default) ? [...p.default] : p.default;
+    else if (!p.optional && !opts.partial) throw invalid(key, 'property is missing and it is not optional');
+  }
+  return out as Infer<S>;
+}
+
+/** The OpenAPI / JSON-schema view of a schema. */
+export function toJsonSchema(schema: Schema): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  const required: string[] = [];
+  for (const [k, p] of Object.entries(schema)) {
+    if (p.internal) continue;
+    const o: Record<string, unknown> = { description: p.description };
+    if (p.type === 'list') Object.assign(o, { type: 'array', items: { type: 'string' } });
+    else o.type = p.type;
+    if (p.default !== undefined) o.default = p.default;
+    if (p.type === 'string') {
+      if (p.enum) o.enum = p.enum;
+      if (p.pattern) o.pattern = p.pattern.source;
+      if (p.maxLength) o.maxLength = p.maxLength;
+    }
+    if (p.type === 'integer') {
+      if (p.minimum !== undefined) o.minimum = p.minimum;
+      if (p.maximum !== undefined) o.maximum = p.maximum;
+    }
+    properties[k] = o;
+    if (!p.optional && p.default === undefined) required.push(k);
+  }
+  return { type: 'object', additionalProperties: false, properties, ...(required.length ? { required } : {}) };
+}

@@ -1,0 +1,155 @@
+/**
+ * The share model: one schema for CLI input, API input and the stored config.
+ */
+import { invalid } from './errors.ts';
+import { validate, type Infer, type Schema } from './schema.ts';
+
+export const MODES = ['native', 'lxc', 'vm'] as const;
+export type Mode = (typeof MODES)[number];
+export const SECURITY_PROFILES = ['standard', 'high'] as const;
+
+const RESERVED_NAMES = new Set(['global', 'homes', 'printers']);
+const BAD_SHARE_CHARS = /[\\/[\]:|<>+=;,*?"]/;
+
+/** Samba's rules for a share name; returns the broken rule or undefined. */
+export function shareNameRule(name: string): string | undefined {
+  if (name.length === 0) return 'must not be empty';
+  if (name.length > 80) return 'must be at most 80 characters';
+  const bad = BAD_SHARE_CHARS.exec(name);
+  if (bad) return `must not contain the character ${JSON.stringify(bad[0])} (none of \\ / [ ] : | < > + = ; , * ? ")`;
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'must not contain control characters';
+  if (name !== name.trim()) return 'must not start or end with a space';
+  if (RESERVED_NAMES.has(name.toLowerCase())) return `"${name}" is reserved by Samba (global, homes, printers)`;
+  return undefined;
+}
+
+/** Sizes as Proxmox writes them: 50G, 512M, 1.5T, or plain bytes. */
+const SIZE_RE = /^(\d+(?:\.\d+)?)([KMGTP]?)(i?B?)?$/i;
+const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
+
+export function parseSize(v: string): number | undefined {
+  const m = SIZE_RE.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
+}
+
+export function sizeRule(v: string): string | undefined {
+  return parseSize(v) === undefined ? 'must be a positive size such as 500M, 50G or 2T' : undefined;
+}
+
+/** Local unix/Samba account and group names. */
+export const ACCOUNT_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
+function accountRule(v: string): string | undefined {
+  return ACCOUNT_RE.test(v) ? undefined : 'must be a local account name (lowercase letters, digits, _ . -, starting with a letter or _, at most 32)';
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+function vipRule(v: string): string | undefined {
+  if (v === 'auto') return undefined;
+  const [ip, prefix, ...rest] = v.split('/');
+  if (rest.length || !ip || !IPV4.test(ip)) return 'must be an IPv4 address (optionally /prefix) or "auto"';
+  if (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) >= 8 && Number(prefix) <= 32)) return 'prefix must be 8..32';
+  return undefined;
+}
+
+/**
+ * Per-share smb.conf parameters a user may add (`--option name=value`). An allowlist: anything that
+ * could point Samba at another path, run a program, or weaken the security profile is refused.
+ */
+export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
+  'browseable': /^(yes|no)$/i,
+  'hide dot files': /^(yes|no)$/i,
+  'hide unreadable': /^(yes|no)$/i,
+  'access based share enum': /^(yes|no)$/i,
+  'create mask': /^0?[0-7]{3,4}$/,
+  'directory mask': /^0?[0-7]{3,4}$/,
+  'force create mode': /^0?[0-7]{3,4}$/,
+  'force directory mode': /^0?[0-7]{3,4}$/,
+  'inherit permissions': /^(yes|no)$/i,
+  'inherit acls': /^(yes|no)$/i,
+  'oplocks': /^(yes|no)$/i,
+  'level2 oplocks': /^(yes|no)$/i,
+  'strict locking': /^(yes|no|auto)$/i,
+  'case sensitive': /^(yes|no|auto)$/i,
+  'store dos attributes': /^(yes|no)$/i,
+  'ea support': /^(yes|no)$/i,
+  'map archive': /^(yes|no)$/i,
+  'veto files': /^(\/[^/\\]+)+\/$/,
+  'delete veto files': /^(yes|no)$/i,
+  'max connections': /^\d{1,6}$/,
+  'strict sync': /^(yes|no)$/i,
+};
+
+export function shareOptionRule(item: string): string | undefined {
+  const eq = item.indexOf('=');
+  if (eq <= 0) return 'must be name=value';
+  const name = item.slice(0, eq).trim().toLowerCase().replace(/_/g, ' ');
+  const value = item.slice(eq + 1).trim();
+  const rule = ALLOWED_SHARE_OPTIONS[name];
+  if (!rule) return `parameter "${name}" may not be set through options (allowed: ${Object.keys(ALLOWED_SHARE_OPTIONS).join(', ')})`;
+  if (!rule.test(value)) return `value ${JSON.stringify(value)} is not valid for "${name}"`;
+  return undefined;
+}
+
+/** The options list as smb.conf parameter pairs. */
+export function shareOptions(items: readonly string[]): [string, string][] {
+  return items.map((item) => {
+    const eq = item.indexOf('=');
+    return [item.slice(0, eq).trim().toLowerCase().replace(/_/g, ' '), item.slice(eq + 1).trim()];
+  });
+}
+
+export const shareSchema = {
+  sharename: { type: 'string', description: 'SMB share name (Samba rules; unique ignoring case)', check: shareNameRule },
+  mode: { type: 'string', enum: MODES, description: 'Where Samba runs: native (host), lxc (container), vm (virtual machine)' },
+  path: {
+    type: 'string', description: 'Storage path to share (inside an allowed storage root)',
+    check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), maxLength: 4096,
+  },
+  quota: { type: 'string', optional: true, description: 'Size limit enforced by the filesystem (ZFS quota or btrfs qgroup), e.g. 50G', check: sizeRule },
+  ad_domain: {
+    type: 'string', optional: true, description: 'Active Directory domain to join',
+    pattern: /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))+$/, patternText: 'must be a DNS domain name such as example.com',
+  },
+  ctdb_vip: { type: 'string', optional: true, description: 'Floating IP for CTDB HA (address[/prefix] or auto)', check: vipRule },
+  ha_enabled: { type: 'boolean', default: false, optional: true, description: 'High availability with CTDB' },
+  monitoring_enabled: { type: 'boolean', default: true, optional: true, description: 'Collect metrics for this share' },
+  backup_enabled: { type: 'boolean', default: true, optional: true, description: 'Include in backups' },
+  security_profile: { type: 'string', enum: SECURITY_PROFILES, default: 'standard', optional: true, description: 'standard: SMB2.1+ with signing; high: SMB3 with encryption required' },
+  vm_template: { type: 'string', optional: true, description: 'Gateway template (VM mode)', pattern: /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, patternText: 'must be a template name or VMID' },
+  vm_memory: { type: 'integer', default: 2048, optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB' },
+  vm_cores: { type: 'integer', default: 2, optional: true, minimum: 1, maximum: 128, description: 'VM cores' },
+  node: { type: 'string', optional: true, description: 'Proxmox VE node serving the share', pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name' },
+  comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients' },
+  read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
+  users: { type: 'list', default: [], optional: true, description: 'Users with read and write access', item: accountRule },
+  read_users: { type: 'list', default: [], optional: true, description: 'Users with read-only access', item: accountRule },
+  groups: { type: 'list', default: [], optional: true, description: 'Groups with read and write access', item: accountRule },
+  read_groups: { type: 'list', default: [], optional: true, description: 'Groups with read-only access', item: accountRule },
+  guest_ok: { type: 'boolean', default: false, optional: true, description: 'Allow guest access (standard profile only)' },
+  options: { type: 'list', default: [], optional: true, description: 'Extra smb.conf parameters name=value from an allowlist', item: shareOptionRule },
+  created: { type: 'list', default: [], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
+} as const satisfies Schema;
+
+export type Share = Infer<typeof shareSchema>;
+
+/** Cross-field rules that a single property cannot express. */
+export function checkShare(s: Share): Share {
+  if (s.guest_ok && s.security_profile === 'high') throw invalid('guest_ok', 'guest access is not allowed with the high security profile');
+  if (!s.guest_ok && s.users.length + s.read_users.length + s.groups.length + s.read_groups.length === 0 && !s.ad_domain)
+    throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
+  const both = s.users.find((u) => s.read_users.includes(u));
+  if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);
+  if (s.ha_enabled && !s.ctdb_vip) throw invalid('ctdb_vip', 'is required when ha_enabled is set');
+  return s;
+}
+
+export function parseShare(input: Record<string, unknown>, opts: { allowInternal?: boolean } = {}): Share {
+  return checkShare(validate(shareSchema, input, { allowInternal: opts.allowInternal }));
+}
+
+/** All account names a share refers to. */
+export function shareUsers(s: Share): string[] {
+  return [...new Set([...s.users, ...s.read_users])];
+}

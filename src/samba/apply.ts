@@ -1,0 +1,42 @@
+/**
+ * Applying the managed smb.conf: render from all shares, check with testparm, swap the file in
+ * atomically, reload smbd. The undo puts the previous text back and reloads again.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { atomicWrite } from '../core/store.ts';
+import type { Step } from '../core/plan.ts';
+import type { Share } from '../core/share.ts';
+import { renderManagedConf } from './render.ts';
+import type { Samba } from './samba.ts';
+
+export async function readManaged(samba: Samba): Promise<string | undefined> {
+  return readFile(samba.target.managedConf, 'utf8').catch(() => undefined);
+}
+
+/** Which shares this host's smbd serves from the managed file (native mode shares). */
+export function servedHere(shares: readonly Share[]): Share[] {
+  return shares.filter((s) => s.mode === 'native');
+}
+
+export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]): Step[] {
+  // undefined: the file did not exist before, so the undo removes it again.
+  let before: string | undefined;
+  const restore = async () => {
+    if (before === undefined) await rm(samba.target.managedConf, { force: true });
+    else await atomicWrite(samba.target.managedConf, before);
+    await samba.reload();
+  };
+  return [
+    {
+      name: 'write-smb-conf',
+      do: async () => {
+        const text = renderManagedConf(servedHere(sharesAfter()));
+        await samba.checkText(text);
+        before = await readManaged(samba);
+        await atomicWrite(samba.target.managedConf, text);
+      },
+      undo: restore,
+    },
+    { name: 'reload-smbd', do: () => samba.reload() },
+  ];
+}

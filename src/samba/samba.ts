@@ -1,0 +1,137 @@
+/**
+ * Thin adapter over the Samba tools for one smbd instance (named by its smb.conf).
+ * Every call goes through the Runner; passwords go on stdin.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GatewayError } from '../core/errors.ts';
+import type { Runner } from '../core/exec.ts';
+
+export interface SambaTarget {
+  smbConf: string;
+  managedConf: string;
+  smbHost: string;
+  smbPort: number;
+}
+
+export interface SmbSession { id: string; username: string; remote: string; dialect?: string; encrypted?: boolean; signed?: boolean }
+export interface SmbTcon { service: string; sessionId: string; machine: string; encrypted?: boolean }
+export interface SmbStatus { sessions: SmbSession[]; tcons: SmbTcon[]; openFiles: number }
+
+/** Parse `smbstatus --json` (Samba 4.16+). */
+export function parseSmbStatus(text: string): SmbStatus {
+  const j = JSON.parse(text) as Record<string, Record<string, Record<string, unknown>> | undefined>;
+  const sessions = Object.entries(j.sessions ?? {}).map(([id, s]) => ({
+    id,
+    username: String(s.username ?? ''),
+    remote: String(s.remote_machine ?? s.hostname ?? ''),
+    dialect: s.session_dialect === undefined ? undefined : String(s.session_dialect),
+    encrypted: (s.encryption as { degree?: string } | undefined)?.degree ? (s.encryption as { degree: string }).degree !== 'none' : undefined,
+    signed: (s.signing as { degree?: string } | undefined)?.degree ? (s.signing as { degree: string }).degree !== 'none' : undefined,
+  }));
+  const tcons = Object.values(j.tcons ?? {}).map((t) => ({
+    service: String(t.service ?? ''),
+    sessionId: String(t.session_id ?? ''),
+    machine: String(t.machine ?? ''),
+    encrypted: (t.encryption as { degree?: string } | undefined)?.degree ? (t.encryption as { degree: string }).degree !== 'none' : undefined,
+  }));
+  return { sessions, tcons, openFiles: Object.keys(j.open_files ?? {}).length };
+}
+
+const TESTPARM_PROBLEM = /Unknown parameter|Ignoring unknown|badly formed|Error loading|not boolean|Invalid|Can't find include/i;
+
+export class Samba {
+  constructor(private readonly run: Runner, readonly target: SambaTarget) {}
+
+  /** Check a config file with testparm; throws with testparm's complaint. */
+  async check(file: string): Promise<void> {
+    const r = await this.run('testparm', ['-s', '--suppress-prompt', file], { allowFail: true });
+    const problems = r.stderr.split('\n').filter((l) => TESTPARM_PROBLEM.test(l));
+    if (r.code !== 0 || problems.length) {
+      throw new GatewayError('failed', `testparm rejected ${file}: ${(problems.length ? problems : r.stderr.trim().split('\n').slice(-2)).join(' | ')}`);
+    }
+  }
+
+  /** Check a candidate managed fragment as text, before it replaces the live one. */
+  async checkText(text: string): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'smbgw-check-'));
+    try {
+      const f = join(dir, 'candidate.conf');
+      await writeFile(f, text, { mode: 0o600 });
+      await this.check(f);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Whether an smbd for this config is running (smbcontrol finds its pid). */
+  async running(): Promise<boolean> {
+    const r = await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'ping'], { allowFail: true, timeoutMs: 10_000 });
+    return r.code === 0 && /PONG/i.test(r.stdout);
+  }
+
+  /** Make smbd re-read its config; a stopped smbd reads it when it starts. */
+  async reload(): Promise<void> {
+    if (!(await this.running())) return;
+    await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'reload-config']);
+  }
+
+  /** Drop every client connected to a share (before the share is removed). */
+  async closeShare(name: string): Promise<void> {
+    if (!(await this.running())) return;
+    await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'close-share', name]);
+  }
+
+  async status(): Promise<SmbStatus> {
+    const r = await this.run('smbstatus', ['-s', this.target.smbConf, '--json'], { timeoutMs: 15_000 });
+    return parseSmbStatus(r.stdout);
+  }
+
+  // --- Samba accounts (passdb) ---
+
+  async userExists(name: string): Promise<boolean> {
+    const r = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-u', name], { allowFail: true });
+    return r.code === 0;
+  }
+
+  /** The account's NT hash (to restore a password we changed). */
+  async ntHash(name: string): Promise<string | undefined> {
+    const r = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-w', '-u', name], { allowFail: true });
+    if (r.code !== 0) return undefined;
+    const f = r.stdout.trim().split(':');
+    return f[3] && /^[0-9A-F]{32}$/i.test(f[3]) ? f[3] : undefined;
+  }
+
+  async setNtHash(name: string, hash: string): Promise<void> {
+    await this.run('pdbedit', ['-s', this.target.smbConf, '-u', name, '--set-nt-hash', hash]);
+  }
+
+  /** Add the account, or set its password; the password goes on stdin. */
+  async setPassword(name: string, password: string, add: boolean): Promise<void> {
+    await this.run('smbpasswd', ['-c', this.target.smbConf, '-s', ...(add ? ['-a'] : []), name], { input: `${password}\n${password}\n` });
+  }
+
+  async deleteUser(name: string): Promise<void> {
+    await this.run('pdbedit', ['-s', this.target.smbConf, '-x', '-u', name], { allowFail: true });
+  }
+
+  /**
+   * Log on to a share with smbclient as a real client would; the password goes in a 0600 auth file.
+   * Returns smbclient's result (code 0 = connected and the command ran).
+   */
+  async probe(share: string, user: string, password: string, command = 'ls', extra: string[] = []): Promise<{ ok: boolean; output: string }> {
+    const dir = await mkdtemp(join(tmpdir(), 'smbgw-probe-'));
+    try {
+      const auth = join(dir, 'auth');
+      await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
+      const r = await this.run('smbclient', [
+        '-s', '/dev/null', `//${this.target.smbHost}/${share}`, '-p', String(this.target.smbPort), '-A', auth,
+        '--option=client min protocol=SMB2_10', ...extra, '-c', command,
+      ], { allowFail: true, timeoutMs: 30_000 });
+      return { ok: r.code === 0, output: (r.stdout + r.stderr).trim() };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
