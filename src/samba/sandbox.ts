@@ -1,0 +1,108 @@
+/**
+ * A private smbd on 127.0.0.1: its own smb.conf, state, locks, passdb and port, so that it never
+ * touches the host's Samba. Used by the demo and the tests. smbd runs in its own session
+ * (detached), since a foreground smbd signals its whole process group when stopped.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { binaryFor } from '../core/exec.ts';
+
+export interface Sandbox {
+  dir: string;
+  smbConf: string;
+  managedConf: string;
+  port: number;
+  host: string;
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export function waitPort(host: string, port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((res, rej) => {
+    const attempt = () => {
+      const c = connect(port, host);
+      c.once('connect', () => { c.destroy(); res(); });
+      c.once('error', () => {
+        c.destroy();
+        if (Date.now() > deadline) rej(new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+/** The main smb.conf of a sandboxed instance; shares come from the managed include file. */
+export function sandboxConf(dir: string, port: number, managedConf: string, netbios = 'SMBGWDEMO'): string {
+  const d = (x: string) => join(dir, x);
+  return `[global]
+   workgroup = WORKGROUP
+   server role = standalone server
+   netbios name = ${netbios}
+   smb ports = ${port}
+   interfaces = 127.0.0.1
+   bind interfaces only = yes
+   disable netbios = yes
+   private dir = ${d('private')}
+   lock directory = ${d('lock')}
+   state directory = ${d('state')}
+   cache directory = ${d('cache')}
+   pid directory = ${d('pid')}
+   ncalrpc dir = ${d('ncalrpc')}
+   log file = ${d('log')}/log.%m
+   logging = file
+   max log size = 1000
+   load printers = no
+   printing = bsd
+   printcap name = /dev/null
+   disable spoolss = yes
+   passdb backend = tdbsam:${d('private')}/passdb.tdb
+   include = ${managedConf}
+`;
+}
+
+export async function startSandbox(dir: string, opts: { port?: number; netbios?: string } = {}): Promise<Sandbox> {
+  await rm(dir, { recursive: true, force: true });
+  for (const x of ['private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'log']) await mkdir(join(dir, x), { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const smbConf = join(dir, 'smb.conf');
+  const managedConf = join(dir, 'smbgateway.conf');
+  await writeFile(smbConf, sandboxConf(dir, port, managedConf, opts.netbios));
+  const child: ChildProcess = spawn(binaryFor('smbd'), ['--foreground', '--no-process-group', '-s', smbConf], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  child.unref();
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const pid = child.pid!;
+  const stop = async () => {
+    try { process.kill(pid, 'SIGTERM'); } catch { return; }
+    const t = setTimeout(() => { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await exited;
+    clearTimeout(t);
+    // smbd's children exit with their parent; make sure none lingers in the session.
+    try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  try {
+    await waitPort('127.0.0.1', port);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { dir, smbConf, managedConf, port, host: '127.0.0.1', pid, stop };
+}

@@ -1,0 +1,87 @@
+/**
+ * A gateway under test: a private smbd (sandbox) on 127.0.0.1, its own store, lock dir, storage root
+ * and settings file, unique names so that several runs can share a machine. `cli()` runs the real
+ * pve-smbgateway command against it; `cleanup()` removes everything, users included.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { makeGateway, type Gateway } from '../../src/api/context.ts';
+import { defaultSettings, settingsJson, type Settings } from '../../src/core/settings.ts';
+import { startSandbox, type Sandbox } from '../../src/samba/sandbox.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'bin/pve-smbgateway');
+
+export interface CliResult { code: number; stdout: string; stderr: string; json?: { success: boolean; data: any; error?: { code: string; message: string; field?: string }; timestamp: string } }
+
+export function sh(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((res) => {
+    const c = execFile(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+    c.stdin?.end(opts.input ?? '');
+  });
+}
+
+export interface TestGateway {
+  id: string;
+  dir: string;
+  storage: string;
+  settings: Settings;
+  settingsFile: string;
+  sandbox: Sandbox;
+  gw: Gateway;
+  /** A unique local account name for this run. */
+  user: (suffix: string) => string;
+  cli: (args: string[], opts?: { env?: Record<string, string>; input?: string }) => Promise<CliResult>;
+  /** smbclient against the sandbox: `//127.0.0.1/<share>` as user%password. */
+  smb: (share: string, user: string, password: string, command: string, extra?: string[]) => Promise<CliResult>;
+  cleanup: () => Promise<void>;
+}
+
+export async function startGateway(opts: { storage?: string; extraRoots?: string[] } = {}): Promise<TestGateway> {
+  const id = randomBytes(3).toString('hex');
+  const dir = await mkdtemp(join(tmpdir(), `smbgw-t${id}-`));
+  await chmod(dir, 0o755);
+  const storage = opts.storage ?? join(dir, 'storage');
+  await mkdir(storage, { recursive: true });
+  const sandbox = await startSandbox(join(dir, 'samba'), { netbios: `T${id}`.toUpperCase() });
+  const settings: Settings = {
+    ...defaultSettings(),
+    isPve: false,
+    node: 'testnode',
+    storeDir: join(dir, 'etc'),
+    lockDir: join(dir, 'lock'),
+    stateDir: join(dir, 'state'),
+    smbConf: sandbox.smbConf,
+    managedConf: sandbox.managedConf,
+    smbHost: sandbox.host,
+    smbPort: sandbox.port,
+    allowedRoots: [storage, ...(opts.extraRoots ?? [])],
+  };
+  const settingsFile = join(dir, 'gateway.json');
+  await writeFile(settingsFile, settingsJson(settings));
+  const users: string[] = [];
+  const user = (suffix: string) => { const u = `t${id}${suffix}`.slice(0, 32); users.push(u); return u; };
+  const cli = (args: string[], o: { env?: Record<string, string>; input?: string } = {}) =>
+    sh(CLI, args, { env: { SMBGATEWAY_CONFIG: settingsFile, ...o.env }, input: o.input }).then((r) => {
+      if (args.includes('--json')) {
+        try { r.json = JSON.parse(r.stdout); } catch { /* left undefined: the test will say so */ }
+      }
+      return r;
+    });
+  const smb = (share: string, u: string, pw: string, command: string, extra: string[] = []) =>
+    sh('smbclient', ['-s', '/dev/null', `//127.0.0.1/${share}`, '-p', String(sandbox.port), '-U', `${u}%${pw}`, ...extra, '-c', command]);
+  const cleanup = async () => {
+    await sandbox.stop();
+    for (const u of users) {
+      await sh('userdel', [u]);
+      await sh('groupdel', [u]);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, cli, smb, cleanup };
+}
