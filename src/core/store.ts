@@ -10,6 +10,7 @@ import { parseSectionConfig, renderSectionConfig, type Section } from './section
 import { parseShare, shareSchema, type Share } from './share.ts';
 import type { Settings } from './settings.ts';
 import { GatewayError } from './errors.ts';
+import type { Step } from './plan.ts';
 
 export const SECTION_TYPE = 'smbgateway';
 
@@ -68,6 +69,26 @@ export class ShareStore {
   async write(shares: readonly Share[]): Promise<void> {
     const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig(shares.map(shareToSection));
     await atomicWrite(this.cfgPath, text, 0o640);
+  }
+
+  /** The file as it is now (undefined when it does not exist), to put back exactly on rollback. */
+  async readRaw(): Promise<string | undefined> {
+    return readFile(this.cfgPath, 'utf8').catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; });
+  }
+
+  async restoreRaw(text: string | undefined): Promise<void> {
+    if (text === undefined) await rm(this.cfgPath, { force: true });
+    else await atomicWrite(this.cfgPath, text, 0o640);
+  }
+
+  /** The plan step that saves the shares; its undo restores the file byte for byte. */
+  saveStep(shares: () => readonly Share[]): Step {
+    let before: string | undefined;
+    return {
+      name: 'save-config',
+      do: async () => { before = await this.readRaw(); await this.write(shares()); },
+      undo: () => this.restoreRaw(before),
+    };
   }
 
   /** Run fn while holding the store's lock (the lock Proxmox tools would take for this file). */

@@ -129,12 +129,8 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
     });
   }
-  let after: Share[] = [...existing];
-  steps.push({
-    name: 'save-config',
-    do: async () => { after = [...existing, share]; await store.write(after); },
-    undo: async () => { after = [...existing]; await store.write(existing); },
-  });
+  const after = [...existing, share];
+  steps.push(store.saveStep(() => after));
   steps.push(...smbConfSteps(samba, () => after));
   const probeUser = users.find((u) => passwords.has(u));
   if (probeUser) {
@@ -159,11 +155,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
   const { run, store, samba } = ctx;
   const rest = existing.filter((s) => s !== share);
   const steps: Step[] = [
-    {
-      name: 'save-config',
-      do: () => store.write(rest),
-      undo: () => store.write(existing),
-    },
+    store.saveStep(() => rest),
     ...smbConfSteps(samba, () => rest),
     // After the reload no new tree connect can reach the share; now drop the ones still open.
     { name: 'close-share', do: () => samba.closeShare(share.sharename) },

@@ -22,6 +22,7 @@ export function sh(cmd: string, args: string[], opts: { input?: string; env?: Re
     const c = execFile(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
     });
+    c.stdin?.on('error', () => undefined); // the command may exit before reading its input
     c.stdin?.end(opts.input ?? '');
   });
 }

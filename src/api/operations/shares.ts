@@ -237,7 +237,7 @@ export const migrateOp: Operation<Gateway> = {
       if (!dry_run && toAdd.length) {
         const after = [...existing, ...toAdd];
         await applyPlan([
-          { name: 'save-config', do: () => g.store.write(after), undo: () => g.store.write(existing) },
+          g.store.saveStep(() => after),
           ...(toAdd.some((s) => servedHere([s]).length) ? smbConfSteps(g.samba, () => after) : []),
         ], { failAt: failAtFromEnv(), log: g.log });
       }
