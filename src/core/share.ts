@@ -137,8 +137,6 @@ export type Share = Infer<typeof shareSchema>;
 /** Cross-field rules that a single property cannot express. */
 export function checkShare(s: Share): Share {
   if (s.guest_ok && s.security_profile === 'high') throw invalid('guest_ok', 'guest access is not allowed with the high security profile');
-  if (!s.guest_ok && s.users.length + s.read_users.length + s.groups.length + s.read_groups.length === 0 && !s.ad_domain)
-    throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
   const both = s.users.find((u) => s.read_users.includes(u));
   if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);
   if (s.ha_enabled && !s.ctdb_vip) throw invalid('ctdb_vip', 'is required when ha_enabled is set');
