@@ -3,7 +3,7 @@
  * and settings file, unique names so that several runs can share a machine. `cli()` runs the real
  * pve-smbgateway command against it; `cleanup()` removes everything, users included.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,7 +40,20 @@ export interface TestGateway {
   cli: (args: string[], opts?: { env?: Record<string, string>; input?: string }) => Promise<CliResult>;
   /** smbclient against the sandbox: `//127.0.0.1/<share>` as user%password. */
   smb: (share: string, user: string, password: string, command: string, extra?: string[]) => Promise<CliResult>;
+  /** An smbclient session held open until close() (for smbstatus, drop-on-delete, connection counts). */
+  holdSession: (share: string, user: string, password: string, extra?: string[]) => Promise<HeldSession>;
   cleanup: () => Promise<void>;
+}
+
+export interface HeldSession { output: () => string; send: (cmd: string) => void; close: () => void }
+
+/** Wait until cond() holds, polling; throws after ms. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export async function startGateway(opts: { storage?: string; extraRoots?: string[] } = {}): Promise<TestGateway> {
@@ -76,7 +89,23 @@ export async function startGateway(opts: { storage?: string; extraRoots?: string
     });
   const smb = (share: string, u: string, pw: string, command: string, extra: string[] = []) =>
     sh('smbclient', ['-s', '/dev/null', `//127.0.0.1/${share}`, '-p', String(sandbox.port), '-U', `${u}%${pw}`, ...extra, '-c', command]);
+  const sessions: HeldSession[] = [];
+  const holdSession = async (share: string, u: string, pw: string, extra: string[] = []): Promise<HeldSession> => {
+    // stdbuf: smbclient's stdout is block-buffered on a pipe.
+    const c = spawn('stdbuf', ['-oL', '-eL', 'smbclient', '-s', '/dev/null', `//127.0.0.1/${share}`, '-p', String(sandbox.port), '-U', `${u}%${pw}`, ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdin.on('error', () => undefined);
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    const h: HeldSession = { output: () => out, send: (cmd) => c.stdin.write(cmd + '\n'), close: () => { c.kill(); } };
+    sessions.push(h);
+    h.send('pwd');
+    await waitFor(() => /Current directory is/.test(out) || /NT_STATUS_\w+/.test(out), 15_000, `smbclient session on ${share}`);
+    if (!/Current directory is/.test(out)) throw new Error(`session on ${share} failed: ${out}`);
+    return h;
+  };
   const cleanup = async () => {
+    for (const h of sessions) h.close();
     await sandbox.stop();
     for (const u of users) {
       await sh('userdel', [u]);
@@ -84,5 +113,5 @@ export async function startGateway(opts: { storage?: string; extraRoots?: string
     }
     await rm(dir, { recursive: true, force: true });
   };
-  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, cli, smb, cleanup };
+  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, cli, smb, holdSession, cleanup };
 }
