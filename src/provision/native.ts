@@ -13,7 +13,7 @@ import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
 import { permissionSteps } from './permissions.ts';
-import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { destroyDataset, preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { detectBacking, requireQuotaSupport, resolveSharePath } from './storage.ts';
 
 export interface NativeCtx {
@@ -203,7 +203,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
         for (const c of [...share.created].reverse()) {
           const [kind, ...r] = c.split(':');
           const v = r.join(':');
-          if (kind === 'dataset') await run('zfs', ['destroy', '-r', v]);
+          if (kind === 'dataset') await destroyDataset(run, v);
           else if (kind === 'subvolume') await run('btrfs', ['subvolume', 'delete', v]);
           else if (kind === 'dir') await rm(v, { recursive: true, force: true }).then(() => rmdir(v).catch(() => undefined));
         }

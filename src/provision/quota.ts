@@ -16,7 +16,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: str
     return [{
       name: 'create-dataset',
       do: async () => { await run('zfs', ['create', b.dataset]); created.push(`dataset:${b.dataset}`); },
-      undo: async () => { await run('zfs', ['destroy', b.dataset]); },
+      undo: () => destroyDataset(run, b.dataset),
     }];
   }
   if (b.kind === 'btrfs') {
@@ -31,6 +31,19 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: str
     do: async () => { await mkdir(path, { mode: 0o755 }); created.push(`dir:${path}`); },
     undo: async () => { await rmdir(path); },
   }];
+}
+
+/**
+ * Destroy a dataset the gateway made. An smbd child that served the share may still hold it for a
+ * moment after its client left ("dataset is busy"): force the unmount, and retry briefly.
+ */
+export async function destroyDataset(run: Runner, dataset: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const r = await run('zfs', ['destroy', '-r', '-f', dataset], { allowFail: true });
+    if (r.code === 0) return;
+    if (i >= 20 || !/busy/i.test(r.stderr)) throw new GatewayError('failed', `zfs destroy ${dataset} failed: ${r.stderr.trim()}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
 }
 
 async function btrfsQuotaEnabled(run: Runner, mountpoint: string): Promise<boolean> {
