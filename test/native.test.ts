@@ -121,6 +121,21 @@ describe('native mode on a real smbd', () => {
     const st = await g.cli(['status', 'projects', '--json']);
     assert.equal(st.json!.error!.code, 'not_found');
   });
+
+  it('status warns when smb.conf does not load the managed file', async () => {
+    const original = await readFile(g.settings.smbConf, 'utf8');
+    try {
+      await writeFile(g.settings.smbConf, original.replace(/^\s*include = .*$/m, ''));
+      const st = await g.cli(['status', 'other', '--json']);
+      const d = st.json!.data;
+      assert.equal(d.in_config, false);
+      assert.equal(d.served, false);
+      assert.ok(d.warnings.some((w: string) => w.includes(`add the line "include = ${g.settings.managedConf}"`)), JSON.stringify(d.warnings));
+      assert.match((await g.cli(['status', 'other'])).stdout, /served:\s+NO .*NOT in smb\.conf[\s\S]*warning: .* does not load the gateway's shares/);
+    } finally {
+      await writeFile(g.settings.smbConf, original);
+    }
+  });
 });
 
 async function waitFor(cond: () => boolean, ms: number): Promise<void> {
