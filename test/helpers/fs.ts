@@ -57,7 +57,8 @@ export async function zfsPool(dir: string, name: string, mountpoint: string, siz
     pool: name,
     mountpoint,
     cleanup: async () => {
-      await sh('zpool', ['destroy', '-f', name]);
+      // A just-closed smbd child can keep a dataset busy for a moment.
+      await waitFor(async () => (await sh('zpool', ['destroy', '-f', name])).code === 0, 10_000, `zpool destroy ${name}`).catch(() => undefined);
       await rm(img, { force: true });
       // Stop zfs-fuse only if we started it and no other pool (another run's) is left.
       const left = await sh('zpool', ['list', '-H', '-o', 'name']);
