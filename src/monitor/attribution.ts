@@ -1,0 +1,147 @@
+/**
+ * Per-share I/O when one smbd serves several shares (native mode).
+ *
+ * smbd forks one child per client connection. The tracker follows the children of the smbd
+ * master and keeps, per child, which shares it serves and how much of its I/O was already counted:
+ * - `tick()` (every second by default, cheap: one read of the master's children list, one of the
+ *   master's counters, one readlink per child not yet placed) notices new children and places them
+ *   by their working directory (smbd changes into the share's path at the first tree connect), and
+ *   accounts for children that ended: their uncounted tail is the increase of the master's counters
+ *   (the kernel adds a reaped child's counters to its parent's);
+ * - `cycle()` (every collection interval) reads each live child's counters and credits the increase
+ *   to its shares. `setShares()` gives the shares of each child from `smbstatus --json` tree connects.
+ * A child with tree connects on several shares has its I/O split by the weights given (open files
+ * per share), else evenly. I/O that cannot be placed (the master's own, connections that start and
+ * end between two ticks) is counted as unattributed, so that nothing is lost from the totals.
+ */
+import { addIo, scaleIo, subIo, ZERO_IO, type IoCounters, type ProcFs } from './procio.ts';
+
+interface Child {
+  start: number | undefined;
+  shares: Map<string, number>; // share -> weight
+  /** Counters already credited. */
+  counted: IoCounters;
+}
+
+export class NativeIoTracker {
+  /** Cumulative I/O per share since the tracker started. */
+  readonly totals = new Map<string, IoCounters>();
+  unattributed: IoCounters = { ...ZERO_IO };
+  private children = new Map<number, Child>();
+  private masterLast: IoCounters | undefined;
+
+  constructor(
+    private readonly proc: ProcFs,
+    readonly masterPid: number,
+    /** Share served from a directory (the child's cwd), if any. */
+    private readonly shareOfPath: (path: string) => string | undefined,
+  ) {}
+
+  private credit(shares: Map<string, number>, io: IoCounters): void {
+    if (!shares.size) { this.unattributed = addIo(this.unattributed, io); return; }
+    let sum = 0;
+    for (const w of shares.values()) sum += w;
+    for (const [share, w] of shares) {
+      const part = sum > 0 ? scaleIo(io, w / sum) : scaleIo(io, 1 / shares.size);
+      this.totals.set(share, addIo(this.totals.get(share) ?? ZERO_IO, part));
+    }
+  }
+
+  /** Discover and place children; account for the ones that ended. Returns false if the master is gone. */
+  tick(): boolean {
+    const master = this.proc.io(this.masterPid);
+    if (!master) return false;
+    const live = new Set(this.proc.children(this.masterPid));
+    const ended: Child[] = [];
+    for (const [pid, c] of this.children) {
+      if (!live.has(pid) || (c.start !== undefined && this.proc.start(pid) !== c.start)) {
+        ended.push(c);
+        this.children.delete(pid);
+      }
+    }
+    for (const pid of live) {
+      let c = this.children.get(pid);
+      if (!c) {
+        // Children that exist when the tracker starts count from now; later ones from their fork (zero).
+        const counted = this.masterLast ? { ...ZERO_IO } : this.proc.io(pid) ?? { ...ZERO_IO };
+        c = { start: this.proc.start(pid), shares: new Map(), counted };
+        this.children.set(pid, c);
+      }
+      if (!c.shares.size) {
+        const cwd = this.proc.cwd(pid);
+        const share = cwd ? this.shareOfPath(cwd) : undefined;
+        if (share) c.shares.set(share, 1);
+      }
+    }
+    if (this.masterLast) {
+      const delta = subIo(master, this.masterLast);
+      // The master's increase holds the ended children's whole counters: what was already credited
+      // comes off, the rest is their tail. With several ended children, the tail is split evenly.
+      let tail = delta;
+      for (const c of ended) tail = subIo(tail, c.counted);
+      const placed = ended.filter((c) => c.shares.size);
+      if (placed.length) {
+        const each = scaleIo(tail, 1 / ended.length);
+        for (const c of placed) this.credit(c.shares, each);
+        if (placed.length < ended.length) this.unattributed = addIo(this.unattributed, scaleIo(each, ended.length - placed.length));
+      } else {
+        this.unattributed = addIo(this.unattributed, tail);
+      }
+    }
+    this.masterLast = master;
+    return true;
+  }
+
+  /** Shares of each child from the tree connects (pid -> share -> weight). Children not listed keep theirs. */
+  setShares(byPid: Map<number, Map<string, number>>): void {
+    for (const [pid, shares] of byPid) {
+      const c = this.children.get(pid);
+      if (c && shares.size) c.shares = new Map(shares);
+    }
+  }
+
+  /** Read every live child's counters and credit the increase. */
+  cycle(): void {
+    for (const [pid, c] of this.children) {
+      if (!c.shares.size) continue; // credited once placed (or, if it ends unplaced, as unattributed)
+      const io = this.proc.io(pid);
+      if (!io) continue;
+      this.credit(c.shares, subIo(io, c.counted));
+      c.counted = io;
+    }
+  }
+
+  /** Live children and their shares (status, tests). */
+  snapshot(): { pid: number; shares: string[] }[] {
+    return [...this.children].map(([pid, c]) => ({ pid, shares: [...c.shares.keys()] }));
+  }
+}
+
+/**
+ * LXC mode: a container runs its own smbd for its share, so all of the container's smbd I/O
+ * belongs to that share: the sum over the smbd processes in the container's cgroup (the master's
+ * counters include its reaped children, so the sum only grows, save when smbd restarts).
+ */
+export function cgroupSmbdIo(proc: ProcFs, pids: readonly number[]): IoCounters {
+  let sum: IoCounters = { ...ZERO_IO };
+  for (const pid of pids) {
+    if (proc.comm(pid) !== 'smbd') continue;
+    const io = proc.io(pid);
+    if (io) sum = addIo(sum, io);
+  }
+  return sum;
+}
+
+/** Keeps a monotonic total from a sum that can drop (a restarted smbd starts from zero). */
+export class MonotonicCounter {
+  total: IoCounters = { ...ZERO_IO };
+  private last: IoCounters | undefined;
+  update(now: IoCounters): IoCounters {
+    if (this.last) {
+      const dropped = now.rchar < this.last.rchar || now.wchar < this.last.wchar;
+      this.total = addIo(this.total, dropped ? now : subIo(now, this.last));
+    }
+    this.last = now;
+    return this.total;
+  }
+}
