@@ -25,6 +25,23 @@ export interface Settings {
   allowedRoots: string[];
   /** Node-local state (metrics database, task logs). */
   stateDir: string;
+  /** Proxmox VE access for lxc/vm modes (see docs/proxmox.md): `pvesh` on the node as root, or the HTTPS API. */
+  pveTransport?: 'pvesh' | 'api';
+  /** https://host:8006 of a node (api transport). */
+  pveApi?: string;
+  /** SHA-256 fingerprint of that node's certificate (pinned). */
+  pveFingerprint?: string;
+  /** 0600 file with `user@realm!tokenid=secret` (API token), or */
+  pveTokenFile?: string;
+  /** user@realm and a 0600 file with the password (ticket login, e.g. root@pam for bind mounts). */
+  pveUser?: string;
+  pvePasswordFile?: string;
+  /** Bridge for the guests' network (default vmbr0). */
+  pveBridge?: string;
+  /** Storage whose snippets/ directory receives cloud-init user-data (default local). */
+  pveSnippetsStorage?: string;
+  /** Seconds to wait for a Proxmox VE task or a guest to come up. */
+  pveTaskTimeout?: number;
 }
 
 export function defaultSettings(): Settings {
@@ -46,6 +63,9 @@ export function defaultSettings(): Settings {
 const KEYS: Record<string, keyof Settings> = {
   node: 'node', store_dir: 'storeDir', lock_dir: 'lockDir', smb_conf: 'smbConf', managed_conf: 'managedConf',
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
+  pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
+  pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
+  pve_task_timeout: 'pveTaskTimeout',
 };
 
 export function settingsPath(): string {

@@ -53,6 +53,13 @@ function vipRule(v: string): string | undefined {
   return undefined;
 }
 
+function guestIpRule(v: string): string | undefined {
+  if (v === 'dhcp') return undefined;
+  const [ip, prefix, ...rest] = v.split('/');
+  if (rest.length || !ip || !IPV4.test(ip) || prefix === undefined || !/^\d+$/.test(prefix) || Number(prefix) < 8 || Number(prefix) > 32) return 'must be dhcp or an IPv4 address with a /prefix (8..32)';
+  return undefined;
+}
+
 /**
  * Per-share smb.conf parameters a user may add (`--option name=value`). An allowlist: anything that
  * could point Samba at another path, run a program, or weaken the security profile is refused.
@@ -129,6 +136,16 @@ export const shareSchema = {
   read_groups: { type: 'list', default: [], optional: true, description: 'Groups with read-only access', item: accountRule },
   guest_ok: { type: 'boolean', default: false, optional: true, description: 'Allow guest access (standard profile only)' },
   options: { type: 'list', default: [], optional: true, description: 'Extra smb.conf parameters name=value from an allowlist', item: shareOptionRule },
+  // lxc and vm modes (see docs/proxmox.md)
+  bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name such as vmbr0', description: 'Bridge for the guest network (default: the pve_bridge setting, else vmbr0)' },
+  ip: { type: 'string', optional: true, check: guestIpRule, description: 'Guest IPv4 address with prefix (e.g. 192.0.2.10/24), or dhcp (default)' },
+  gateway: { type: 'string', optional: true, pattern: IPV4, patternText: 'must be an IPv4 address', description: 'Default gateway of the guest (with a static ip)' },
+  ct_memory: { type: 'integer', optional: true, minimum: 16, maximum: 262144, description: 'Container memory in MiB (lxc mode; default 128)' },
+  clone: { type: 'string', optional: true, enum: ['linked', 'full'], description: 'Clone of the template: linked (where the storage allows; default) or full' },
+  vm_attach: { type: 'string', optional: true, enum: ['auto', 'virtiofs', 'rbd', 'nfs'], description: 'How a VM reaches the share path: virtiofs (local filesystems), rbd (Ceph disk), nfs (default auto)' },
+  vmid: { type: 'integer', optional: true, internal: true, minimum: 100, maximum: 999999999, description: 'The guest serving the share (lxc/vm mode)' },
+  guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
+  guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'list', default: [], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
 } as const satisfies Schema;
 

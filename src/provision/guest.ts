@@ -1,0 +1,271 @@
+/**
+ * What lxc and vm mode share: the Proxmox VE context, the ids SMB users get inside a guest, ownership
+ * on the host path (ACL entries for those ids as the host sees them), NT hashes, the guest's base
+ * smb.conf and the health check over SMB from the host.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GatewayError, invalid } from '../core/errors.ts';
+import type { Runner } from '../core/exec.ts';
+import type { Step } from '../core/plan.ts';
+import type { Settings } from '../core/settings.ts';
+import { shareUsers, type Share } from '../core/share.ts';
+import type { ShareStore } from '../core/store.ts';
+import type { PveApi, GuestKind } from '../pve/api.ts';
+import { getUnixUser } from './accounts.ts';
+
+/** A share whose guest fields (vmid, guest_ip) are filled in while the plan runs. */
+export type MutableShare = { -readonly [K in keyof Share]: Share[K] };
+
+export interface GuestCtx {
+  settings: Settings;
+  run: Runner;
+  store: ShareStore;
+  api: PveApi;
+  log: (msg: string) => void;
+}
+
+/** Where the share's directory appears inside the guest (bind mount / virtiofs mount point). */
+export const PATH_INSIDE = '/srv/share';
+/** The fragment the guest's smb.conf includes (same renderer as native mode). */
+export const GUEST_MANAGED_CONF = '/etc/samba/smbgateway.conf';
+/** Tag that marks gateway templates in Proxmox VE. */
+export const TEMPLATE_TAG = 'smbgateway';
+/** Unprivileged containers shift every id by this much (Proxmox's default idmap 0 100000 65536). */
+export const LXC_ID_SHIFT = 100000;
+
+/** The guest's main smb.conf (written into the template once): standalone server, no NetBIOS, our include. */
+export function guestBaseSmbConf(): string {
+  return `# Written by pve-smbgateway into the gateway template
+[global]
+   workgroup = WORKGROUP
+   server role = standalone server
+   disable netbios = yes
+   smb ports = 445
+   load printers = no
+   printing = bsd
+   printcap name = /dev/null
+   disable spoolss = yes
+   log file = /var/log/samba/log.%m
+   max log size = 1000
+   logging = file
+   passdb backend = tdbsam
+   include = ${GUEST_MANAGED_CONF}
+`;
+}
+
+/** Parse the stored `user:uid` list. */
+export function parseGuestUids(list: readonly string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const e of list) { const [u, id] = e.split(':'); if (u && id && /^\d+$/.test(id)) m.set(u, Number(id)); }
+  return m;
+}
+
+/**
+ * The uid each share user gets inside the guest: the uid the account has on this host (so that lxc, vm
+ * and native shares of the same user agree), else the uid the same name got in another guest share,
+ * else the first free id from 1000. Returned as the stored `user:uid` list.
+ */
+export async function assignGuestUids(run: Runner, share: Share, existing: readonly Share[]): Promise<string[]> {
+  const known = new Map<string, number>();
+  for (const s of existing) for (const [u, id] of parseGuestUids((s as Share & { guest_uids?: string[] }).guest_uids ?? [])) if (!known.has(u)) known.set(u, id);
+  const taken = new Set<number>();
+  const out: string[] = [];
+  const want: [string, number | undefined][] = [];
+  for (const u of shareUsers(share)) {
+    const host = await getUnixUser(run, u);
+    const id = host && host.uid >= 1000 && host.uid < 65534 ? host.uid : known.get(u);
+    want.push([u, id]);
+    if (id !== undefined) taken.add(id);
+  }
+  let next = 1000;
+  for (const [u, id] of want) {
+    let uid = id;
+    if (uid === undefined) { while (taken.has(next) || [...known.values()].includes(next)) next++; uid = next; taken.add(uid); }
+    out.push(`${u}:${uid}`);
+  }
+  return out;
+}
+
+/** Refuse what guest modes cannot do (yet), before anything changes. */
+export function checkGuestShare(s: Share): void {
+  if (s.groups.length || s.read_groups.length) throw invalid(s.groups.length ? 'groups' : 'read_groups', `groups are not supported in ${s.mode} mode (the guest has its own accounts): list the users`);
+  if (s.ad_domain) throw invalid('ad_domain', `joining a domain is not supported in ${s.mode} mode yet`);
+}
+
+/** ACL spec granting the guest ids (as the host sees them: shifted for unprivileged containers). */
+export function guestAclSpec(share: Share, uids: Map<string, number>, shift: number): string {
+  const e: string[] = [];
+  const w = share.read_only ? 'rx' : 'rwx';
+  for (const u of share.users) { const id = uids.get(u); if (id !== undefined) e.push(`u:${id + shift}:${w}`, `d:u:${id + shift}:${w}`); }
+  for (const u of share.read_users) { const id = uids.get(u); if (id !== undefined) e.push(`u:${id + shift}:rx`, `d:u:${id + shift}:rx`); }
+  return e.join(',');
+}
+
+/** Grant the guest ids on the host path; the undo restores the ACL as it was. */
+export function guestPermissionSteps(run: Runner, path: string, spec: string): Step[] {
+  if (!spec) return [];
+  let saved: string | undefined;
+  return [{
+    name: 'grant-permissions',
+    do: async () => {
+      saved = (await run('getfacl', ['--absolute-names', '--', path])).stdout;
+      const r = await run('setfacl', ['-m', spec, '--', path], { allowFail: true });
+      if (r.code !== 0) throw new GatewayError('failed', `setfacl on ${path} failed: ${r.stderr.trim()} (the share path needs a filesystem with POSIX ACLs in guest modes)`);
+    },
+    undo: async () => { if (saved !== undefined) await run('setfacl', ['--restore=-'], { input: saved }); },
+  }];
+}
+
+/** Remove the guest ids' ACL entries (delete). */
+export function revokeSteps(run: Runner, path: string, spec: string): Step[] {
+  if (!spec) return [];
+  const entries = [...new Set(spec.split(',').map((e) => e.split(':').slice(0, -1).join(':')))].join(',');
+  let saved: string | undefined;
+  return [{
+    name: 'revoke-permissions',
+    do: async () => {
+      const before = await run('getfacl', ['--absolute-names', '--', path], { allowFail: true });
+      if (before.code !== 0) return; // the path is gone: nothing to revoke
+      saved = before.stdout;
+      await run('setfacl', ['-x', entries, '--', path], { allowFail: true });
+    },
+    undo: async () => { if (saved !== undefined) await run('setfacl', ['--restore=-'], { input: saved }); },
+  }];
+}
+
+// --- NT hash: MD4 over the UTF-16LE password (what Samba's passdb stores) ---
+
+function md4(msg: Buffer): Buffer {
+  const words = ((msg.length + 8) >> 6) * 16 + 16;
+  const x = new Uint32Array(words);
+  for (let i = 0; i < msg.length; i++) x[i >> 2]! |= msg[i]! << ((i % 4) * 8);
+  x[msg.length >> 2]! |= 0x80 << ((msg.length % 4) * 8);
+  x[words - 2] = (msg.length * 8) >>> 0;
+  x[words - 1] = Math.floor((msg.length * 8) / 2 ** 32);
+  let a = 0x67452301, b = 0xefcdab89, c = 0x98badcfe, d = 0x10325476;
+  const rol = (v: number, s: number) => (v << s) | (v >>> (32 - s));
+  const F = (p: number, q: number, r: number) => (p & q) | (~p & r);
+  const G = (p: number, q: number, r: number) => (p & q) | (p & r) | (q & r);
+  const H = (p: number, q: number, r: number) => p ^ q ^ r;
+  for (let i = 0; i < words; i += 16) {
+    const X = (k: number) => x[i + k]!;
+    const [aa, bb, cc, dd] = [a, b, c, d];
+    for (const k of [0, 4, 8, 12]) {
+      a = rol((a + F(b, c, d) + X(k)) | 0, 3); d = rol((d + F(a, b, c) + X(k + 1)) | 0, 7);
+      c = rol((c + F(d, a, b) + X(k + 2)) | 0, 11); b = rol((b + F(c, d, a) + X(k + 3)) | 0, 19);
+    }
+    for (const k of [0, 1, 2, 3]) {
+      a = rol((a + G(b, c, d) + X(k) + 0x5a827999) | 0, 3); d = rol((d + G(a, b, c) + X(k + 4) + 0x5a827999) | 0, 5);
+      c = rol((c + G(d, a, b) + X(k + 8) + 0x5a827999) | 0, 9); b = rol((b + G(c, d, a) + X(k + 12) + 0x5a827999) | 0, 13);
+    }
+    for (const k of [0, 2, 1, 3]) {
+      a = rol((a + H(b, c, d) + X(k) + 0x6ed9eba1) | 0, 3); d = rol((d + H(a, b, c) + X(k + 8) + 0x6ed9eba1) | 0, 9);
+      c = rol((c + H(d, a, b) + X(k + 4) + 0x6ed9eba1) | 0, 11); b = rol((b + H(c, d, a) + X(k + 12) + 0x6ed9eba1) | 0, 15);
+    }
+    a = (a + aa) | 0; b = (b + bb) | 0; c = (c + cc) | 0; d = (d + dd) | 0;
+  }
+  const out = Buffer.alloc(16);
+  [a, b, c, d].forEach((v, i) => out.writeInt32LE(v, i * 4));
+  return out;
+}
+
+/** The NT hash Samba keeps for a password (upper-case hex). */
+export function ntHash(password: string): string {
+  return md4(Buffer.from(password, 'utf16le')).toString('hex').toUpperCase();
+}
+
+/** An smbpasswd(5) line for `pdbedit -i smbpasswd:FILE`: no LM hash, the NT hash, a normal account. */
+export function smbpasswdLine(user: string, uid: number, password: string): string {
+  return `${user}:${uid}:${'X'.repeat(32)}:${ntHash(password)}:[U          ]:LCT-${Math.floor(Date.now() / 1000).toString(16).toUpperCase().padStart(8, '0')}:`;
+}
+
+// --- health check ---
+
+/** Log on to //host/share over SMB as a client would (password in a 0600 auth file). */
+export async function probeGuest(run: Runner, host: string, share: string, user: string, password: string, highProfile: boolean): Promise<{ ok: boolean; output: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-probe-'));
+  try {
+    const auth = join(dir, 'auth');
+    await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
+    const r = await run('smbclient', ['-s', '/dev/null', `//${host}/${share}`, '-A', auth, '--option=client min protocol=SMB2_10',
+      ...(highProfile ? ['--client-protection=encrypt'] : []), '-c', 'ls'], { allowFail: true, timeoutMs: 30_000 });
+    return { ok: r.code === 0, output: (r.stdout + r.stderr).trim() };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Retry the probe until it works or the time is up (smbd and cloud-init need a moment after boot). */
+export function healthCheckStep(ctx: GuestCtx, share: Share, ip: () => string | undefined, passwords: Map<string, string>, timeoutMs: number): Step[] {
+  const user = shareUsers(share).find((u) => passwords.has(u));
+  if (!user) return [];
+  return [{
+    name: 'health-check',
+    do: async () => {
+      const host = ip();
+      if (!host) throw new GatewayError('failed', 'health check: the guest has no IPv4 address');
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const p = await probeGuest(ctx.run, host, share.sharename, user, passwords.get(user)!, share.security_profile === 'high');
+        if (p.ok) return;
+        if (Date.now() > deadline) throw new GatewayError('failed', `health check: smbclient as ${user} could not list //${host}/${share.sharename}: ${p.output.split('\n').slice(-1)[0]}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    },
+  }];
+}
+
+/** Run a command inside a container through `pct exec` on this node (stdin carries secrets). */
+export async function pctExec(run: Runner, vmid: number, argv: string[], input?: string): Promise<string> {
+  const r = await run('pct', ['exec', String(vmid), '--', ...argv], { input, allowFail: true, timeoutMs: 10 * 60_000 });
+  if (r.code !== 0) throw new GatewayError('failed', `in CT ${vmid}: ${argv.slice(0, 3).join(' ')} failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ')}`);
+  return r.stdout;
+}
+
+/** Put a file into a container (`pct push`), from a private temporary file. */
+export async function pctPush(run: Runner, vmid: number, content: string, dest: string, perms = '0644'): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-push-'));
+  try {
+    const f = join(dir, 'file');
+    await writeFile(f, content, { mode: 0o600 });
+    await run('pct', ['push', String(vmid), f, dest, '--perms', perms]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Wait until a guest reports an IPv4 address (container interfaces or the VM's guest agent). */
+export async function waitForIp(api: PveApi, node: string, kind: GuestKind, vmid: number, timeoutMs: number): Promise<string> {
+  const { firstIpv4 } = await import('../pve/api.ts');
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const ip = firstIpv4(kind === 'lxc' ? await api.ctInterfaces(node, vmid) : await api.agentInterfaces(node, vmid));
+      if (ip) return ip;
+      last = 'no IPv4 address yet';
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw new GatewayError('failed', `${kind === 'lxc' ? 'CT' : 'VM'} ${vmid} has no IPv4 address after ${Math.round(timeoutMs / 1000)} s (${last})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Find a gateway template by VMID or name, or the newest tagged one of that kind. */
+export async function findTemplate(api: PveApi, kind: GuestKind, want: string | undefined): Promise<{ vmid: number; node: string; name?: string }> {
+  const all = (await api.resources('vm')).filter((r) => r.type === kind && r.template === 1);
+  const tagged = (r: { tags?: string }) => (r.tags ?? '').split(/[;, ]/).includes(TEMPLATE_TAG);
+  const mode = kind === 'lxc' ? 'lxc' : 'vm';
+  let t;
+  if (want) {
+    t = all.find((r) => String(r.vmid) === want || r.name === want);
+    if (!t) throw invalid('vm_template', `no ${kind === 'lxc' ? 'container' : 'VM'} template "${want}" (see pve-smbgateway template list)`);
+  } else {
+    t = all.filter(tagged).sort((a, b) => (b.vmid ?? 0) - (a.vmid ?? 0))[0];
+    if (!t) throw new GatewayError('unavailable', `no ${mode} gateway template yet: run "pve-smbgateway template create --mode ${mode}" first`, 'vm_template');
+  }
+  return { vmid: t.vmid!, node: t.node!, name: t.name };
+}
