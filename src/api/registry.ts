@@ -2,5 +2,12 @@
 import type { Operation } from '../core/operation.ts';
 import type { Gateway } from './context.ts';
 import { shareOperations } from './operations/shares.ts';
+import { templateOperations } from './operations/templates.ts';
+import { metricsOp } from './operations/metrics.ts';
+import { tokenOperations } from './operations/tokens.ts';
+import { showOp, updateOp } from './operations/update.ts';
+import { haOperations } from './operations/ha.ts';
 
-export const operations: Operation<Gateway>[] = [...shareOperations];
+export const operations: Operation<Gateway>[] = [...shareOperations, ...haOperations];
+operations.push(showOp, updateOp, metricsOp, ...tokenOperations);
+operations.push(...templateOperations);

@@ -7,13 +7,15 @@ import { validate, type Schema } from '../../core/schema.ts';
 import { parseSectionConfig } from '../../core/sectionconfig.ts';
 import { checkShare, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, sectionToShare } from '../../core/store.ts';
-import { planNativeCreate, planNativeDelete, readPasswordFile } from '../../provision/native.ts';
+import { readPasswordFile } from '../../provision/native.ts';
+import { planCreate, planDelete } from '../../provision/index.ts';
 import { usageOf } from '../../provision/quota.ts';
 import { detectBacking } from '../../provision/storage.ts';
 import { smbConfSteps, servedHere } from '../../samba/apply.ts';
 import { includesManaged } from '../../samba/render.ts';
 import { humanBytes, table } from '../../cli/table.ts';
 import type { Gateway } from '../context.ts';
+import { haState, type HaState } from './ha.ts';
 
 /** The share as users see it (internal bookkeeping left out). */
 export function publicShare(s: Share): Omit<Share, 'created'> {
@@ -30,7 +32,6 @@ const { created: _c, ...userShareSchema } = shareSchema;
 function requireMode(g: Gateway, mode: string): void {
   if (mode === 'native') return;
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
-  throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host yet`, 'mode');
 }
 
 async function getShare(g: Gateway, name: string): Promise<Share> {
@@ -83,7 +84,7 @@ export const createOp: Operation<Gateway> = {
       : new Map(password !== undefined ? shareUsers(req).map((u) => [u, password] as const) : []);
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const plan = await planNativeCreate({ ...g, allowedRoots: g.settings.allowedRoots }, req, existing, passwords);
+      const plan = await planCreate(g, req, existing, passwords);
       const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
@@ -114,7 +115,7 @@ export const deleteOp: Operation<Gateway> = {
       const share = findShare(existing, sharename);
       if (!share) throw new GatewayError('not_found', `share "${sharename}" does not exist`, 'sharename');
       requireMode(g, share.mode);
-      const steps = await planNativeDelete({ ...g, allowedRoots: g.settings.allowedRoots }, share, existing, { purge: !!purge });
+      const steps = await planDelete(g, share, existing, { purge: !!purge });
       return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
     });
   },
@@ -130,6 +131,8 @@ export interface ShareStatus {
   usage?: { used: number; limit?: number; total?: number; source: string };
   sessions: { user: string; machine: string; encrypted?: boolean }[];
   warnings: string[];
+  /** HA shares: the node holding the VIP and each node's CTDB flags. */
+  ha?: HaState;
 }
 
 export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus> {
@@ -164,7 +167,7 @@ export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus
     warnings.push(`usage: ${(e as Error).message}`);
   }
   const served = running && in_config && (probe === undefined || probe.startsWith('ok'));
-  return { share: publicShare(share), smbd_running: running, in_config, served, probe, usage, sessions, warnings };
+  return { share: publicShare(share), smbd_running: running, in_config, served, probe, usage, sessions, warnings, ...(share.ha_enabled ? { ha: await haState(g, share) } : {}) };
 }
 
 export const statusOp: Operation<Gateway> = {
@@ -185,6 +188,7 @@ export const statusOp: Operation<Gateway> = {
       `served:   ${s.served ? 'yes' : 'NO'} (smbd ${s.smbd_running ? 'running' : 'stopped'}, ${s.in_config ? 'in smb.conf' : 'NOT in smb.conf'}${s.probe ? `, probe ${s.probe}` : ''})`,
       `usage:    ${u ? `${humanBytes(u.used)} used${u.limit ? ` of ${humanBytes(u.limit)} quota` : u.total ? ` of ${humanBytes(u.total)}` : ''} (${u.source})` : '-'}`,
       `sessions: ${s.sessions.length}${s.sessions.length ? ' (' + s.sessions.map((x) => `${x.user}@${x.machine}`).join(', ') + ')' : ''}`,
+      ...(s.ha ? [`ha:       VIP ${s.ha.vip ?? '-'} on ${s.ha.holder ?? 'NO NODE'}; ${s.ha.nodes.map((n) => `${n.name} ${n.flags.join(',')}`).join(', ')}${s.ha.problems.length ? `; ${s.ha.problems.join('; ')}` : ''}`] : []),
       ...s.warnings.map((w) => `warning:  ${w}`),
     ].join('\n');
   },

@@ -1,0 +1,287 @@
+/**
+ * Deploying a CTDB cluster with clustered Samba to every node, as a plan of steps with undo:
+ * write ctdb.conf / nodes / public_addresses / event scripts on each node, start ctdbd where it does
+ * not run (restart where ctdb.conf changed), `ctdb reloadnodes` / `ctdb reloadips` where membership
+ * or addresses changed, wait for all nodes OK, write the clustered smb.conf, put the HA shares into
+ * CTDB's registry (`net conf`, replicated), start smbd, and validate: every node OK and each VIP
+ * hosted exactly once, within a timeout. Re-running with the same input changes nothing.
+ */
+import { GatewayError } from '../core/errors.ts';
+import { applyPlan, type Step } from '../core/plan.ts';
+import type { Share } from '../core/share.ts';
+import {
+  ctdbRunning, smbdRunning, startCtdb, startSmbd, stopCtdb, stopSmbd, waitHealthy, EVENT_SCRIPTS,
+  type ClusterSnapshot, type HaNode, type Services,
+} from './ctdb.ts';
+import {
+  CLUSTER_HEADER, netConfShareCommands, parseNetConfShare, registryMatches, renderClusteredSmbConf, renderCtdbConf,
+  renderNodesFile, renderPublicAddresses, type ClusteredSmbOptions, type CtdbConfOptions, type PublicAddress,
+} from './plan.ts';
+import { readNodeFile, removeNodeFile, syncNodeFile, writeNodeFile } from './transport.ts';
+
+export interface DeployPaths {
+  ctdbDir: string;
+  smbConf: string;
+  eventScriptsDir: string;
+}
+
+export const DEFAULT_PATHS: DeployPaths = {
+  ctdbDir: '/etc/ctdb',
+  smbConf: '/etc/samba/smb.conf',
+  eventScriptsDir: '/usr/share/ctdb/events/legacy',
+};
+
+export interface HaDeployment {
+  nodes: HaNode[];
+  ctdb: CtdbConfOptions;
+  smb: ClusteredSmbOptions & { includes?: string[] };
+  publicAddresses: PublicAddress[];
+  /** HA shares to hold in the replicated registry. */
+  shares: Share[];
+  /** Registry shares the gateway put there before and that are no longer HA shares (removed). */
+  dropShares?: string[];
+  services: Services;
+  /** CTDB tunables written to ctdb.tunables (read by ctdbd at start). */
+  tunables?: Record<string, number>;
+  timeoutMs?: number;
+  paths?: Partial<DeployPaths>;
+  failAt?: string;
+  log?: (m: string) => void;
+}
+
+export interface DeployReport {
+  steps: string[];
+  /** Per node, what was changed or started. */
+  changes: Record<string, string[]>;
+  cluster: ClusterSnapshot;
+}
+
+const BACKUP_SUFFIX = '.pre-smbgateway';
+
+export function renderTunables(t: Record<string, number>): string {
+  const lines = ['# Managed by pve-smbgateway'];
+  for (const [k, v] of Object.entries(t).sort(([a], [b]) => a.localeCompare(b))) {
+    if (!/^[A-Za-z]+$/.test(k) || !Number.isInteger(v) || v < 0) throw new GatewayError('invalid', `tunables: ${k}=${v} is not a CTDB tunable setting`, 'tunables');
+    lines.push(`${k}=${v}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
+  const paths = { ...DEFAULT_PATHS, ...d.paths };
+  const timeoutMs = d.timeoutMs ?? 120_000;
+  const log = d.log ?? (() => undefined);
+  const changes: Record<string, string[]> = Object.fromEntries(d.nodes.map((n) => [n.name, [] as string[]]));
+  const note = (n: HaNode, what: string) => changes[n.name]!.push(what);
+  const ctdbConf = renderCtdbConf(d.ctdb);
+  const publicText = renderPublicAddresses(d.publicAddresses);
+  const smbText = renderClusteredSmbConf(d.smb, d.smb.includes);
+  const vips = d.publicAddresses.map((a) => a.address);
+  const f = (name: string) => `${paths.ctdbDir}/${name}`;
+
+  // What each node looked like, to restore on rollback and to know what needs a restart/reload.
+  const before = new Map<string, Map<string, string | undefined>>();
+  const running = new Map<string, boolean>();
+  const changedFiles = new Map<string, Set<string>>();
+  let nodesText = '';
+  const startedCtdb: HaNode[] = [];
+  const startedSmbd: HaNode[] = [];
+  let snap: ClusterSnapshot | undefined;
+
+  const restoreFiles = async (n: HaNode, which?: string[]) => {
+    for (const [path, text] of before.get(n.name) ?? []) {
+      if (which && !which.includes(path)) continue;
+      if (!changedFiles.get(n.name)?.has(path)) continue;
+      if (text === undefined) await removeNodeFile(n.run, path);
+      else await writeNodeFile(n.run, path, text);
+    }
+  };
+
+  const steps: Step[] = [
+    {
+      name: 'check-nodes',
+      do: async () => {
+        let previous: { node: string; text: string } | undefined;
+        for (const n of d.nodes) {
+          const probe = await n.run('ctdb', ['version'], { allowFail: true, timeoutMs: 15_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+          if (probe.code !== 0) throw new GatewayError('failed', `node ${n.name} (${n.address}): ctdbd is not available (install the ctdb package): ${probe.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+          running.set(n.name, await ctdbRunning(n));
+          const nodesNow = await readNodeFile(n.run, f('nodes'));
+          // The nodes file must be the same everywhere; a running node's file is the reference.
+          if (nodesNow !== undefined && nodesNow.trim() !== '' && running.get(n.name)) {
+            if (previous && previous.text !== nodesNow)
+              throw new GatewayError('failed', `the CTDB nodes file differs between node ${previous.node} and node ${n.name}: make it identical on all nodes first`);
+            previous = { node: n.name, text: nodesNow };
+          }
+        }
+        if (!previous) for (const n of d.nodes) {
+          const t = await readNodeFile(n.run, f('nodes'));
+          if (t && t.trim()) { previous = { node: n.name, text: t }; break; }
+        }
+        nodesText = renderNodesFile(d.nodes, previous?.text);
+      },
+    },
+    {
+      name: 'write-ctdb-config',
+      do: async () => {
+        for (const n of d.nodes) {
+          const b = new Map<string, string | undefined>();
+          const ch = new Set<string>();
+          before.set(n.name, b);
+          changedFiles.set(n.name, ch);
+          const files: [string, string][] = [[f('ctdb.conf'), ctdbConf], [f('nodes'), nodesText], [f('public_addresses'), publicText]];
+          if (d.tunables) files.push([f('ctdb.tunables'), renderTunables(d.tunables)]);
+          for (const [path, text] of files) {
+            const r = await syncNodeFile(n.run, path, text);
+            b.set(path, r.before);
+            if (r.changed) { ch.add(path); note(n, `wrote ${path}`); }
+          }
+          for (const s of EVENT_SCRIPTS) {
+            const link = `${paths.ctdbDir}/events/legacy/${s}.script`;
+            const target = `${paths.eventScriptsDir}/${s}.script`;
+            const cur = await n.run('readlink', ['--', link], { allowFail: true });
+            if (cur.code === 0 && cur.stdout.trim() === target) continue;
+            await n.run('mkdir', ['-p', `${paths.ctdbDir}/events/legacy`]);
+            await n.run('ln', ['-sfn', target, link]);
+            note(n, `enabled event script ${s}`);
+          }
+        }
+      },
+      undo: async () => { for (const n of d.nodes) await restoreFiles(n); },
+    },
+    {
+      name: 'start-ctdb',
+      do: async () => {
+        const reloadNodes: HaNode[] = [];
+        const reloadIps: HaNode[] = [];
+        for (const n of d.nodes) {
+          const ch = changedFiles.get(n.name)!;
+          if (running.get(n.name)) {
+            if (ch.has(f('ctdb.conf')) || ch.has(f('ctdb.tunables'))) {
+              log(`restart ctdbd on ${n.name} (configuration changed)`);
+              await stopCtdb(n, d.services);
+              await startCtdb(n, d.services);
+              note(n, 'restarted ctdbd');
+              continue;
+            }
+            if (ch.has(f('nodes'))) reloadNodes.push(n);
+            if (ch.has(f('public_addresses'))) reloadIps.push(n);
+          } else {
+            log(`start ctdbd on ${n.name}`);
+            await startCtdb(n, d.services);
+            startedCtdb.push(n);
+            note(n, 'started ctdbd');
+          }
+        }
+        // Membership change: the nodes file is already identical everywhere; one node tells all.
+        if (reloadNodes.length) {
+          await reloadNodes[0]!.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000 });
+          note(reloadNodes[0]!, 'ctdb reloadnodes');
+        }
+        if (reloadIps.length) {
+          await waitHealthy(d.nodes, [], timeoutMs);
+          await reloadIps[0]!.run('ctdb', ['reloadips'], { timeoutMs: 60_000 });
+          note(reloadIps[0]!, 'ctdb reloadips');
+        }
+      },
+      undo: async () => { for (const n of startedCtdb.reverse()) await stopCtdb(n, d.services); },
+    },
+    {
+      name: 'wait-ctdb',
+      do: async () => { await waitHealthy(d.nodes, [], timeoutMs); },
+    },
+    {
+      name: 'write-smb-conf',
+      do: async () => {
+        for (const n of d.nodes) {
+          const cur = await readNodeFile(n.run, paths.smbConf);
+          if (cur !== undefined && cur !== smbText && !cur.startsWith(CLUSTER_HEADER)) {
+            // The admin's own smb.conf is kept beside, once, and named in the report.
+            const bk = await readNodeFile(n.run, paths.smbConf + BACKUP_SUFFIX);
+            if (bk === undefined) { await writeNodeFile(n.run, paths.smbConf + BACKUP_SUFFIX, cur); note(n, `kept the previous smb.conf as ${paths.smbConf}${BACKUP_SUFFIX}`); }
+          }
+          const r = await syncNodeFile(n.run, paths.smbConf, smbText);
+          before.get(n.name)!.set(paths.smbConf, r.before);
+          if (r.changed) { changedFiles.get(n.name)!.add(paths.smbConf); note(n, `wrote ${paths.smbConf}`); }
+        }
+      },
+      undo: async () => { for (const n of d.nodes) await restoreFiles(n, [paths.smbConf]); },
+    },
+    (() => {
+      const previous = new Map<string, [string, string][] | undefined>();
+      const touched: Share[] = [];
+      const dropped: string[] = [];
+      const node = () => d.nodes[0]!;
+      return {
+        name: 'registry-shares',
+        do: async () => {
+          const n = node();
+          for (const s of d.shares) {
+            const cur = await n.run('net', ['conf', 'showshare', s.sharename], { allowFail: true, timeoutMs: 30_000 });
+            const params = cur.code === 0 ? parseNetConfShare(cur.stdout) : undefined;
+            if (params && registryMatches(s, params)) continue;
+            previous.set(s.sharename, params);
+            for (const args of netConfShareCommands(s, params !== undefined)) await n.run('net', args, { timeoutMs: 30_000 });
+            touched.push(s);
+            note(n, `registry share ${s.sharename}`);
+          }
+          for (const name of d.dropShares ?? []) {
+            if (d.shares.some((s) => s.sharename.toLowerCase() === name.toLowerCase())) continue;
+            const cur = await n.run('net', ['conf', 'showshare', name], { allowFail: true, timeoutMs: 30_000 });
+            if (cur.code !== 0) continue;
+            previous.set(name, parseNetConfShare(cur.stdout));
+            await n.run('net', ['conf', 'delshare', name], { timeoutMs: 30_000 });
+            dropped.push(name);
+            note(n, `removed registry share ${name}`);
+          }
+        },
+        undo: async () => {
+          const n = node();
+          for (const name of [...touched.map((s) => s.sharename), ...dropped]) {
+            await n.run('net', ['conf', 'delshare', name], { allowFail: true });
+            const params = previous.get(name);
+            if (!params) continue;
+            const path = params.find(([k]) => k === 'path')?.[1] ?? '/nonexistent';
+            await n.run('net', ['conf', 'addshare', name, path]);
+            for (const [k, v] of params) if (k !== 'path') await n.run('net', ['conf', 'setparm', name, k, v]);
+          }
+        },
+      } satisfies Step;
+    })(),
+    {
+      name: 'start-smbd',
+      do: async () => {
+        for (const n of d.nodes) {
+          if (await smbdRunning(n)) {
+            if (changedFiles.get(n.name)!.has(paths.smbConf)) {
+              await n.run('smbcontrol', ['smbd', 'reload-config']);
+              note(n, 'reloaded smbd');
+            }
+            continue;
+          }
+          await startSmbd(n, d.services);
+          startedSmbd.push(n);
+          note(n, 'started smbd');
+        }
+        // smbd answers once it has read its config from the cluster
+        for (const n of startedSmbd) {
+          const deadline = Date.now() + 30_000;
+          while (!(await smbdRunning(n))) {
+            if (Date.now() > deadline) throw new GatewayError('failed', `node ${n.name}: smbd did not start (see /var/log/samba/log.smbd on that node)`);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      },
+      undo: async () => { for (const n of startedSmbd.reverse()) await stopSmbd(n, d.services); },
+    },
+    {
+      name: 'validate-cluster',
+      do: async () => {
+        snap = await waitHealthy(d.nodes, vips, timeoutMs, { checkInterfaces: true });
+        for (const n of d.nodes) if (!(await smbdRunning(n))) throw new GatewayError('failed', `node ${n.name}: smbd is not running`);
+      },
+    },
+  ];
+  const done = await applyPlan(steps, { failAt: d.failAt, log });
+  return { steps: done, changes, cluster: snap! };
+}
