@@ -7,7 +7,9 @@ import { metricsOp } from './operations/metrics.ts';
 import { tokenOperations } from './operations/tokens.ts';
 import { showOp, updateOp } from './operations/update.ts';
 import { haOperations } from './operations/ha.ts';
+import { backupOperations } from './operations/backup.ts';
 
 export const operations: Operation<Gateway>[] = [...shareOperations, ...haOperations];
 operations.push(showOp, updateOp, metricsOp, ...tokenOperations);
 operations.push(...templateOperations);
+operations.push(...backupOperations);

@@ -147,6 +147,7 @@ export const shareSchema = {
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'list', default: [], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
+  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume) or dir' },
 } as const satisfies Schema;
 
 export type Share = Infer<typeof shareSchema>;

@@ -11,6 +11,7 @@ import type { ShareStore } from '../core/store.ts';
 import { findShare } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
+import { backingTag, deleteSnapshot, listSnapshots, snapshottable } from '../backup/snapshots.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
 import { permissionSteps } from './permissions.ts';
 import { destroyDataset, preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
@@ -72,7 +73,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
   requireQuotaSupport(backing, req.quota);
 
   const created: string[] = [];
-  const share: Share = { ...req, path, created };
+  const share: Share = { ...req, path, created, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
   const warnings: string[] = [];
 
   // Accounts: which unix and Samba users are new, and which need a password.
@@ -204,7 +205,14 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
           const [kind, ...r] = c.split(':');
           const v = r.join(':');
           if (kind === 'dataset') await destroyDataset(run, v);
-          else if (kind === 'subvolume') await run('btrfs', ['subvolume', 'delete', v]);
+          else if (kind === 'subvolume') {
+            const snaps = snapshottable(share);
+            if (snaps?.kind === 'btrfs') {
+              for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
+              await rmdir(snaps.snapdir).catch(() => undefined);
+            }
+            await run('btrfs', ['subvolume', 'delete', v]);
+          }
           else if (kind === 'dir') await rm(v, { recursive: true, force: true }).then(() => rmdir(v).catch(() => undefined));
         }
       },

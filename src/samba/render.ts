@@ -4,6 +4,7 @@
  * `include =` line (see README). No value can carry a line break, a section header or a second parameter.
  */
 import { shareOptions, type Share } from '../core/share.ts';
+import { shadowCopyParams } from '../backup/snapshots.ts';
 import { globalParams, shareProfileParams, type Params } from './profiles.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -33,6 +34,7 @@ export function shareParams(s: Share, pathInside?: string): Params {
   }
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
+  if (pathInside === undefined) p.push(...shadowCopyParams(s));
   p.push(...shareOptions(s.options));
   return p;
 }

@@ -1,0 +1,136 @@
+/** Snapshots of native shares: take one (backup), list them, restore a share to one. */
+import { GatewayError, invalid } from '../../core/errors.ts';
+import type { Operation } from '../../core/operation.ts';
+import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
+import { validate } from '../../core/schema.ts';
+import { parseSize, shareSchema, type Share } from '../../core/share.ts';
+import { smbConfSteps } from '../../samba/apply.ts';
+import { table } from '../../cli/table.ts';
+import {
+  deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime,
+} from '../../backup/snapshots.ts';
+import type { Gateway } from '../context.ts';
+
+const nameParam = { sharename: shareSchema.sharename };
+const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate', 'Datastore.AllocateSpace'] };
+const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
+
+async function shareOrFail(g: Gateway, name: string): Promise<Share> {
+  const s = await g.store.get(name);
+  if (!s) throw new GatewayError('not_found', `share "${name}" does not exist`, 'sharename');
+  return s;
+}
+
+/** A name one second later than the newest if two backups fall in the same second. */
+function freshName(existing: string[], now: Date): string {
+  let t = now.getTime();
+  while (existing.includes(snapshotName(new Date(t)))) t += 1000;
+  return snapshotName(new Date(t));
+}
+
+const backupParams = {
+  ...nameParam,
+  keep: { type: 'integer', optional: true, minimum: 1, maximum: 10000, description: 'Keep only this many snapshots, deleting the oldest' },
+} as const;
+
+export const backupOp: Operation<Gateway> = {
+  command: ['backup'],
+  method: 'POST',
+  path: '/nodes/{node}/smbgateway/{sharename}/backup',
+  description: 'Take a snapshot of the share (ZFS dataset or btrfs subvolume), shown to Windows clients as a Previous Version.',
+  parameters: backupParams,
+  positional: ['sharename'],
+  returns: { description: 'The snapshot taken and those pruned' },
+  privilege: ALLOCATE,
+  handler: async (p, g) => {
+    const { sharename, keep } = validate(backupParams, p);
+    return g.store.locked(async () => {
+      const share = await shareOrFail(g, sharename);
+      const t = requireSnapshottable(share);
+      const before = await listSnapshots(g.run, t);
+      const name = freshName(before, new Date());
+      const pruned: string[] = [];
+      const steps: Step[] = [snapshotStep(g.run, share, t, name)];
+      if (keep !== undefined) {
+        steps.push({
+          name: 'prune',
+          do: async () => {
+            const all = [...before, name].sort();
+            for (const old of all.slice(0, Math.max(0, all.length - keep))) { await deleteSnapshot(g.run, t, old); pruned.push(old); }
+          },
+        });
+      }
+      await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
+      return { sharename: share.sharename, snapshot: name, time: snapshotTime(name)!.toISOString(), pruned };
+    });
+  },
+  format: (r) => {
+    const x = r as { sharename: string; snapshot: string; pruned: string[] };
+    return `snapshot ${x.snapshot} of ${x.sharename}${x.pruned.length ? `; pruned ${x.pruned.join(', ')}` : ''}`;
+  },
+};
+
+export const snapshotsOp: Operation<Gateway> = {
+  command: ['snapshots'],
+  method: 'GET',
+  path: '/nodes/{node}/smbgateway/{sharename}/snapshots',
+  description: 'List the snapshots of a share, oldest first.',
+  parameters: nameParam,
+  positional: ['sharename'],
+  returns: { description: 'Snapshots with their time' },
+  privilege: AUDIT,
+  handler: async (p, g) => {
+    const share = await shareOrFail(g, validate(nameParam, p).sharename);
+    const names = await listSnapshots(g.run, requireSnapshottable(share));
+    return names.map((name) => ({ name, time: snapshotTime(name)!.toISOString() }));
+  },
+  format: (r) => {
+    const rows = (r as { name: string; time: string }[]).map((x) => [x.name, x.time]);
+    return rows.length ? table(['SNAPSHOT', 'TIME (UTC)'], rows) : 'no snapshots';
+  },
+};
+
+const restoreParams = {
+  ...nameParam,
+  snapshot: { type: 'string', pattern: /^smbgw-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$/, patternText: 'must be a snapshot name as listed by `snapshots`', description: 'Snapshot to go back to' },
+  force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored' },
+} as const;
+
+export const restoreOp: Operation<Gateway> = {
+  command: ['restore'],
+  method: 'POST',
+  path: '/nodes/{node}/smbgateway/{sharename}/restore',
+  description: 'Put the whole share back to a snapshot (btrfs first takes a snapshot of the current state, so a restore can itself be undone).',
+  parameters: restoreParams,
+  positional: ['sharename'],
+  returns: { description: 'What was done' },
+  privilege: ALLOCATE,
+  handler: async (p, g) => {
+    const { sharename, snapshot, force } = validate(restoreParams, p);
+    return g.store.locked(async () => {
+      const share = await shareOrFail(g, sharename);
+      const t = requireSnapshottable(share);
+      const all = await listSnapshots(g.run, t);
+      if (!all.includes(snapshot)) throw invalid('snapshot', `share "${share.sharename}" has no snapshot ${snapshot} (see: pve-smbgateway snapshots ${share.sharename})`);
+      const newer = all.filter((n) => n > snapshot);
+      const safety = t.kind === 'btrfs' ? freshName(all, new Date()) : undefined;
+      const limit = share.quota ? parseSize(share.quota) : undefined;
+      const shares = await g.store.list();
+      const steps: Step[] = [
+        ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
+        ...restoreSteps(g.run, share, t, snapshot, { force: !!force, limitBytes: limit, newer }),
+        // Clients still in the old tree are dropped so that they reconnect to the restored one.
+        { name: 'close-share', do: () => g.samba.closeShare(share.sharename) },
+        ...smbConfSteps(g.samba, () => shares),
+      ];
+      await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
+      return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
+    });
+  },
+  format: (r) => {
+    const x = r as { sharename: string; restored: string; safety_snapshot?: string; destroyed: string[] };
+    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}`;
+  },
+};
+
+export const backupOperations = [backupOp, snapshotsOp, restoreOp];

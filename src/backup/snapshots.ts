@@ -1,0 +1,132 @@
+/**
+ * Snapshots of native-mode shares, coordinated with the filesystem that holds the data (a ZFS
+ * dataset, a btrfs subvolume), named so that Samba's shadow_copy2 shows them to Windows clients as
+ * "Previous Versions". Pure naming and smb.conf parameters here; the steps that run commands follow.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { GatewayError, invalid } from '../core/errors.ts';
+import type { Runner } from '../core/exec.ts';
+import type { Step } from '../core/plan.ts';
+import type { Share } from '../core/share.ts';
+import type { Backing } from '../provision/storage.ts';
+
+/** shadow_copy2's format and the matching name of a snapshot taken at `date` (UTC). */
+export const SNAPSHOT_FORMAT = 'smbgw-%Y.%m.%d-%H.%M.%S';
+export const SNAPSHOT_RE = /^smbgw-(\d{4})\.(\d{2})\.(\d{2})-(\d{2})\.(\d{2})\.(\d{2})$/;
+
+export function snapshotName(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `smbgw-${date.getUTCFullYear()}.${p(date.getUTCMonth() + 1)}.${p(date.getUTCDate())}-${p(date.getUTCHours())}.${p(date.getUTCMinutes())}.${p(date.getUTCSeconds())}`;
+}
+
+export function snapshotTime(name: string): Date | undefined {
+  const m = SNAPSHOT_RE.exec(name);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
+  return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
+}
+
+/** The tag stored with the share (`backing`), from what the provisioner found. */
+export function backingTag(b: Backing, willBeSubvolume: boolean): string {
+  if (b.kind === 'zfs') return `zfs:${b.dataset}`;
+  if (b.kind === 'btrfs' && (b.subvolume || willBeSubvolume)) return `btrfs:${b.mountpoint}`;
+  return 'dir';
+}
+
+export type Snapshottable = { kind: 'zfs'; dataset: string } | { kind: 'btrfs'; mountpoint: string; snapdir: string };
+
+/** Where a share's snapshots live; undefined where the filesystem cannot snapshot it. */
+export function snapshottable(s: Share): Snapshottable | undefined {
+  const tag = s.backing ?? '';
+  if (tag.startsWith('zfs:')) return { kind: 'zfs', dataset: tag.slice(4) };
+  if (tag.startsWith('btrfs:')) {
+    const mountpoint = tag.slice(6);
+    // A directory name Samba will not expand (no %) and that stays unique per share.
+    const safe = s.sharename.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
+    const hash = createHash('sha256').update(s.sharename).digest('hex').slice(0, 8);
+    return { kind: 'btrfs', mountpoint, snapdir: join(mountpoint, '.smbgateway-snapshots', `${safe}-${hash}`) };
+  }
+  return undefined;
+}
+
+/** smb.conf parameters that publish the snapshots as Previous Versions. */
+export function shadowCopyParams(s: Share): [string, string][] {
+  const t = s.backup_enabled && s.mode === 'native' ? snapshottable(s) : undefined;
+  if (!t) return [];
+  const common: [string, string][] = [['shadow:format', SNAPSHOT_FORMAT], ['shadow:sort', 'desc'], ['shadow:localtime', 'no']];
+  if (t.kind === 'zfs') return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', '.zfs/snapshot'], ...common];
+  return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', t.snapdir], ['shadow:mountpoint', s.path], ...common];
+}
+
+export function requireSnapshottable(s: Share): Snapshottable {
+  if (s.mode !== 'native') throw new GatewayError('unavailable', `sharename: snapshots of ${s.mode} shares are taken with vzdump (not available here)`, 'sharename');
+  const t = snapshottable(s);
+  if (!t) throw invalid('sharename', `share "${s.sharename}" is a plain directory: snapshots need a ZFS dataset or a btrfs subvolume`);
+  return t;
+}
+
+export async function listSnapshots(run: Runner, t: Snapshottable): Promise<string[]> {
+  if (t.kind === 'zfs') {
+    const r = await run('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', t.dataset]);
+    return r.stdout.split('\n').filter((l) => l.startsWith(`${t.dataset}@`)).map((l) => l.slice(t.dataset.length + 1)).filter((n) => SNAPSHOT_RE.test(n)).sort();
+  }
+  return (await readdir(t.snapdir).catch(() => [] as string[])).filter((n) => SNAPSHOT_RE.test(n)).sort();
+}
+
+export function snapshotStep(run: Runner, s: Share, t: Snapshottable, name: string): Step {
+  if (t.kind === 'zfs') {
+    return {
+      name: 'snapshot',
+      do: async () => { await run('zfs', ['snapshot', `${t.dataset}@${name}`]); },
+      undo: async () => { await run('zfs', ['destroy', `${t.dataset}@${name}`]); },
+    };
+  }
+  return {
+    name: 'snapshot',
+    do: async () => {
+      await mkdir(t.snapdir, { recursive: true, mode: 0o755 });
+      await run('btrfs', ['subvolume', 'snapshot', '-r', s.path, join(t.snapdir, name)]);
+    },
+    undo: async () => { await run('btrfs', ['subvolume', 'delete', join(t.snapdir, name)]); },
+  };
+}
+
+export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string): Promise<void> {
+  if (t.kind === 'zfs') await run('zfs', ['destroy', `${t.dataset}@${name}`]);
+  else await run('btrfs', ['subvolume', 'delete', join(t.snapdir, name)]);
+}
+
+/**
+ * Restore a whole share to a snapshot. btrfs: the live subvolume is set aside, a writable snapshot of
+ * the chosen one takes its place (with the quota limit again), then the old one is deleted. ZFS:
+ * `zfs rollback`, which can only go back past newer snapshots by destroying them (force).
+ */
+export function restoreSteps(run: Runner, s: Share, t: Snapshottable, name: string, opts: { force: boolean; limitBytes?: number; newer: string[] }): Step[] {
+  if (t.kind === 'zfs') {
+    if (opts.newer.length && !opts.force) {
+      throw invalid('force', `ZFS can only roll back to ${name} by destroying the newer snapshots (${opts.newer.join(', ')}): add --force to do so`);
+    }
+    return [{ name: 'rollback', do: async () => { await run('zfs', ['rollback', ...(opts.newer.length ? ['-r'] : []), `${t.dataset}@${name}`]); } }];
+  }
+  const aside = join(dirname(s.path), `.${s.path.split('/').pop()}.smbgw-restore-${Date.now()}`);
+  return [
+    {
+      name: 'set-aside-live',
+      do: () => rename(s.path, aside),
+      undo: () => rename(aside, s.path),
+    },
+    {
+      name: 'restore-subvolume',
+      do: async () => { await run('btrfs', ['subvolume', 'snapshot', join(t.snapdir, name), s.path]); },
+      undo: async () => { await run('btrfs', ['subvolume', 'delete', s.path]); },
+    },
+    ...(opts.limitBytes ? [{
+      name: 'set-quota',
+      do: async () => { await run('btrfs', ['qgroup', 'limit', String(opts.limitBytes), s.path]); },
+    }] : []),
+    // Last, cannot be undone: the state before the restore is kept as the snapshot taken first.
+    { name: 'drop-old-live', do: async () => { await run('btrfs', ['subvolume', 'delete', aside]); } },
+  ];
+}

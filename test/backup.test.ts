@@ -1,0 +1,132 @@
+/**
+ * Snapshots of native shares on real filesystems: backup, Previous Versions over SMB (shadow_copy2
+ * on btrfs), restore with the quota kept, ZFS snapshots and rollback through zfs-fuse.
+ */
+import { strict as assert } from 'node:assert';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
+import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
+
+describe('backup and restore of native shares', () => {
+  let g: TestGateway;
+  let alice: string;
+  let pwFile: string;
+  const pw = 'Backup-pw-123';
+  const put = async (share: string, text: string) => {
+    const f = join(g.dir, 'up.txt');
+    await writeFile(f, text);
+    const r = await g.smb(share, alice, pw, `put ${f} doc.txt`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  };
+  const get = async (share: string, remote = 'doc.txt') => {
+    const f = join(g.dir, 'down.txt');
+    const r = await g.smb(share, alice, pw, `get "${remote}" ${f}`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return readFile(f, 'utf8');
+  };
+
+  before(async () => {
+    g = await startGateway();
+    alice = g.user('alice');
+    pwFile = join(g.dir, 'pw');
+    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+  });
+  after(async () => { await g?.cleanup(); });
+
+  describe('btrfs', () => {
+    let fs: TestFs;
+    before(async () => { fs = await btrfsLoop(g.dir, join(g.storage, 'btrfs')); });
+    after(async () => { await fs?.cleanup(); });
+
+    it('shows snapshots as Previous Versions and restores the whole share', async () => {
+      const c = await g.cli(['create', 'docs', '--mode', 'native', '--path', join(fs.mountpoint, 'docs'), '--quota', '40M', '--user', alice, '--password-file', pwFile, '--json']);
+      assert.equal(c.code, 0, c.stdout);
+      await put('docs', 'version 1');
+      const b = await g.cli(['backup', 'docs', '--json']);
+      assert.equal(b.code, 0, b.stdout);
+      const snap: string = b.json!.data.snapshot;
+      assert.match(snap, /^smbgw-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d$/);
+      await put('docs', 'version 2');
+
+      // What Windows' "Previous Versions" asks for: the @GMT token of the snapshot, then the old file.
+      const info = await g.smb('docs', alice, pw, 'allinfo doc.txt');
+      const token = /@GMT-[\d.-]+/.exec(info.stdout)?.[0];
+      assert.ok(token, `no previous version listed: ${info.stdout}`);
+      assert.equal(await get('docs', `${token}\\doc.txt`), 'version 1');
+      assert.equal(await get('docs'), 'version 2');
+
+      const list = await g.cli(['snapshots', 'docs', '--json']);
+      assert.deepEqual(list.json!.data.map((s: { name: string }) => s.name), [snap]);
+
+      const r = await g.cli(['restore', 'docs', '--snapshot', snap, '--json']);
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(await get('docs'), 'version 1');
+      // the state before the restore is kept as a snapshot, and the quota still holds
+      const safety: string = r.json!.data.safety_snapshot;
+      const after = await g.cli(['snapshots', 'docs', '--json']);
+      assert.deepEqual(after.json!.data.map((s: { name: string }) => s.name), [snap, safety]);
+      const st = await g.cli(['status', 'docs', '--json']);
+      assert.equal(st.json!.data.usage.limit, 40 * 1024 * 1024);
+      const again = await g.cli(['restore', 'docs', '--snapshot', safety, '--json']);
+      assert.equal(again.code, 0, again.stdout);
+      assert.equal(await get('docs'), 'version 2', 'a restore can itself be undone');
+    });
+
+    it('backup --keep prunes the oldest, and a failed backup leaves no snapshot', async () => {
+      const failed = await g.cli(['backup', 'docs', '--json'], { env: { SMBGW_FAIL_AT: 'snapshot' } });
+      assert.equal(failed.code, 1);
+      const before = (await g.cli(['snapshots', 'docs', '--json'])).json!.data.length;
+      const k = await g.cli(['backup', 'docs', '--keep', '2', '--json']);
+      assert.equal(k.code, 0, k.stdout);
+      assert.equal(k.json!.data.pruned.length, before + 1 - 2);
+      assert.equal((await g.cli(['snapshots', 'docs', '--json'])).json!.data.length, 2);
+      // delete --purge takes the snapshots with the subvolume
+      const d = await g.cli(['delete', 'docs', '--purge', '--json']);
+      assert.equal(d.code, 0, d.stdout);
+      const left = await sh('btrfs', ['subvolume', 'list', fs.mountpoint]);
+      assert.equal(left.stdout.trim(), '', `subvolumes left: ${left.stdout}`);
+    });
+
+    it('refuses snapshots of a plain directory and unknown snapshots', async () => {
+      const c = await g.cli(['create', 'plain', '--mode', 'native', '--path', join(g.storage, 'plain'), '--user', alice, '--password-file', pwFile, '--json']);
+      assert.equal(c.code, 0, c.stdout);
+      const b = await g.cli(['backup', 'plain', '--json']);
+      assert.equal(b.json!.error!.field, 'sharename');
+      assert.match(b.json!.error!.message, /plain directory: snapshots need a ZFS dataset or a btrfs subvolume/);
+      const r = await g.cli(['restore', 'plain', '--snapshot', 'smbgw-2001.01.01-00.00.00', '--json']);
+      assert.equal(r.json!.error!.field, 'sharename');
+      const bad = await g.cli(['restore', 'plain', '--snapshot', '../../etc', '--json']);
+      assert.equal(bad.json!.error!.field, 'snapshot');
+    });
+  });
+
+  describe('ZFS (zfs-fuse)', () => {
+    let fs: TestFs & { pool: string };
+    before(async () => { fs = await zfsPool(g.dir, `smbgwb${g.id}`, join(g.storage, 'zfs')); });
+    after(async () => { await fs?.cleanup(); });
+
+    it('takes dataset snapshots and rolls back, refusing to destroy newer ones without --force', async () => {
+      const c = await g.cli(['create', 'zdocs', '--mode', 'native', '--path', join(fs.mountpoint, 'zdocs'), '--user', alice, '--password-file', pwFile, '--json']);
+      assert.equal(c.code, 0, c.stdout);
+      await put('zdocs', 'zfs v1');
+      const s1 = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      await put('zdocs', 'zfs v2');
+      const s2 = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      assert.notEqual(s1, s2);
+      const zl = await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot']);
+      assert.match(zl.stdout, new RegExp(`${fs.pool}/zdocs@${s1.replace(/\./g, '\\.')}`));
+      await put('zdocs', 'zfs v3');
+      const refused = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--json']);
+      assert.equal(refused.json!.error!.field, 'force');
+      assert.equal(await get('zdocs'), 'zfs v3');
+      const r = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--force', '--json']);
+      assert.equal(r.code, 0, r.stdout);
+      assert.deepEqual(r.json!.data.destroyed, [s2]);
+      assert.equal(await get('zdocs'), 'zfs v1');
+      // smb.conf publishes ZFS snapshots the usual way (.zfs/snapshot; zfs-fuse has none to browse)
+      assert.match(await readFile(g.settings.managedConf, 'utf8'), /\[zdocs\][^[]*shadow:snapdir = \.zfs\/snapshot/);
+    });
+  });
+});
