@@ -1,0 +1,138 @@
+/** Attribution of smbd I/O to shares, the error sources, and the Prometheus text (checked by promtool). */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { NativeIoTracker } from '../src/monitor/attribution.ts';
+import type { ShareState } from '../src/monitor/collector.ts';
+import { globalParam } from '../src/monitor/collector.ts';
+import { LogTail, logSourcesFrom, parseAuthAuditLine, parseRefusedTcon } from '../src/monitor/logs.ts';
+import type { IoCounters, ProcFs } from '../src/monitor/procio.ts';
+import { parseProcIo } from '../src/monitor/procio.ts';
+import { renderPrometheus } from '../src/monitor/prometheus.ts';
+
+/** A /proc stand-in: the master 100 and its children, with counters the test moves. */
+function fakeProc() {
+  const io = new Map<number, IoCounters>([[100, { rchar: 0, wchar: 0, syscr: 0, syscw: 0 }]]);
+  const cwd = new Map<number, string>();
+  const kids = new Set<number>();
+  const proc: ProcFs = {
+    io: (pid) => io.get(pid), children: () => [...kids], cwd: (pid) => cwd.get(pid), comm: () => 'smbd', start: () => 1,
+  };
+  const add = (pid: number, w: number) => { const c = io.get(pid)!; io.set(pid, { ...c, wchar: c.wchar + w, syscw: c.syscw + 1 }); };
+  return {
+    proc,
+    fork: (pid: number, path?: string) => { kids.add(pid); io.set(pid, { rchar: 0, wchar: 0, syscr: 0, syscw: 0 }); if (path) cwd.set(pid, path); },
+    write: add,
+    /** The child ends: the kernel adds its counters to the master's. */
+    exit: (pid: number) => { const c = io.get(pid)!; kids.delete(pid); io.delete(pid); const m = io.get(100)!; io.set(100, { rchar: m.rchar + c.rchar, wchar: m.wchar + c.wchar, syscr: m.syscr + c.syscr, syscw: m.syscw + c.syscw }); },
+  };
+}
+
+const shareOf = (p: string) => (p.startsWith('/srv/a') ? 'a' : p.startsWith('/srv/b') ? 'b' : undefined);
+
+test('a child is credited to the share it serves; its tail after the last cycle comes from the master when it ends', () => {
+  const f = fakeProc();
+  const t = new NativeIoTracker(f.proc, 100, shareOf);
+  t.tick();
+  f.fork(201, '/srv/a');
+  t.tick();
+  f.write(201, 1000);
+  t.cycle();
+  assert.equal(t.totals.get('a')?.wchar, 1000);
+  f.write(201, 500);
+  f.exit(201);
+  t.tick();
+  assert.equal(t.totals.get('a')?.wchar, 1500);
+  assert.equal(t.totals.get('b'), undefined);
+  assert.equal(t.unattributed.wchar, 0);
+});
+
+test('a child serving two shares is split by the weights (open files); a child never placed counts as unattributed', () => {
+  const f = fakeProc();
+  const t = new NativeIoTracker(f.proc, 100, shareOf);
+  t.tick();
+  f.fork(301, '/srv/a');
+  f.fork(302); // no tree connect yet: cwd outside every share
+  t.tick();
+  t.setShares(new Map([[301, new Map([['a', 3], ['b', 1]])]]));
+  f.write(301, 4000);
+  f.write(302, 700);
+  t.cycle();
+  assert.equal(t.totals.get('a')?.wchar, 3000);
+  assert.equal(t.totals.get('b')?.wchar, 1000);
+  f.exit(302);
+  t.tick();
+  assert.equal(t.unattributed.wchar, 700);
+});
+
+test('children already running when the tracker starts count from then on, not from their start', () => {
+  const f = fakeProc();
+  f.fork(401, '/srv/a');
+  f.write(401, 9999);
+  const t = new NativeIoTracker(f.proc, 100, shareOf);
+  t.tick();
+  f.write(401, 1);
+  t.cycle();
+  assert.equal(t.totals.get('a')?.wchar, 1);
+});
+
+test('/proc/<pid>/io is parsed', () => {
+  assert.deepEqual(parseProcIo('rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4\nread_bytes: 0\nwrite_bytes: 8192\n'), { rchar: 10, wchar: 20, syscr: 3, syscw: 4 });
+});
+
+test('failed logons come from the JSON auth audit; refused tree connects from the smbd log', () => {
+  const line = '  {"timestamp": "2026-01-01T00:00:00.000000+0000", "type": "Authentication", "Authentication": {"status": "NT_STATUS_WRONG_PASSWORD", "clientDomain": "WORKGROUP", "clientAccount": "Alice", "remoteAddress": "ipv4:127.0.0.1:5000"}}';
+  assert.deepEqual(parseAuthAuditLine(line), { account: 'alice', domain: 'WORKGROUP', status: 'NT_STATUS_WRONG_PASSWORD', remote: 'ipv4:127.0.0.1:5000' });
+  assert.equal(parseAuthAuditLine(line.replace('NT_STATUS_WRONG_PASSWORD', 'NT_STATUS_OK')), undefined);
+  assert.equal(parseAuthAuditLine('garbage {'), undefined);
+  assert.equal(parseRefusedTcon("  create_connection_session_info: user 'bob' (from session setup) not permitted to access this share (projects)"), 'projects');
+  assert.equal(parseRefusedTcon('  smbd version 4.17.12 started.'), undefined);
+  assert.deepEqual(logSourcesFrom('/var/log/samba/log.%m', '1 auth_json_audit:3@/var/log/samba/auth.json'),
+    { logDir: '/var/log/samba', logPrefix: 'log.', authJson: '/var/log/samba/auth.json' });
+});
+
+test('the per-class log level is read from smb.conf and its includes (testparm shows only the global level)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-conf-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'inc.conf'), '[global]\n  log level = 1 auth_json_audit:3@/x/auth.json\n[share]\n  log level = 9\n');
+  await writeFile(join(dir, 'smb.conf'), `[global]\n  debug level = 0\n  include = ${dir}/inc.conf\n`);
+  assert.equal(globalParam(join(dir, 'smb.conf'), 'log level'), '1 auth_json_audit:3@/x/auth.json');
+});
+
+test('log files are followed from their end, through rotation to .old and truncation', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-tail-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const f = join(dir, 'log.x');
+  await writeFile(f, 'old line\n');
+  const tail = new LogTail(f);
+  assert.deepEqual(tail.read(), []);
+  await appendFile(f, 'one\ntw');
+  assert.deepEqual(tail.read(), ['one']);
+  await appendFile(f, 'o\n');
+  assert.deepEqual(tail.read(), ['two']);
+  await appendFile(f, 'before rotation\n');
+  await rename(f, f + '.old');
+  await writeFile(f, 'after rotation\n');
+  assert.deepEqual(tail.read(), ['before rotation', 'after rotation']);
+  await writeFile(f, 'x\n');
+  assert.deepEqual(tail.read(), ['x']);
+});
+
+test('the Prometheus text passes promtool check metrics with nothing to report', () => {
+  const st = (share: string, mode: string): ShareState => ({
+    share, mode, readBytes: 10, writtenBytes: 104857600, readOps: 3, writeOps: 100, failedLogons: 2, refusedTreeConnects: 1, sessions: 1, treeConnects: 2,
+    sample: { share, time: 1700000000, throughput_read: 1.5, throughput_write: 1e7, iops_read: 0.3, iops_write: 10, connections: 1, errors: 3, storage_used: 5e9, storage_total: 1e10 },
+  });
+  const text = renderPrometheus('pve1', [st('a', 'native'), st('we "quote"\\', 'lxc')], {
+    cycles: 5, lastCycleSeconds: 0.01, lastCycleCpuSeconds: 0.002, lastTime: 1700000000, lastIntervalSeconds: 10, unattributedReadBytes: 0, unattributedWrittenBytes: 4096, failedLogonsUnknownAccount: 1, errors: [],
+  });
+  assert.match(text, /^smbgateway_written_bytes_total\{share="a",node="pve1",mode="native"\} 104857600$/m);
+  assert.match(text, /share="we \\"quote\\"\\\\"/);
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(r.error, undefined, 'promtool must be installed (Debian package prometheus, scripts/apt/monitor.txt)');
+  assert.equal(r.stdout + r.stderr, '');
+  assert.equal(r.status, 0);
+});
