@@ -7,6 +7,7 @@ import { GatewayError, toGatewayError } from '../core/errors.ts';
 import type { Operation } from '../core/operation.ts';
 import { makeGateway, type Gateway } from '../api/context.ts';
 import { operations } from '../api/registry.ts';
+import { wantsWatch, watch } from './watch.ts';
 
 export interface Parsed { op: Operation<Gateway>; params: Record<string, unknown>; json: boolean }
 
@@ -92,6 +93,7 @@ export async function main(argv: string[], gw?: Gateway): Promise<number> {
       return 0;
     }
     const g = gw ?? makeGateway(undefined, undefined, process.env.SMBGW_VERBOSE ? (m) => process.stderr.write(m + '\n') : undefined);
+    if (wantsWatch(parsed.op, parsed.params)) return await watch(parsed.op, parsed.params, g, json);
     const result = await parsed.op.handler(parsed.params, g);
     if (json) out(result);
     else process.stdout.write((parsed.op.format ? parsed.op.format(result) : JSON.stringify(result, null, 2)) + '\n');

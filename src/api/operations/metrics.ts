@@ -1,0 +1,70 @@
+/** Share metrics history (as Proxmox's rrddata), from the collector's database. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { GatewayError } from '../../core/errors.ts';
+import type { Operation } from '../../core/operation.ts';
+import { validate, type Schema } from '../../core/schema.ts';
+import { shareSchema } from '../../core/share.ts';
+import { humanBytes, table } from '../../cli/table.ts';
+import { CFS, metricsDbFor, TIMEFRAMES, type Point } from '../../monitor/db.ts';
+import type { Gateway } from '../context.ts';
+
+/** The metrics database of this node (node-local state, never under /etc/pve). */
+export function metricsDbPath(g: Gateway): string {
+  return join(g.settings.stateDir, 'metrics.db');
+}
+
+const params = {
+  sharename: shareSchema.sharename,
+  timeframe: { type: 'string', enum: TIMEFRAMES, optional: true, default: 'hour', description: 'Time frame: hour (every sample), day (5 min steps), week (30 min), month (1 h)' },
+  cf: { type: 'string', enum: CFS, optional: true, default: 'AVERAGE', description: 'Consolidation within a step: AVERAGE or MAX' },
+  watch: { type: 'boolean', optional: true, default: false, description: 'Refresh the display every interval until interrupted' },
+} as const satisfies Schema;
+
+const POINT_SCHEMA = {
+  type: 'object',
+  properties: {
+    time: { type: 'integer', description: 'epoch seconds' },
+    throughput_read: { type: 'number', nullable: true, description: 'bytes/s' },
+    throughput_write: { type: 'number', nullable: true, description: 'bytes/s' },
+    iops_read: { type: 'number', nullable: true, description: 'read calls/s' },
+    iops_write: { type: 'number', nullable: true, description: 'write calls/s' },
+    connections: { type: 'number', nullable: true, description: 'SMB sessions on the share' },
+    errors: { type: 'number', nullable: true, description: 'failed logons + refused tree connects in the interval' },
+    storage_used: { type: 'number', nullable: true, description: 'bytes' },
+    storage_total: { type: 'number', nullable: true, description: 'bytes (the quota where there is one)' },
+  },
+};
+
+export const metricsOp: Operation<Gateway> = {
+  command: ['metrics'],
+  method: 'GET',
+  path: '/nodes/{node}/smbgateway/{sharename}/metrics',
+  description: 'Metrics history of a share: throughput, IOPS, connections, errors, storage.',
+  parameters: params,
+  positional: ['sharename'],
+  cliOnly: ['watch'],
+  returns: { description: 'Samples, oldest first', schema: { type: 'array', items: POINT_SCHEMA } },
+  privilege: { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] },
+  handler: async (p, g) => {
+    const { sharename, timeframe, cf } = validate(params, p);
+    const share = await g.store.get(sharename);
+    if (!share) throw new GatewayError('not_found', `share "${sharename}" does not exist`, 'sharename');
+    const path = metricsDbPath(g);
+    if (!existsSync(path)) return [];
+    return metricsDbFor(path).query(share.sharename, timeframe as (typeof TIMEFRAMES)[number], cf as (typeof CFS)[number]);
+  },
+  format: (r) => {
+    const pts = r as Point[];
+    if (!pts.length) return 'no samples yet (the collector of pve-smbgatewayd writes one every interval)';
+    const rate = (v: number | null) => (v === null ? '-' : `${humanBytes(v)}/s`);
+    const n = (v: number | null) => (v === null ? '-' : v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10));
+    const rows = pts.slice(-15).map((x) => [
+      new Date(x.time * 1000).toISOString().slice(0, 19).replace('T', ' '), rate(x.throughput_read), rate(x.throughput_write),
+      n(x.iops_read), n(x.iops_write), n(x.connections), n(x.errors),
+      x.storage_used === null ? '-' : `${humanBytes(x.storage_used)}${x.storage_total ? ' / ' + humanBytes(x.storage_total) : ''}`,
+    ]);
+    const head = pts.length > 15 ? `last 15 of ${pts.length} samples\n` : '';
+    return head + table(['TIME (UTC)', 'READ', 'WRITE', 'R-IOPS', 'W-IOPS', 'CONN', 'ERRORS', 'STORAGE'], rows);
+  },
+};
