@@ -80,6 +80,12 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     assert.equal(await readFile(join(c.nodes[2]!.dir, 'etc-ctdb', 'public_addresses'), 'utf8'), `${vip}/24 eth0\n`);
     // the share is in CTDB's registry, visible from every node; the password set on n1 is seen by all
     for (const n of c.nodes) assert.match((await n.run('net', ['conf', 'showshare', sharename])).stdout, new RegExp(`path\\s*=\\s*${data}`));
+    // smbd on another node loads the clustered config with the share from the registry and the hardening
+    const tp = await c.nodes[1]!.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true });
+    assert.match(tp.stdout, /clustering = Yes/);
+    assert.match(tp.stdout, new RegExp(`\\[${sharename}\\]`));
+    assert.match(tp.stdout, /server signing = required/);
+    assert.match(tp.stdout, /fileid:algorithm = fsid/);
     await n1.run('smbpasswd', ['-s', '-a', user], { input: `${password}\n${password}\n` });
     await writeFile(join(local, 'hello.txt'), 'hello over the VIP\n');
     const put = await c.smb(vip, sharename, auth, `put ${join(local, 'hello.txt')} hello.txt`);

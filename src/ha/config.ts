@@ -64,7 +64,9 @@ export async function requireHaConfig(storeDir: string): Promise<HaConfig> {
 /** Whether an address answers on the network (one ping from a node). */
 export async function addressAnswers(run: Runner, address: string): Promise<boolean> {
   const r = await run('ping', ['-c', '1', '-W', '1', '-n', '-q', address], { allowFail: true, timeoutMs: 5_000 });
-  return r.code === 0;
+  if (r.code === 0) return true;
+  if (r.code === 1) return false; // no reply
+  throw new GatewayError('failed', `cannot check whether ${address} is in use: ping failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`);
 }
 
 /**

@@ -353,10 +353,14 @@ export function parseNetConfShare(text: string): [string, string][] {
   return out;
 }
 
-/** Whether the registry's parameters equal what the share wants (order-insensitive, case-insensitive names). */
+/** Names the registry stores under another spelling (Samba synonyms). */
+const SYNONYMS: Record<string, string> = { 'smb encrypt': 'server smb encrypt', browsable: 'browseable', public: 'guest ok' };
+const canon = (k: string) => SYNONYMS[k.toLowerCase()] ?? k.toLowerCase();
+
+/** Whether the registry's parameters equal what the share wants (order-insensitive, synonyms and case of names folded). */
 export function registryMatches(s: Share, current: readonly [string, string][]): boolean {
-  const want = clusteredShareParams(s).map(([k, v]) => `${k.toLowerCase()}=${v}`).sort();
-  const have = current.map(([k, v]) => `${k.toLowerCase()}=${v}`).sort();
+  const want = clusteredShareParams(s).map(([k, v]) => `${canon(k)}=${v}`).sort();
+  const have = current.map(([k, v]) => `${canon(k)}=${v}`).sort();
   return want.length === have.length && want.every((w, i) => w === have[i]);
 }
 

@@ -11,6 +11,7 @@ import { deployCluster, type DeployReport } from '../../ha/deploy.ts';
 import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from '../../ha/plan.ts';
 import { sshRunner } from '../../ha/transport.ts';
 import { table } from '../../cli/table.ts';
+import { globalParams } from '../../samba/profiles.ts';
 import type { Gateway } from '../context.ts';
 
 const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
@@ -82,7 +83,8 @@ export async function deployHa(g: Gateway, params: Record<string, unknown>, runn
     const report = await deployCluster({
       nodes: haNodes,
       ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location },
-      smb: { netbiosName: cfg.netbios_name },
+      // the same hardening as native mode ([global] of the security profiles), one NetBIOS name for all nodes
+      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
       publicAddresses: addrs,
       shares,
       dropShares: cfg.registry_shares,
