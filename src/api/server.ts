@@ -12,8 +12,8 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, request, type Server } from 'node:https';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { GatewayError, invalid, toGatewayError, type ErrorCode } from '../core/errors.ts';
@@ -301,7 +301,8 @@ async function forward(req: IncomingMessage, res: ServerResponse, peer: Peer, bo
     if (typeof v === 'string') headers[h] = v;
   }
   await new Promise<void>((resolve, reject) => {
-    const r = request(u, { method: req.method, headers, agent: false, createConnection: () => sock }, (pr) => {
+    // Plain HTTP framing over the TLS socket verified above (an https agent would verify on its own).
+    const r = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: { ...headers, host: u.host }, createConnection: () => sock }, (pr) => {
       res.statusCode = pr.statusCode ?? 502;
       if (pr.statusMessage) res.statusMessage = pr.statusMessage;
       for (const [k, v] of Object.entries(pr.headers)) if (v !== undefined && !['connection', 'transfer-encoding'].includes(k)) res.setHeader(k, v);
