@@ -2,7 +2,7 @@
 import { GatewayError, invalid } from '../../core/errors.ts';
 import type { Runner } from '../../core/exec.ts';
 import type { Operation } from '../../core/operation.ts';
-import { failAtFromEnv } from '../../core/plan.ts';
+import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
 import { addressAnswers, loadHaConfig, requireHaConfig, resolveVips, saveHaConfig, type HaConfig } from '../../ha/config.ts';
@@ -10,6 +10,8 @@ import { moveVip, snapshot, type FailoverResult, type HaNode } from '../../ha/ct
 import { deployCluster, type DeployReport } from '../../ha/deploy.ts';
 import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from '../../ha/plan.ts';
 import { sshRunner } from '../../ha/transport.ts';
+import { guestHaRegistered, guestHaRemoveSteps, guestHaSteps, haResourceSid } from '../../ha/pveha.ts';
+import { pveClient } from '../../pve/connect.ts';
 import { table } from '../../cli/table.ts';
 import { globalParams } from '../../samba/profiles.ts';
 import type { Gateway } from '../context.ts';
@@ -227,4 +229,35 @@ export const failoverOp: Operation<Gateway> = {
   },
 };
 
-export const haOperations = [haDeployOp, haStatusOp, failoverOp];
+export const haGuestOp: Operation<Gateway> = {
+  command: ['ha', 'guest'],
+  method: 'POST',
+  path: '/nodes/{node}/smbgateway/{sharename}/ha-resource',
+  description: 'Register the guest of an lxc/vm share as a Proxmox HA resource, so that Proxmox restarts it on another node when its node fails (or remove it).',
+  parameters: {
+    ...nameParam,
+    max_restart: { type: 'integer', optional: true, default: 1, minimum: 0, maximum: 10, description: 'Restarts on the same node before relocating' },
+    max_relocate: { type: 'integer', optional: true, default: 1, minimum: 0, maximum: 10, description: 'Relocations to other nodes' },
+    remove: { type: 'boolean', optional: true, default: false, description: 'Remove the HA resource instead' },
+  },
+  positional: ['sharename'],
+  returns: { description: 'The HA resource id and whether it is registered' },
+  privilege: ALLOCATE,
+  handler: async (p, g) => {
+    const x = validate(haGuestOp.parameters, p) as { sharename: string; max_restart: number; max_relocate: number; remove: boolean };
+    const share = await g.store.get(x.sharename);
+    if (!share) throw new GatewayError('not_found', `share "${x.sharename}" does not exist`, 'sharename');
+    const sid = haResourceSid(share);
+    if (!g.settings.isPve) throw new GatewayError('unavailable', 'Proxmox HA needs a Proxmox VE node (no /etc/pve here)');
+    const api = pveClient(g.settings, g.run);
+    const o = { maxRestart: x.max_restart, maxRelocate: x.max_relocate };
+    await applyPlan(x.remove ? guestHaRemoveSteps(api, share, o) : guestHaSteps(api, share, o), { failAt: failAtFromEnv(), log: g.log });
+    return { sharename: share.sharename, sid, registered: !!(await guestHaRegistered(api, sid)) };
+  },
+  format: (r) => {
+    const x = r as { sharename: string; sid: string; registered: boolean };
+    return `${x.sharename}: ${x.sid} ${x.registered ? 'is a Proxmox HA resource' : 'is not an HA resource'}`;
+  },
+};
+
+export const haOperations = [haDeployOp, haStatusOp, failoverOp, haGuestOp];
