@@ -9,7 +9,7 @@ import { GatewayError } from '../core/errors.ts';
 import { execRunner } from '../core/exec.ts';
 import { loadSettings, type Settings } from '../core/settings.ts';
 import { Collector } from '../monitor/collector.ts';
-import { closeMetricsDbs, metricsDbFor, type MetricsDb } from '../monitor/db.ts';
+import { closeMetricsDbs, metricsDbFor, releaseMetricsDb, type MetricsDb } from '../monitor/db.ts';
 import { Authenticator, type PveAuthConfig } from './auth.ts';
 import { makeGateway, type Gateway } from './context.ts';
 import { metricsDbPath } from './operations/metrics.ts';
@@ -98,6 +98,7 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
     stop: async () => {
       await collector.stop();
       await api.close();
+      releaseMetricsDb(db.path);
     },
   };
 }

@@ -2,7 +2,9 @@
  * `npm run demo`: the gateway serving a demo share without Proxmox VE and without touching the
  * host's own Samba: a private smbd on 127.0.0.1 (free port, private config and state), a share
  * made through the same code path as `pve-smbgateway create`, served until SIGINT/SIGTERM, then
- * everything it created is removed. `--json` prints one line {host,port,share,user,password}.
+ * everything it created is removed. The gateway daemon (REST API and metrics collector) runs too,
+ * on 127.0.0.1 with a free port and an API token for the demo share. `--json` prints one line
+ * {host,port,share,user,password,api,node,token}: token is a whole Authorization header value.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -10,11 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeGateway, type Gateway } from '../api/context.ts';
 import { createOp, deleteOp } from '../api/operations/shares.ts';
+import { startDaemon, type Daemon } from '../api/daemon.ts';
+import { TokenStore } from '../api/tokens.ts';
 import { defaultSettings } from '../core/settings.ts';
 import { startSandbox, type Sandbox } from '../samba/sandbox.ts';
 
 export interface Demo {
-  info: { host: string; port: number; share: string; user: string; password: string };
+  info: { host: string; port: number; share: string; user: string; password: string; api: string; node: string; token: string };
+  daemon: Daemon;
   gateway: Gateway;
   sandbox: Sandbox;
   root: string;
@@ -43,7 +48,9 @@ export async function startDemo(opts: { share?: string; log?: (m: string) => voi
   const share = opts.share ?? 'demo';
   const user = 'smbdemo' + randomBytes(3).toString('hex');
   const password = randomBytes(12).toString('base64url');
+  let daemon: Daemon | undefined;
   const cleanup = async () => {
+    await daemon?.stop().catch(() => undefined);
     await deleteOp.handler({ sharename: share, purge: true }, gateway).catch(() => undefined);
     await sandbox.stop();
     await rm(root, { recursive: true, force: true });
@@ -53,23 +60,32 @@ export async function startDemo(opts: { share?: string; log?: (m: string) => voi
       sharename: share, mode: 'native', path: join(storage, share), users: [user], password,
       comment: 'pve-smbgateway demo share',
     }, gateway);
+    // The daemon: its API on a free loopback port, its collector writing to <root>/state/metrics.db.
+    daemon = await startDaemon({ settings, config: { listen: '127.0.0.1', port: Number(process.env.SMBGW_DEMO_API_PORT ?? 0) }, log: opts.log });
+    const token = await new TokenStore(settings).create('demo', ['Datastore.Audit', 'Datastore.Allocate'], { comment: 'demo share' });
+    return {
+      info: { host: sandbox.host, port: sandbox.port, share, user, password, api: daemon.api.url, node: settings.node, token: token.header },
+      gateway, sandbox, root, daemon, stop: cleanup,
+    };
   } catch (e) {
     await cleanup();
     throw e;
   }
-  return { info: { host: sandbox.host, port: sandbox.port, share, user, password }, gateway, sandbox, root, stop: cleanup };
 }
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const demo = await startDemo({ log: json ? undefined : (m) => console.error(`  ${m}`) });
-  const { host, port, share, user, password } = demo.info;
+  const { host, port, share, user, password, api, node, token } = demo.info;
   if (json) {
     process.stdout.write(JSON.stringify(demo.info) + '\n');
   } else {
     console.log(`\npve-smbgateway demo: share "${share}" served by a private smbd on ${host}:${port}`);
     console.log(`  user ${user}, password ${password}`);
     console.log(`  try: smbclient //${host}/${share} -p ${port} -U '${user}%${password}' -c 'ls'`);
+    console.log(`  API: ${api}/api2/json/nodes/${node}/smbgateway (self-signed certificate)`);
+    console.log(`  try: curl -k -H 'Authorization: ${token}' ${api}/api2/json/nodes/${node}/smbgateway/${share}/metrics`);
+    console.log(`       curl -k -H 'Authorization: ${token}' ${api}/metrics`);
     console.log('  stop with Ctrl-C (everything the demo made is removed)\n');
   }
   let stopping = false;

@@ -239,6 +239,12 @@ export function metricsDbFor(path: string, opts: MetricsDbOptions = {}): Metrics
   return db;
 }
 
+/** Close one file's handle (the daemon, when it stops). */
+export function releaseMetricsDb(path: string): void {
+  open.get(path)?.close();
+  open.delete(path);
+}
+
 export function closeMetricsDbs(): void {
   for (const db of open.values()) db.close();
   open.clear();
