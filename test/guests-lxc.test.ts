@@ -79,7 +79,7 @@ test('unprivileged LXC (Proxmox idmap): SMB write/read lands in the bind-mounted
   const t0 = Date.now();
   await ct.start();
   // smbd is started by the container's systemd; the share answers once config + user are in.
-  await waitFor('smbd listening in the container', async () => (await net.exec(['smbclient', '-s', '/dev/null', '-N', '-L', `//${ip}`], { allowFail: true })).stdout.includes('IPC$') || (await net.exec(['bash', '-c', `</dev/tcp/${ip}/445`], { allowFail: true })).code === 0, 30_000, 50);
+  await waitFor('smbd listening in the container', async () => (await net.exec(['bash', '-c', 'exec 3<>"/dev/tcp/$1/445"', 'probe', ip], { allowFail: true })).code === 0, 30_000, 50);
   const listenS = since(t0);
   await configureSamba(ct);
   await waitFor('share answering', async () => (await smb(ip, 'ls', true)).code === 0, 30_000, 50);
@@ -124,7 +124,7 @@ test('unprivileged LXC (Proxmox idmap): SMB write/read lands in the bind-mounted
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
     const figures = {
       createSeconds: createS, startToSmbdListeningSeconds: listenS, startToShareAnsweringSeconds: smbS,
-      idleUsedMiB: mib(idle.used), tenSessionsUsedMiB: mib(busy.used), idleUsageInclCacheMiB: mib(idle.usage), tenSessionsUsageInclCacheMiB: mib(busy.usage),
+      idleUsedMiB: mib(idle.used), tenSessionsUsedMiB: mib(busy.used), idleAnonMiB: mib(idle.rss), tenSessionsAnonMiB: mib(busy.rss), idleUsageInclCacheMiB: mib(idle.usage), tenSessionsUsageInclCacheMiB: mib(busy.usage),
       limitMiB: busy.limit ? mib(busy.limit) : 'none',
     };
     t.diagnostic(`lxc figures: ${JSON.stringify(figures)}`);

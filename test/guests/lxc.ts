@@ -15,7 +15,7 @@
  */
 import { mkdir, rm, writeFile, readFile, chown, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { alive, cacheRoot, note, run, runWithInput, since, sleep, uid, waitFor } from './common.ts';
+import { note, run, runWithInput, since, sleep, uid, waitFor } from './common.ts';
 import { ensureSubids, lxcIdmapLines, PROXMOX_IDMAP, toHost, type IdMap } from './idmap.ts';
 import { shiftedRootfs } from './rootfs.ts';
 import type { GuestNetwork } from './netns.ts';
@@ -35,12 +35,16 @@ export interface ContainerOptions {
   /** Unique name; default `smbgw-ct-<random>`. */
   name?: string;
   hostname?: string;
-  /** Default: Proxmox's map u/g 0 100000 65536. */
+  /** Default: Proxmox's map u/g 0 100000 65536; an empty map makes a privileged container. */
   idmap?: IdMap;
   /** Memory limit in MiB (Proxmox `memory`); default 128. */
   memoryMiB?: number;
   mounts?: MountPoint[];
-  /** Root filesystem: default an overlay on the cached shifted rootfs. */
+  /**
+   * Root filesystem: default an overlay on the cached shifted rootfs (removed by destroy). `lowerDir`:
+   * an overlay on that dir instead. `dir`: use this directory as is (already owned by the mapped ids,
+   * e.g. from extractTemplate or mountOverlay); it is the caller's and destroy() leaves it alone.
+   */
   rootfs?: { lowerDir: string } | { dir: string };
   /** Network to plug into on start, with the container's address (cidr, e.g. 10.77.3.10/24). */
   net?: { network: GuestNetwork; cidr: string; gateway?: string };
@@ -94,8 +98,7 @@ function configText(o: {
     `lxc.uts.name = ${o.hostname}`,
     'lxc.arch = amd64',
     'lxc.include = /usr/share/lxc/config/debian.common.conf',
-    'lxc.include = /usr/share/lxc/config/debian.userns.conf',
-    ...lxcIdmapLines(o.idmap),
+    ...(o.idmap.length ? ['lxc.include = /usr/share/lxc/config/debian.userns.conf', ...lxcIdmapLines(o.idmap)] : []),
     `lxc.rootfs.path = dir:${o.rootfs}`,
     'lxc.net.0.type = empty',
     // Proxmox confines CTs with its lxc-container-default-cgns profile; AppArmor is not enabled on this kernel.
@@ -146,6 +149,29 @@ export async function readMemory(pid: number): Promise<MemoryUsage> {
 }
 
 /**
+ * A copy-on-write root filesystem: overlay of `lower` (read-only, e.g. the cached shifted rootfs or a
+ * template's rootfs) with `<dir>/upper` (owned by the container's root) mounted at `<dir>/rootfs`.
+ * This is how linked clones are made here. Returns the mount point.
+ */
+export async function mountOverlay(lower: string, dir: string, rootUid: number, rootGid: number): Promise<string> {
+  const upper = join(dir, 'upper');
+  const work = join(dir, 'work');
+  const merged = join(dir, 'rootfs');
+  for (const d of [upper, work, merged]) await mkdir(d, { recursive: true });
+  await chown(upper, rootUid, rootGid);
+  await chmod(upper, 0o755);
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+  return merged;
+}
+
+/** Unmounts (lazily if busy) a mount point made by mountOverlay; no error if nothing is mounted. */
+export async function unmountOverlay(dir: string): Promise<void> {
+  const merged = join(dir, 'rootfs');
+  const r = await run('umount', [merged], { allowFail: true });
+  if (r.code !== 0 && !/not mounted|no mount point|not found/i.test(r.stderr)) await run('umount', ['-l', merged], { allowFail: true });
+}
+
+/**
  * LXC mounts bind-mount sources from inside the container's user namespace, where host root is nobody:
  * every parent directory must be searchable by others (o+x), or lxc-start fails with EACCES.
  */
@@ -164,10 +190,12 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(name)) throw new Error(`container name ${name}: letters, digits, '.', '-'`);
   const idmap = opts.idmap ?? PROXMOX_IDMAP;
   const hostname = opts.hostname ?? name;
-  const rootUid = toHost(idmap, 'u', 0);
-  const rootGid = toHost(idmap, 'g', 0);
+  // An empty map means a privileged container (container root = host root), like `unprivileged: 0`.
+  const privileged = idmap.length === 0;
+  const rootUid = privileged ? 0 : toHost(idmap, 'u', 0);
+  const rootGid = privileged ? 0 : toHost(idmap, 'g', 0);
   if (rootUid === undefined || rootGid === undefined) throw new Error('idmap: container root (0) must be mapped');
-  await ensureSubids(idmap);
+  if (!privileged) await ensureSubids(idmap);
   for (const m of opts.mounts ?? []) await assertTraversable(m.host);
   const base = opts.baseDir ?? join('/tmp', `smbgw-lxc-${name}`);
   const lxcPath = join(base, 'lxc');
@@ -182,13 +210,8 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
       rootfs = opts.rootfs.dir;
     } else {
       const lower = opts.rootfs?.lowerDir ?? (await shiftedRootfs(idmap)).path;
-      const upper = join(base, 'upper');
-      const work = join(base, 'work');
       rootfs = join(base, 'rootfs');
-      for (const d of [upper, work, rootfs]) await mkdir(d, { recursive: true });
-      await chown(upper, rootUid, rootGid);
-      await chmod(upper, 0o755);
-      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs]);
+      await mountOverlay(lower, base, rootUid, rootGid);
       overlay = true;
     }
     // What Proxmox writes into a CT before its first start: hostname and hosts.
@@ -201,7 +224,7 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
       logFile, extra: opts.extraConfig ?? [], cgroupV1Memory: await cgroupV1Memory(),
     }));
   } catch (e) {
-    if (overlay) await run('umount', ['-l', join(base, 'rootfs')], { allowFail: true });
+    if (overlay) await unmountOverlay(base);
     await cleanupDirs();
     throw e;
   }
@@ -250,13 +273,9 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
     if ((await state()) === 'RUNNING') await run('lxc-stop', [...L, '-k'], { allowFail: true });
     // lxc-stop -k returns once the init is gone; wait until LXC lets go of the rootfs.
     for (let i = 0; i < 50 && (await state()) === 'RUNNING'; i++) await sleep(100);
-    if (overlay) {
-      const r = await run('umount', [join(base, 'rootfs')], { allowFail: true });
-      if (r.code !== 0) await run('umount', ['-l', join(base, 'rootfs')], { allowFail: true });
-    }
+    if (overlay) await unmountOverlay(base);
     await cleanupDirs();
   };
-  void alive;
   return {
     name, lxcPath, rootfs, idmap, get ip() { return ip; }, set ip(v) { ip = v; },
     start, stop, pid, state, exec, push, memory, destroy,

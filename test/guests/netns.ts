@@ -24,6 +24,8 @@ export interface GuestNetwork {
    * there as `ifname` with address `cidr`, up; the other end joins the bridge. Returns the host-side name.
    */
   plug: (pid: number, cidr: string, opts?: { ifname?: string; gateway?: string }) => Promise<string>;
+  /** Adds another address to the bridge (e.g. the gateway of a guest's static subnet); no error if present. */
+  addAddress: (cidr: string) => Promise<void>;
   destroy: () => Promise<void>;
 }
 
@@ -63,5 +65,9 @@ export async function createNetwork(opts: { name?: string; subnet?: string } = {
   const destroy = async () => {
     await run('ip', ['netns', 'del', ns], { allowFail: true });
   };
-  return { ns, bridge, hostIp, prefix: 24, guestIp: (n) => `${subnet}.${n}`, exec, plug, destroy };
+  const addAddress = async (cidr: string) => {
+    const r = await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', bridge], { allowFail: true });
+    if (r.code !== 0 && !/exists/i.test(r.stderr)) throw new Error(`ip addr add ${cidr}: ${r.stderr.trim()}`);
+  };
+  return { ns, bridge, hostIp, prefix: 24, guestIp: (n) => `${subnet}.${n}`, exec, plug, addAddress, destroy };
 }

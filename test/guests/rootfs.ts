@@ -14,7 +14,7 @@
  */
 import { mkdir, readFile, readdir, rename, rm, stat, symlink, unlink, writeFile, chown, chmod, truncate } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { withLock } from '../../src/core/lock.ts';
 import { cacheRoot, note, pipe, run, since, uid } from './common.ts';
 import { ensureSubids, idmapKey, PROXMOX_IDMAP, toHost, usernsexecArgs, type IdMap } from './idmap.ts';
@@ -96,15 +96,16 @@ export async function exists(p: string): Promise<boolean> {
  * Builds (once) and caches an artefact: `make(tmp)` fills a temp path next to `final`, which is then
  * renamed into place. Serialised by a lock per artefact; a second caller waits and reuses the result.
  */
-export async function cached(final: string, make: (tmp: string) => Promise<void>, timeoutMs = 15 * 60_000): Promise<{ built: boolean; seconds: number }> {
+export async function cached(final: string, make: (tmp: string) => Promise<void>, opts: { timeoutMs?: number; prunePrefix?: string } = {}): Promise<{ built: boolean; seconds: number }> {
   const t0 = Date.now();
   if (await exists(final)) return { built: false, seconds: since(t0) };
   const root = cacheRoot();
-  await mkdir(root, { recursive: true });
-  const name = final.slice(final.lastIndexOf('/') + 1);
+  const parent = dirname(final);
+  await mkdir(parent, { recursive: true });
+  const name = basename(final);
   return withLock(join(root, '.locks'), name, async () => {
     if (await exists(final)) return { built: false, seconds: since(t0) };
-    const tmp = join(root, `.tmp-${name}-${uid()}`);
+    const tmp = join(parent, `.tmp-${name}-${uid()}`);
     try {
       note(`building ${final}`);
       await make(tmp);
@@ -112,9 +113,23 @@ export async function cached(final: string, make: (tmp: string) => Promise<void>
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+    if (opts.prunePrefix) await pruneOld(parent, opts.prunePrefix, name);
     note(`built ${final} in ${since(t0)} s`);
     return { built: true, seconds: since(t0) };
-  }, { timeoutMs, staleMs: 120_000 });
+  }, { timeoutMs: opts.timeoutMs ?? 15 * 60_000, staleMs: 120_000 });
+}
+
+/**
+ * Removes artefacts of older recipes (same prefix, other key) once a new one is in place, so the
+ * cache does not grow with every recipe change. Derived entries (`<name>.shift-*`) go with their base.
+ */
+async function pruneOld(dir: string, prefix: string, keep: string): Promise<void> {
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (f.startsWith(prefix) && f !== keep && !f.startsWith(keep + '.')) {
+      note(`pruning old cache entry ${f}`);
+      await rm(join(dir, f), { recursive: true, force: true });
+    }
+  }
 }
 
 /**
@@ -155,7 +170,7 @@ export async function buildRootfs(): Promise<Built> {
     await mkdir(join(tmp, 'var/cache/apt/archives/partial'), { recursive: true });
     const samba = (await inChroot(tmp, ['dpkg-query', '-W', '-f', '${Version}', 'samba'])).trim();
     await writeFile(join(tmp, '.smbgw-rootfs.json'), JSON.stringify({ key, suite: SUITE, mirror, packages: ROOTFS_PACKAGES, samba, builtAt: new Date().toISOString() }, null, 2) + '\n');
-  });
+  }, { prunePrefix: `rootfs-${SUITE}-` });
   return { path, key, ...r };
 }
 
@@ -168,11 +183,13 @@ const CT_EXCLUDES = ['--exclude=./dev/*', '--exclude=./var/lib/apt/lists/*', '--
  * container's root.
  */
 async function extractShifted(producer: [string, ...string[]], dest: string, map: IdMap): Promise<void> {
-  await ensureSubids(map);
   await mkdir(dest, { recursive: true });
   await chown(dest, toHost(map, 'u', 0) ?? 0, toHost(map, 'g', 0) ?? 0);
   await chmod(dest, 0o755);
-  await pipe(producer, ['lxc-usernsexec', ...usernsexecArgs(map), '--', 'tar', '-C', dest, '--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls', '--exclude=./dev/*', '-xpf', '-']);
+  const tarX = ['tar', '-C', dest, '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--exclude=./dev/*', '-xpf', '-'] as const;
+  if (map.length === 0) return pipe(producer, [...tarX]); // privileged: ids as they are
+  await ensureSubids(map);
+  await pipe(producer, ['lxc-usernsexec', ...usernsexecArgs(map), '--', ...tarX]);
 }
 
 /** The cached rootfs with owners shifted for `map` (default: Proxmox's 100000 offset). Read-only use (overlay lower dir). */
@@ -201,11 +218,11 @@ export async function buildCtTemplate(): Promise<Built> {
   await mkdir(join(cacheRoot(), 'templates'), { recursive: true });
   const r = await cached(path, async (tmp) => {
     await pipe(['tar', '-C', base.path, '--numeric-owner', '--xattrs', '--acls', ...CT_EXCLUDES, '-cpf', '-', '.'], ['zstd', '-q', '-T0', '-3', '-o', tmp]);
-  });
+  }, { prunePrefix: 'debian-12-smbgw_' });
   return { path, key: base.key, built: r.built || base.built, seconds: base.seconds + r.seconds };
 }
 
-/** Unpacks a CT template (.tar.zst/.tar.gz/.tar.xz) into `dest` with owners shifted for `map`, like `pct create`. */
+/** Unpacks a CT template (.tar.zst/.tar.gz/.tar.xz) into `dest` with owners shifted for `map`, like `pct create` (empty map: privileged, unshifted). */
 export async function extractTemplate(tarball: string, dest: string, map: IdMap = PROXMOX_IDMAP): Promise<void> {
   const dec: [string, ...string[]] = tarball.endsWith('.zst') ? ['zstd', '-dcq', tarball]
     : tarball.endsWith('.xz') ? ['xz', '-dc', tarball] : tarball.endsWith('.gz') ? ['gzip', '-dc', tarball] : ['cat', tarball];
