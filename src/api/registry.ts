@@ -3,6 +3,7 @@ import type { Operation } from '../core/operation.ts';
 import type { Gateway } from './context.ts';
 import { shareOperations } from './operations/shares.ts';
 import { templateOperations } from './operations/templates.ts';
+import { templateOperations } from './operations/templates.ts';
 import { metricsOp } from './operations/metrics.ts';
 import { tokenOperations } from './operations/tokens.ts';
 import { showOp, updateOp } from './operations/update.ts';
@@ -13,3 +14,4 @@ export const operations: Operation<Gateway>[] = [...shareOperations, ...haOperat
 operations.push(showOp, updateOp, metricsOp, ...tokenOperations);
 operations.push(...templateOperations);
 operations.push(...backupOperations);
+operations.push(...templateOperations);

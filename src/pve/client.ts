@@ -119,7 +119,7 @@ export class ApiTransport implements Transport {
     const fullPath = '/api2/json' + path + (!inBody && form ? `?${form}` : '');
     return new Promise((resolve, reject) => {
       const req = httpRequest({
-        host, port, method, path: fullPath, agent: false, createConnection: () => sock,
+        host, port, method, path: fullPath, createConnection: () => sock,
         headers: {
           ...headers,
           Accept: 'application/json',

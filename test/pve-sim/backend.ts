@@ -113,7 +113,9 @@ export class FakeBackend implements GuestBackend {
     const s = this.state(g.vmid);
     const input = stdin?.toString('utf8');
     s.exec.push({ argv, stdin: input === undefined ? undefined : '<' + input.length + ' bytes>' });
-    const [cmd, ...args] = argv;
+    let i = 0;
+    if (argv[0] === 'env') { i = 1; while (argv[i]?.includes('=')) i++; }
+    const [cmd, ...args] = argv.slice(i);
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     const fail = (stderr: string, code = 1): ExecResult => ({ code, stdout: '', stderr });
     const need = (pkg: string) => s.packages.has(pkg);

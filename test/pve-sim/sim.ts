@@ -284,7 +284,8 @@ export class PveSim {
   // ---------------------------------------------------------------------------------------------
   // Tasks
 
-  private task(node: string, type: string, id: string, user: string, work: (log: (l: string) => void) => Promise<void>, fault?: Fault): string {
+  /** A worker task; `cleanup` undoes the bookkeeping of a create/clone that failed (as PVE removes the half-made guest). */
+  private task(node: string, type: string, id: string, user: string, work: (log: (l: string) => void) => Promise<void>, fault?: Fault, cleanup?: () => void): string {
     const start = Math.floor(Date.now() / 1000);
     const upid = `UPID:${node}:${hex8(++this.pidCounter)}:${hex8(this.pidCounter * 7)}:${hex8(start)}:${type}:${id}:${user}:`;
     const t: Task = { upid, node, type, id, user, status: 'running', log: [], starttime: start };
@@ -302,6 +303,7 @@ export class PveSim {
           const msg = (e as Error).message;
           log(`TASK ERROR: ${msg}`);
           t.exitstatus = msg;
+          cleanup?.();
         }
         t.status = 'stopped';
       })();
@@ -471,10 +473,10 @@ export class PveSim {
         config.lock = 'create';
         return this.task(node, 'vzcreate', String(vmid), user, async (log) => {
           log(`extracting archive '${ost}'`);
-          try { await this.backend.ctCreate(g, join(this.storages.get(stId)?.path ?? '', 'template/cache', ost.split('/').pop()!)); } catch (e) { this.guests.delete(vmid); this.freeVolumes(vmid); throw e; }
+          await this.backend.ctCreate(g, join(this.storages.get(stId)?.path ?? '', 'template/cache', ost.split('/').pop()!));
           delete config.lock;
           if (TRUE(s('start'))) { await this.backend.ctStart(g); g.status = 'running'; }
-        }, fault);
+        }, fault, () => { this.guests.delete(vmid); this.freeVolumes(vmid); });
       }
       case 'POST /nodes/{node}/qemu': {
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
@@ -498,8 +500,8 @@ export class PveSim {
         this.guests.set(vmid, g);
         return this.task(node, 'qmcreate', String(vmid), user, async (log) => {
           if (importFrom) log(`importing disk '${importFrom}'`);
-          try { await this.backend.vmCreate(g, importFrom); } catch (e) { this.guests.delete(vmid); this.freeVolumes(vmid); throw e; }
-        }, fault);
+          await this.backend.vmCreate(g, importFrom);
+        }, fault, () => { this.guests.delete(vmid); this.freeVolumes(vmid); });
       }
       case 'GET /nodes/{node}/lxc/{vmid}':
       case 'GET /nodes/{node}/qemu/{vmid}':
@@ -605,11 +607,9 @@ export class PveSim {
         this.guests.set(newid, dst);
         return this.task(node, kind === 'lxc' ? 'vzclone' : 'qmclone', String(vmid), user, async (log) => {
           log(`create ${full ? 'full' : 'linked'} clone of ${kind === 'lxc' ? 'CT' : 'VM'} ${vmid} as ${newid}`);
-          try {
-            if (kind === 'lxc') await this.backend.ctClone(src, dst, !full); else await this.backend.vmClone(src, dst, !full);
-          } catch (e) { this.guests.delete(newid); this.freeVolumes(newid); throw e; }
+          if (kind === 'lxc') await this.backend.ctClone(src, dst, !full); else await this.backend.vmClone(src, dst, !full);
           delete config.lock;
-        }, fault);
+        }, fault, () => { this.guests.delete(newid); this.freeVolumes(newid); });
       }
       case 'DELETE /nodes/{node}/lxc/{vmid}':
       case 'DELETE /nodes/{node}/qemu/{vmid}': {
@@ -762,7 +762,7 @@ export class PveSim {
   // ---------------------------------------------------------------------------------------------
   // Node-local commands (through the shims)
 
-  private async simCall(path: string, body: Record<string, unknown>): Promise<unknown> {
+  async simCall(path: string, body: Record<string, unknown>): Promise<unknown> {
     if (path === '/sim/pct') {
       const args = body.args as string[];
       const [verb, id, ...rest] = args;

@@ -1,0 +1,263 @@
+/**
+ * LXC mode: each share is served by its own unprivileged container, a clone of the gateway template
+ * (Debian with Samba, see templates), with the share path bind-mounted at /srv/share.
+ *
+ * Ownership: Proxmox's default idmap for unprivileged containers (container id N = host id 100000+N) is
+ * kept; a share user gets the uid they have on this host (else one recorded in the share), so a file
+ * alice (host uid 1000) writes over SMB lands on the host as uid/gid 101000. The gateway grants those
+ * shifted ids on the share path with POSIX ACLs.
+ *
+ * Bind mounts (mp0 with a host path) are allowed by Proxmox to root@pam only: this mode needs the
+ * pvesh transport (or a root@pam ticket), and `pct` on the node for exec/push.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { GatewayError, invalid } from '../core/errors.ts';
+import type { Step } from '../core/plan.ts';
+import { shareUsers, type Share } from '../core/share.ts';
+import { findShare } from '../core/store.ts';
+import type { Params } from '../pve/client.ts';
+import { renderManagedConf } from '../samba/render.ts';
+import {
+  assignGuestUids, checkGuestShare, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep,
+  LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare,
+} from './guest.ts';
+import type { CreatePlan } from './native.ts';
+import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { detectBacking, requireQuotaSupport, resolveSharePath } from './storage.ts';
+
+export const CT_DEFAULT_MEMORY = 128;
+
+/** The container's hostname: smb-<share> as a DNS label (lowercase, letters, digits, hyphens). */
+export function guestHostname(sharename: string): string {
+  const label = sharename.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 59) || 'share';
+  return `smb-${label}`.replace(/-+$/, '');
+}
+
+export function netSpec(kind: 'lxc' | 'qemu', bridge: string, ip: string | undefined, gateway: string | undefined): string {
+  if (kind === 'lxc') return [`name=eth0`, `bridge=${bridge}`, `ip=${ip ?? 'dhcp'}`, ...(gateway && ip !== 'dhcp' ? [`gw=${gateway}`] : []), 'type=veth'].join(',');
+  return `virtio,bridge=${bridge}`;
+}
+
+/** The mp0 bind mount: the host path at PATH_INSIDE, not in backups (the data is the storage's, not the guest's). */
+export function bindMountSpec(hostPath: string, readOnly: boolean): string {
+  if (/[,=]/.test(hostPath)) throw invalid('path', 'must not contain "," or "=" in lxc mode (Proxmox mount point syntax)');
+  return `${hostPath},mp=${PATH_INSIDE},backup=0${readOnly ? ',ro=1' : ''}`;
+}
+
+/** Parameters for PUT /nodes/{node}/lxc/{vmid}/config after the clone (pure). */
+export function ctConfigParams(share: Share, hostPath: string, bridge: string): Params {
+  return {
+    hostname: guestHostname(share.sharename),
+    cores: 1,
+    memory: share.ct_memory ?? CT_DEFAULT_MEMORY,
+    swap: 0,
+    net0: netSpec('lxc', bridge, share.ip, share.gateway),
+    mp0: bindMountSpec(hostPath, share.read_only),
+    onboot: 1,
+    description: `SMB share ${share.sharename} (pve-smbgateway)`,
+    tags: 'smbgateway-share',
+  };
+}
+
+/** The smb.conf fragment pushed into the container: the native renderer with the path inside. */
+export function guestManagedConf(share: Share): string {
+  return renderManagedConf([share], { pathInside: () => PATH_INSIDE });
+}
+
+/** Linked clones need a storage that can snapshot the template's volumes (ZFS, Ceph RBD, LVM-thin; for VMs also qcow2 on dir). */
+export function linkedCloneSupported(storageType: string | undefined, kind: 'lxc' | 'qemu'): boolean {
+  return ['zfspool', 'rbd', 'lvmthin'].includes(storageType ?? '') || (kind === 'qemu' && ['dir', 'nfs', 'cifs', 'cephfs'].includes(storageType ?? ''));
+}
+
+/** Storages holding a guest's disks, from its config. */
+export function diskStorages(config: Record<string, unknown>): string[] {
+  const out = new Set<string>();
+  for (const [k, v] of Object.entries(config)) {
+    if (!/^(rootfs|mp\d+|scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0)$/.test(k) || typeof v !== 'string' || /cloudinit|media=cdrom/.test(v)) continue;
+    const vol = v.split(',')[0]!.replace(/^(volume|file)=/, '');
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):/i.exec(vol);
+    if (m) out.add(m[1]!);
+  }
+  return [...out];
+}
+
+/** Linked or full: the share's choice, linked by default where every disk's storage allows it. */
+export async function chooseClone(ctx: GuestCtx, share: Share, kind: 'lxc' | 'qemu', node: string, tmpl: number): Promise<boolean> {
+  const config = await ctx.api.config(node, kind, tmpl);
+  const types = await Promise.all(diskStorages(config).map(async (sid) => (await ctx.api.storage(sid)).type));
+  const ok = types.length > 0 && types.every((t) => linkedCloneSupported(t, kind));
+  if (share.clone === 'linked' && !ok) throw invalid('clone', `the template's storage (${types.join(', ') || 'none'}) cannot make linked clones: use --clone full`);
+  return share.clone !== 'full' && ok;
+}
+
+/**
+ * The container must stay confined: unprivileged, under Proxmox's AppArmor profile for containers
+ * (lxc-container-default-cgns), without nesting or a raw `lxc.apparmor.profile` override.
+ */
+export function assertConfined(config: Record<string, unknown>, vmid: number): void {
+  const raw = ([] as unknown[]).concat(config.lxc ?? []).map(String).join('\n');
+  if (String(config.unprivileged ?? '0') !== '1') throw new GatewayError('failed', `CT ${vmid}: the template is not an unprivileged container`);
+  if (/apparmor\.profile\s*[:=]?\s*,?\s*unconfined/.test(raw)) throw new GatewayError('failed', `CT ${vmid}: its config turns AppArmor off (lxc.apparmor.profile unconfined)`);
+  if (/(^|,)nesting=1/.test(String(config.features ?? ''))) throw new GatewayError('failed', `CT ${vmid}: nesting is enabled in the template, which relaxes the AppArmor profile`);
+}
+
+export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
+  const { run, store, api, settings } = ctx;
+  checkGuestShare(req);
+  const dup = findShare(existing, req.sharename);
+  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
+  const { path, exists } = await resolveSharePath(req.path, settings.allowedRoots);
+  const usedBy = existing.find((s) => s.path === path);
+  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
+  const backing = await detectBacking(run, path, exists);
+  requireQuotaSupport(backing, req.quota);
+  const users = shareUsers(req);
+  for (const u of users) if (!passwords.has(u)) throw invalid('password_file', `user ${u} needs a password: the container keeps its own Samba accounts`);
+  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  bindMountSpec(path, req.read_only);
+  if (api.c.user !== 'root@pam') throw new GatewayError('forbidden', `mode: lxc mode bind-mounts the share path into the container, which Proxmox VE allows only to root@pam; this gateway talks to it as ${api.c.user} (use the pvesh transport on the node, see docs/proxmox.md)`, 'mode');
+  const tmpl = await findTemplate(api, 'lxc', req.vm_template);
+  const node = req.node ?? tmpl.node;
+  const linked = node === tmpl.node ? await chooseClone(ctx, req, 'lxc', tmpl.node, tmpl.vmid) : false;
+  if (req.clone === 'linked' && node !== tmpl.node) throw invalid('clone', `linked clones stay on the template's node (${tmpl.node})`);
+  const bridge = req.bridge ?? settings.pveBridge ?? 'vmbr0';
+  const timeoutMs = (settings.pveTaskTimeout ?? 600) * 1000;
+
+  const created: string[] = [];
+  const guest_uids = await assignGuestUids(run, req, existing);
+  const share: MutableShare = { ...req, path, node, created, guest_uids };
+  const uids = parseGuestUids(guest_uids);
+  const warnings: string[] = [];
+  let vmid = 0;
+
+  const steps: Step[] = [
+    ...preStorageQuotaSteps(run, backing, share.quota),
+    ...storageSteps(run, path, backing, created),
+    ...quotaSteps(run, path, backing, share.quota),
+    ...guestPermissionSteps(run, path, guestAclSpec(share, uids, LXC_ID_SHIFT)),
+    {
+      name: 'allocate-vmid',
+      do: async () => { vmid = await api.nextId(); share.vmid = vmid; },
+    },
+    {
+      name: 'clone-container',
+      do: async () => {
+        await api.clone(tmpl.node, 'lxc', tmpl.vmid, { newid: vmid, hostname: guestHostname(share.sharename), full: !linked, ...(node !== tmpl.node ? { target: node } : {}) });
+        created.push(`ct:${vmid}`);
+      },
+      undo: () => api.removeGuest(node, 'lxc', vmid),
+    },
+    {
+      name: 'configure-container',
+      do: async () => {
+        await api.setConfig(node, 'lxc', vmid, ctConfigParams(share, path, bridge));
+        assertConfined(await api.config(node, 'lxc', vmid), vmid);
+      },
+    },
+    {
+      name: 'start-container',
+      do: () => api.start(node, 'lxc', vmid),
+      undo: () => api.stop(node, 'lxc', vmid),
+    },
+    {
+      name: 'wait-network',
+      do: async () => { share.guest_ip = await waitForIp(api, node, 'lxc', vmid, timeoutMs); },
+    },
+    {
+      name: 'add-guest-users',
+      do: async () => {
+        for (const u of users) {
+          const id = String(uids.get(u)!);
+          await pctExec(run, vmid, ['groupadd', '--gid', id, u]);
+          await pctExec(run, vmid, ['useradd', '--no-create-home', '--shell', '/usr/sbin/nologin', '--uid', id, '--gid', id, u]);
+          await pctExec(run, vmid, ['smbpasswd', '-s', '-a', u], `${passwords.get(u)}\n${passwords.get(u)}\n`);
+        }
+      },
+    },
+    {
+      name: 'push-smb-conf',
+      do: async () => {
+        await pctPush(run, vmid, guestManagedConf(share), GUEST_MANAGED_CONF, '0644');
+        await pctExec(run, vmid, ['testparm', '-s', '--suppress-prompt', '/etc/samba/smb.conf']);
+      },
+    },
+    {
+      name: 'reload-samba',
+      do: async () => { await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']); },
+    },
+    {
+      name: 'store-secrets',
+      do: async () => { for (const [u, pw] of passwords) await store.writeSecret(share.sharename, u, pw); },
+      undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
+    },
+    {
+      name: 'save-config',
+      do: () => store.write([...existing, share]),
+      undo: () => store.write(existing),
+    },
+    ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, Math.min(timeoutMs, 60_000)),
+  ];
+  return { steps, share, warnings };
+}
+
+export async function planGuestDeleteCommon(ctx: GuestCtx, share: Share, existing: readonly Share[]): Promise<Step[]> {
+  const { store } = ctx;
+  const rest = existing.filter((s) => s !== share);
+  const secrets = new Map<string, string>();
+  return [
+    { name: 'save-config', do: () => store.write(rest), undo: () => store.write(existing) },
+    {
+      name: 'remove-secrets',
+      do: async () => {
+        for (const u of shareUsers(share)) {
+          const f = store.secretPath(share.sharename, u);
+          const v = await readFile(f, 'utf8').catch(() => undefined);
+          if (v !== undefined) { secrets.set(u, v); await rm(f, { force: true }); }
+        }
+      },
+      undo: async () => { for (const [u, v] of secrets) await store.writeSecret(share.sharename, u, v); },
+    },
+  ];
+}
+
+/** Purge of what the gateway made on the host (dataset/subvolume/dir), as native mode does: the last step. */
+export function purgeStep(ctx: GuestCtx, share: Share): Step {
+  const { run } = ctx;
+  return {
+    name: 'purge-storage',
+    do: async () => {
+      for (const c of [...share.created].reverse()) {
+        const [kind, ...r] = c.split(':');
+        const v = r.join(':');
+        if (kind === 'dataset') await run('zfs', ['destroy', '-r', v]);
+        else if (kind === 'subvolume') await run('btrfs', ['subvolume', 'delete', v]);
+        else if (kind === 'dir') await rm(v, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
+  const { api } = ctx;
+  const node = share.node ?? ctx.settings.node;
+  const vmid = share.vmid;
+  const wasRunning = { v: false };
+  const steps = await planGuestDeleteCommon(ctx, share, existing);
+  if (vmid !== undefined && share.created.includes(`ct:${vmid}`)) {
+    steps.push({
+      name: 'stop-container',
+      do: async () => {
+        const st = await api.status(node, 'lxc', vmid).catch(() => undefined);
+        if (st?.status === 'running') { wasRunning.v = true; await api.stop(node, 'lxc', vmid); }
+      },
+      undo: async () => { if (wasRunning.v) await api.start(node, 'lxc', vmid); },
+    });
+  }
+  steps.push(...revokeSteps(ctx.run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
+  if (vmid !== undefined && share.created.includes(`ct:${vmid}`)) {
+    // Irreversible: after everything that can be undone.
+    steps.push({ name: 'destroy-container', do: () => api.removeGuest(node, 'lxc', vmid) });
+  }
+  if (opts.purge) steps.push(purgeStep(ctx, share));
+  return steps;
+}

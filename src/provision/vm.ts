@@ -1,0 +1,281 @@
+/**
+ * VM mode: each share is served by its own VM, a clone (linked where the storage allows, else full)
+ * of the cloud-init gateway template (Debian with Samba and the QEMU guest agent).
+ *
+ * The Samba config and the users reach the VM in a cloud-init user-data snippet that the gateway writes
+ * into a snippets-capable storage's snippets/ directory on the node (the API cannot upload snippets),
+ * mode 0600, named by `cicustom`. Users travel as NT hashes (pdbedit import), never as plain passwords.
+ *
+ * The share path reaches the VM according to its backend:
+ *  - virtiofs through a cluster directory mapping (local filesystems: ZFS, btrfs, ext4/xfs, dir);
+ *  - an RBD disk on a Ceph RBD storage (paths on Ceph): the data lives in that image, sized by the quota;
+ *  - NFS from the node otherwise (network filesystems), exported to the VM's static address only.
+ * The VM's address comes from the guest agent; a health check logs on over SMB from the host.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GatewayError, invalid } from '../core/errors.ts';
+import type { Step } from '../core/plan.ts';
+import { parseSize, shareUsers, type Share } from '../core/share.ts';
+import { atomicWrite, findShare } from '../core/store.ts';
+import type { Params } from '../pve/client.ts';
+import {
+  assignGuestUids, checkGuestShare, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
+  healthCheckStep, parseGuestUids, PATH_INSIDE, revokeSteps, smbpasswdLine, waitForIp, type GuestCtx, type MutableShare,
+} from './guest.ts';
+import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, purgeStep } from './lxc.ts';
+import type { CreatePlan } from './native.ts';
+import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { detectBacking, requireQuotaSupport, resolveSharePath, type Backing } from './storage.ts';
+
+export type Attachment = 'virtiofs' | 'rbd' | 'nfs';
+
+const NETWORK_FS = /^(nfs4?|cifs|smb3|fuse\.sshfs|glusterfs|fuse\.glusterfs|9p)$/;
+const CEPH_FS = /^(ceph|fuse\.ceph|fuse\.ceph-fuse)$/;
+
+/** Which attachment a path's backend calls for (or the one asked for). */
+export function chooseAttachment(requested: string | undefined, backing: Backing): Attachment {
+  if (requested && requested !== 'auto') return requested as Attachment;
+  if (backing.kind !== 'plain') return 'virtiofs';
+  const fs = backing.fstype.split(' ')[0]!;
+  if (CEPH_FS.test(fs)) return 'rbd';
+  if (NETWORK_FS.test(fs)) return 'nfs';
+  return 'virtiofs';
+}
+
+/** Directory-mapping id for a VM's share (pve-configid: letters, digits, - and _). */
+export function mappingId(vmid: number): string { return `smbgw-${vmid}`; }
+
+export interface UserDataInput {
+  hostname: string;
+  managedConf: string;
+  users: { name: string; uid: number; password: string }[];
+  attachment: Attachment;
+  /** virtiofs tag, NFS source host:path, or block device. */
+  source: string;
+}
+
+/** YAML double-quoted scalar (JSON strings are valid YAML). */
+const q = (s: string) => JSON.stringify(s);
+
+function block(text: string, indent: string): string {
+  return text.replace(/\n$/, '').split('\n').map((l) => indent + l).join('\n');
+}
+
+/** cloud-init user-data for the share's VM (pure). Contains NT hashes: the file must be 0600. */
+export function buildUserData(i: UserDataInput): string {
+  const passdb = i.users.map((u) => smbpasswdLine(u.name, u.uid, u.password)).join('\n') + '\n';
+  const mount = i.attachment === 'virtiofs'
+    ? `  - [${q(i.source)}, ${q(PATH_INSIDE)}, "virtiofs", "defaults,nofail", "0", "0"]`
+    : i.attachment === 'nfs'
+      ? `  - [${q(i.source)}, ${q(PATH_INSIDE)}, "nfs", "vers=4.2,_netdev,nofail", "0", "0"]`
+      : `  - [${q(i.source)}, ${q(PATH_INSIDE)}, "ext4", "defaults,nofail", "0", "2"]`;
+  const runcmd: string[][] = [['mkdir', '-p', PATH_INSIDE]];
+  for (const u of i.users) {
+    runcmd.push(['groupadd', '--gid', String(u.uid), u.name]);
+    runcmd.push(['useradd', '--no-create-home', '--shell', '/usr/sbin/nologin', '--uid', String(u.uid), '--gid', String(u.uid), u.name]);
+  }
+  runcmd.push(['mount', '-a']);
+  runcmd.push(['pdbedit', '-i', 'smbpasswd:/root/smbgw.smbpasswd', '-e', 'tdbsam']);
+  runcmd.push(['rm', '-f', '/root/smbgw.smbpasswd']);
+  runcmd.push(['systemctl', 'restart', 'smbd']);
+  return [
+    '#cloud-config',
+    '# Written by pve-smbgateway (contains password hashes: keep it 0600)',
+    `hostname: ${q(i.hostname)}`,
+    'manage_etc_hosts: true',
+    'package_update: false',
+    'package_upgrade: false',
+    ...(i.attachment === 'rbd' ? ['fs_setup:', `  - {label: smbshare, filesystem: ext4, device: ${q(i.source)}, overwrite: false}`] : []),
+    'mounts:',
+    mount,
+    'write_files:',
+    `  - path: ${q('/etc/samba/smb.conf')}`,
+    `    permissions: "0644"`,
+    '    content: |',
+    block(guestBaseSmbConf(), '      '),
+    `  - path: ${q(GUEST_MANAGED_CONF)}`,
+    `    permissions: "0644"`,
+    '    content: |',
+    block(i.managedConf, '      '),
+    `  - path: "/root/smbgw.smbpasswd"`,
+    `    permissions: "0600"`,
+    '    content: |',
+    block(passdb, '      '),
+    'runcmd:',
+    ...runcmd.map((c) => `  - [${c.map(q).join(', ')}]`),
+    '',
+  ].join('\n');
+}
+
+/** Parameters for PUT /nodes/{node}/qemu/{vmid}/config after the clone (pure). */
+export function vmConfigParams(share: Share, o: { bridge: string; cicustom: string; attachment: Attachment; dirid?: string; rbd?: { storage: string; sizeGiB: number } }): Params {
+  const p: Params = {
+    name: guestHostname(share.sharename),
+    memory: share.vm_memory,
+    cores: share.vm_cores,
+    agent: 'enabled=1',
+    onboot: 1,
+    net0: netSpec('qemu', o.bridge, undefined, undefined),
+    ipconfig0: share.ip && share.ip !== 'dhcp' ? `ip=${share.ip}${share.gateway ? `,gw=${share.gateway}` : ''}` : 'ip=dhcp',
+    cicustom: o.cicustom,
+    description: `SMB share ${share.sharename} (pve-smbgateway)`,
+    tags: 'smbgateway-share',
+  };
+  if (o.attachment === 'virtiofs') p.virtiofs0 = `dirid=${o.dirid},cache=auto,expose-acl=1`;
+  if (o.attachment === 'rbd') p.scsi1 = `${o.rbd!.storage}:${o.rbd!.sizeGiB},backup=1,discard=on`;
+  return p;
+}
+
+export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
+  const { run, store, api, settings } = ctx;
+  checkGuestShare(req);
+  const dup = findShare(existing, req.sharename);
+  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
+  const { path, exists } = await resolveSharePath(req.path, settings.allowedRoots);
+  const usedBy = existing.find((s) => s.path === path);
+  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
+  const backing = await detectBacking(run, path, exists);
+  const attachment = chooseAttachment(req.vm_attach, backing);
+  if (attachment !== 'rbd') requireQuotaSupport(backing, req.quota);
+  const users = shareUsers(req);
+  for (const u of users) if (!passwords.has(u)) throw invalid('password_file', `user ${u} needs a password: the VM keeps its own Samba accounts`);
+  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+
+  const tmpl = await findTemplate(api, 'qemu', req.vm_template);
+  const node = req.node ?? tmpl.node;
+  if (node !== settings.node) throw invalid('node', `vm mode writes the cloud-init snippet on this node (${settings.node}): create the share from the node that will run it`);
+  const linked = node === tmpl.node ? await chooseClone(ctx, req, 'qemu', tmpl.node, tmpl.vmid) : false;
+  const bridge = req.bridge ?? settings.pveBridge ?? 'vmbr0';
+  const timeoutMs = (settings.pveTaskTimeout ?? 600) * 1000;
+
+  // Snippets: a storage with the snippets content type and a directory on this node.
+  const snipId = settings.pveSnippetsStorage ?? 'local';
+  const snip = await api.storage(snipId).catch(() => undefined);
+  if (!snip?.path || !(snip.content ?? '').split(',').includes('snippets')) {
+    throw new GatewayError('unavailable', `the storage "${snipId}" (pve_snippets_storage) must be a directory storage with the "snippets" content type (pvesm set ${snipId} --content ...,snippets)`, 'pve_snippets_storage');
+  }
+  let rbd: { storage: string; sizeGiB: number } | undefined;
+  if (attachment === 'rbd') {
+    const size = req.quota ? parseSize(req.quota) : undefined;
+    if (!size) throw invalid('quota', 'is required with an RBD disk (it is the size of the disk)');
+    const st = (await api.resources('storage')).find((r) => r.plugintype === 'rbd' && (r.content ?? '').includes('images') && r.node === node);
+    if (!st?.storage) throw new GatewayError('unavailable', 'vm_attach rbd: no Ceph RBD storage with the images content type on this node', 'vm_attach');
+    rbd = { storage: st.storage, sizeGiB: Math.max(1, Math.ceil(size / 2 ** 30)) };
+  }
+  let nfsHost: string | undefined;
+  if (attachment === 'nfs') {
+    if (!req.ip || req.ip === 'dhcp') throw invalid('ip', 'NFS exports the path to the VM\'s address only: give a static ip');
+    nfsHost = (await api.clusterStatus()).find((e) => e.type === 'node' && e.name === node)?.ip;
+    if (!nfsHost) throw new GatewayError('unavailable', `no address for node ${node} in the cluster status (needed as NFS server)`);
+  }
+
+  const created: string[] = [];
+  const guest_uids = await assignGuestUids(run, req, existing);
+  const share: MutableShare = { ...req, path, node, created, guest_uids, vm_attach: attachment };
+  const uids = parseGuestUids(guest_uids);
+  const warnings: string[] = [];
+  if (attachment === 'rbd') warnings.push(`the share's data lives in an RBD disk on ${rbd!.storage} (${rbd!.sizeGiB} GiB), not in ${path}`);
+  let vmid = 0;
+  let snippetFile = '';
+
+  const steps: Step[] = [
+    ...preStorageQuotaSteps(run, backing, share.quota),
+    ...(attachment !== 'rbd' ? [...storageSteps(run, path, backing, created), ...quotaSteps(run, path, backing, share.quota)] : []),
+    // virtiofs and NFS pass uids through unchanged: grant the guest uids themselves.
+    ...(attachment !== 'rbd' ? guestPermissionSteps(run, path, guestAclSpec(share, uids, 0)) : []),
+    { name: 'allocate-vmid', do: async () => { vmid = await api.nextId(); share.vmid = vmid; } },
+  ];
+  if (attachment === 'virtiofs') {
+    steps.push({
+      name: 'create-dir-mapping',
+      do: async () => {
+        await api.createDirMapping(mappingId(vmid), [`node=${node},path=${path}`], `SMB share ${share.sharename} (pve-smbgateway)`);
+        created.push(`mapping:${mappingId(vmid)}`);
+      },
+      undo: () => api.deleteDirMapping(mappingId(vmid)),
+    });
+  }
+  if (attachment === 'nfs') {
+    const client = () => `${share.ip!.split('/')[0]}:${path}`;
+    steps.push({
+      name: 'export-nfs',
+      do: async () => { await run('exportfs', ['-o', 'rw,sync,no_subtree_check,root_squash', client()]); created.push(`nfs:${client()}`); },
+      undo: async () => { await run('exportfs', ['-u', client()]); },
+    });
+  }
+  steps.push(
+    {
+      name: 'clone-vm',
+      do: async () => {
+        await api.clone(tmpl.node, 'qemu', tmpl.vmid, { newid: vmid, name: guestHostname(share.sharename), full: !linked });
+        created.push(`vm:${vmid}`);
+      },
+      undo: () => api.removeGuest(node, 'qemu', vmid),
+    },
+    {
+      name: 'write-user-data',
+      do: async () => {
+        snippetFile = join(snip.path!, 'snippets', `smbgw-${vmid}-user.yaml`);
+        const text = buildUserData({
+          hostname: guestHostname(share.sharename),
+          managedConf: guestManagedConf(share),
+          users: users.map((u) => ({ name: u, uid: uids.get(u)!, password: passwords.get(u)! })),
+          attachment,
+          source: attachment === 'virtiofs' ? mappingId(vmid) : attachment === 'nfs' ? `${nfsHost}:${path}` : '/dev/sdb',
+        });
+        await atomicWrite(snippetFile, text, 0o600);
+        created.push(`snippet:${snippetFile}`);
+      },
+      undo: async () => { await rm(snippetFile, { force: true }); },
+    },
+    {
+      name: 'configure-vm',
+      do: () => api.setConfig(node, 'qemu', vmid, vmConfigParams(share, {
+        bridge, attachment, rbd, dirid: mappingId(vmid), cicustom: `user=${snipId}:snippets/smbgw-${vmid}-user.yaml`,
+      })),
+    },
+    { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stop(node, 'qemu', vmid) },
+    { name: 'wait-guest-agent', do: async () => { share.guest_ip = await waitForIp(api, node, 'qemu', vmid, timeoutMs); } },
+    {
+      name: 'store-secrets',
+      do: async () => { for (const [u, pw] of passwords) await store.writeSecret(share.sharename, u, pw); },
+      undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
+    },
+    { name: 'save-config', do: () => store.write([...existing, share]), undo: () => store.write(existing) },
+    ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, timeoutMs),
+  );
+  return { steps, share, warnings };
+}
+
+export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
+  const { api, run } = ctx;
+  const node = share.node ?? ctx.settings.node;
+  const vmid = share.vmid;
+  const has = (prefix: string) => share.created.filter((c) => c.startsWith(prefix)).map((c) => c.slice(prefix.length));
+  const steps = await planGuestDeleteCommon(ctx, share, existing);
+  const wasRunning = { v: false };
+  if (vmid !== undefined && has('vm:').includes(String(vmid))) {
+    steps.push({
+      name: 'stop-vm',
+      do: async () => {
+        const st = await api.status(node, 'qemu', vmid).catch(() => undefined);
+        if (st?.status === 'running') { wasRunning.v = true; await api.stop(node, 'qemu', vmid); }
+      },
+      undo: async () => { if (wasRunning.v) await api.start(node, 'qemu', vmid); },
+    });
+  }
+  if (share.vm_attach !== 'rbd') steps.push(...revokeSteps(run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), 0)));
+  // Irreversible from here on: the VM, then what only it used.
+  if (vmid !== undefined && has('vm:').includes(String(vmid))) steps.push({ name: 'destroy-vm', do: () => api.removeGuest(node, 'qemu', vmid) });
+  for (const id of has('mapping:')) {
+    steps.push({
+      name: 'remove-dir-mapping',
+      do: async () => { await api.deleteDirMapping(id).catch((e: Error) => { if (!/not found/.test(e.message)) throw e; }); },
+    });
+  }
+  for (const c of has('nfs:')) steps.push({ name: 'unexport-nfs', do: async () => { await run('exportfs', ['-u', c], { allowFail: true }); } });
+  for (const f of has('snippet:')) steps.push({ name: 'remove-user-data', do: () => rm(f, { force: true }) });
+  if (opts.purge) steps.push(purgeStep(ctx, share));
+  return steps;
+}
