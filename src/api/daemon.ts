@@ -120,6 +120,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/pve-smbgatewayd')) {
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/pve-smbgatewayd') || process.argv[1]?.endsWith('/api/daemon.js')) {
   main().catch((e: Error) => { process.stderr.write(`pve-smbgatewayd: ${e.message}\n`); process.exit(1); });
 }

@@ -88,7 +88,9 @@ export class MetricsDb {
       storage_used INTEGER,
       storage_total INTEGER
     );
-    CREATE INDEX IF NOT EXISTS share_metrics_share_time ON share_metrics (share_id, timestamp);
+    -- Covering index: a share's samples over a time range are read in order from the index alone
+    -- (samples of all shares are interleaved in the table, one cycle after the other).
+    CREATE INDEX IF NOT EXISTS share_metrics_share_time_all ON share_metrics (share_id, timestamp, ${METRIC_COLUMNS.join(', ')});
     CREATE INDEX IF NOT EXISTS share_metrics_time ON share_metrics (timestamp);
     CREATE TABLE IF NOT EXISTS share_metrics_hourly (
       share_id TEXT NOT NULL,
