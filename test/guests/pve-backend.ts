@@ -92,6 +92,11 @@ export class RealGuestBackend implements GuestBackend {
     return s;
   }
 
+  /** The network namespace standing for `bridge` (e.g. 'vmbr0'), once a guest was plugged into it: run clients there. */
+  bridgeNetwork(bridge = 'vmbr0'): GuestNetwork | undefined {
+    return this.nets.get(bridge);
+  }
+
   private async network(bridge: string): Promise<GuestNetwork> {
     let n = this.nets.get(bridge);
     if (!n) {
