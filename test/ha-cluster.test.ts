@@ -195,6 +195,8 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     // the node cut off is neither the VIP holder nor the leader (who holds the cluster lock)
     const victim = c.nodes.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
     const rest = c.nodes.filter((n) => n !== victim);
+    const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
+    const logBefore = (await readFile(victimLog, 'utf8')).length;
     await c.partition(victim);
     const t0 = Date.now();
     let seenDisconnected = 0;
@@ -209,6 +211,10 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
       await sleep(500);
     }
     assert.equal(victimHadVip, false, 'partitioned node took the VIP');
+    // what stopped it: it tried to become leader of its own partition and could not take the cluster lock
+    const lockLines = (await readFile(victimLog, 'utf8')).slice(logBefore).split('\n').filter((l) => /cluster lock/i.test(l));
+    assert.ok(lockLines.some((l) => /Unable to (take|get) cluster lock/.test(l)), `the partitioned node's log: ${lockLines.join(' / ')}`);
+    t.diagnostic(`${victim.name}: ${lockLines.find((l) => /Unable to/.test(l))!.replace(/^\S+ \S+ /, '')}`);
     assert.ok(seenDisconnected, 'the others saw the partitioned node as DISCONNECTED');
     t.diagnostic(`partition of ${victim.name} detected after ${((seenDisconnected - t0) / 1000).toFixed(1)} s`);
     const victimView = await victim.run('ctdb', ['status'], { allowFail: true });

@@ -1,0 +1,118 @@
+/**
+ * Failover benchmark: a 3-node CTDB cluster in network namespaces (as in test/ha-cluster.test.ts),
+ * configured by the gateway. Each trial kills -9 the node holding the share's VIP (ctdbd and smbd,
+ * whole process groups, and its VIP is gone with it as with a dead host) and measures the time until
+ * an SMB client in its own namespace lists the share at the VIP again, served by the new holder.
+ * The killed node is then brought back by re-running the deploy, and the cluster left to settle.
+ * Odd trials first move the VIP onto CTDB's leader (the node holding the cluster lock: its death also
+ * means an election and taking the lock again), even trials onto another node, so both cases are timed.
+ *
+ *   node --import tsx bench/failover.ts [trials]      (default 10; root; npm run bench:failover)
+ *
+ * Last line: failover_median_s=<x> failover_max_s=<y> trials=<n>
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeGateway } from '../src/api/context.ts';
+import { deployHa } from '../src/api/operations/ha.ts';
+import { execRunner } from '../src/core/exec.ts';
+import { defaultSettings } from '../src/core/settings.ts';
+import { parseShare } from '../src/core/share.ts';
+import { ctdbStatus, moveVip, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
+import { startNetnsCluster, type TestNode } from '../test/helpers/netns.ts';
+
+const trials = Number(process.argv[2] ?? process.env.FAILOVER_TRIALS ?? 10);
+/** Quiet time after a node rejoined, so that CTDB's RerecoveryTimeout (10 s) from that recovery has expired. */
+const SETTLE_MS = Number(process.env.FAILOVER_SETTLE_MS ?? 12_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const out = (s: string) => process.stdout.write(s + '\n');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const c = await startNetnsCluster();
+  const user = `b${c.id}fo`;
+  let failed = false;
+  try {
+    await execRunner('useradd', ['-M', '-s', '/usr/sbin/nologin', user]);
+    const password = `Pw-${randomBytes(6).toString('hex')}`;
+    const data = join(c.shared, 'data');
+    await mkdir(data, { recursive: true });
+    await execRunner('chown', [user, data]);
+    const gwDir = join(c.dir, 'gw');
+    const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.shared] };
+    const gw = makeGateway(settings, c.nodes[0]!.run);
+    const sharename = `bench${c.id}`;
+    await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto' })]);
+    const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
+    const haNodes: HaNode[] = c.nodes.map((n) => ({ name: n.name, address: n.address, run: n.run }));
+    const t0 = Date.now();
+    const dep = await deployHa(gw, {
+      nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
+      vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `BENCH${c.id}`,
+    }, runnerFor);
+    const vip = dep.vips[sharename]!.split('/')[0]!;
+    out(`cluster ${c.id} (${c.net}.0/24) deployed in ${((Date.now() - t0) / 1000).toFixed(1)} s; VIP ${vip} on ${dep.holders[sharename]}`);
+    await c.nodes[0]!.run('smbpasswd', ['-s', '-a', user], { input: `${password}\n${password}\n` });
+    const auth = join(c.dir, 'auth');
+    await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
+    const first = await c.smb(vip, sharename, auth, 'ls');
+    if (!first.ok) throw new Error(`SMB at the VIP does not answer before the first trial: ${first.output}`);
+
+    const holders = async (): Promise<TestNode[]> => {
+      const h: TestNode[] = [];
+      for (const n of c.nodes) if (await c.hasAddress(n, vip)) h.push(n);
+      return h;
+    };
+    const results: number[] = [];
+    const byKind: Record<string, number[]> = { leader: [], other: [] };
+    for (let i = 1; i <= trials; i++) {
+      await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
+      const leaderPnn = Number((await c.nodes[0]!.run('ctdb', ['leader'])).stdout.trim());
+      const st = await ctdbStatus(c.nodes[0]!.run);
+      const leader = c.nodes.find((n) => st.find((s) => s.pnn === leaderPnn)?.address === n.address)!;
+      const kind = i % 2 === 1 ? 'leader' : 'other';
+      const target = kind === 'leader' ? leader : c.nodes.find((n) => n !== leader)!;
+      await moveVip(haNodes, c.nodes[0]!.run, vip, target.name);
+      await sleep(SETTLE_MS);
+      const [victim] = await holders();
+      if (!victim) throw new Error('no node holds the VIP');
+      const start = Date.now();
+      await c.killNode(victim);
+      let moved = 0;
+      let answered = 0;
+      let newHolder = '';
+      while (Date.now() - start < 120_000) {
+        const h = await holders();
+        if (h.length === 1 && h[0] !== victim) {
+          if (!moved) moved = Date.now();
+          const r = await c.smb(vip, sharename, auth, 'ls', 3_000);
+          if (r.ok && (await c.hasAddress(h[0]!, vip))) { answered = Date.now(); newHolder = h[0]!.name; break; }
+        } else await sleep(50);
+      }
+      if (!answered) throw new Error(`trial ${i}: SMB did not answer at ${vip} within 120 s after killing ${victim.name}`);
+      const s = (answered - start) / 1000;
+      results.push(s);
+      byKind[kind]!.push(s);
+      out(`trial ${i}: kill -9 ${victim.name} (${kind === 'leader' ? 'VIP holder and CTDB leader' : 'VIP holder, not the leader'}) -> VIP on ${newHolder} after ${((moved - start) / 1000).toFixed(2)} s, SMB answers after ${s.toFixed(2)} s`);
+      if (i < trials) await deployHa(gw, {}, runnerFor); // brings the dead node back (starts its ctdbd and smbd)
+    }
+    for (const [k, xs] of Object.entries(byKind)) if (xs.length) out(`holder ${k === 'leader' ? 'was' : 'was not'} the leader: median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s over ${xs.length}`);
+    out(`failover_median_s=${median(results).toFixed(2)} failover_max_s=${Math.max(...results).toFixed(2)} trials=${results.length}`);
+  } catch (e) {
+    failed = true;
+    process.stderr.write(`bench failed: ${(e as Error).message}\n`);
+  } finally {
+    await c.cleanup();
+    await execRunner('userdel', [user], { allowFail: true });
+    await execRunner('groupdel', [user], { allowFail: true });
+  }
+  if (failed) process.exitCode = 1;
+}
+
+await main();
