@@ -26,6 +26,7 @@ import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Authenticator, Caller } from './auth.ts';
 import type { Gateway } from './context.ts';
 import { API_BASE, openApiDocument, pathParams, restSchema } from './openapi.ts';
+import { webAsset } from '../web/static.ts';
 import { operations as registryOperations } from './registry.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
 
@@ -333,6 +334,12 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'https://localhost');
+    const asset = method === 'GET' ? webAsset(url.pathname, node) : undefined;
+    if (asset) {
+      res.writeHead(200, { 'content-type': asset.type, ...asset.headers });
+      res.end(asset.body);
+      return;
+    }
     if (url.pathname === '/metrics') {
       if (method !== 'GET') { send(res, 501, { data: null, message: `Method '${method} /metrics' not implemented` }); return; }
       await o.auth.check(credentials(req), method, AUDIT);
