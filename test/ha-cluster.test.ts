@@ -2,7 +2,8 @@
  * A real 3-node CTDB cluster on this machine: network namespaces joined by a bridge, each node with
  * its own ctdbd and clustered smbd, configured by the gateway (deployHa through per-node Runners).
  * One cluster is reused by the subtests, in order: deploy, idempotent re-deploy, status, kill -9 of
- * the VIP holder under continuous writes, planned failover, partition of one node.
+ * the VIP holder under continuous writes, planned failover, partition of one node, adding a node and
+ * removing one.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -23,7 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP', { timeout: 540_000 }, async (t) => {
-  const c: NetnsCluster = await startNetnsCluster();
+  const c: NetnsCluster = await startNetnsCluster({ nodes: 4 });
   const user = `t${c.id}ha`;
   t.after(async () => {
     await c.cleanup();
@@ -38,14 +39,17 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
   const gwDir = join(c.dir, 'gw');
   const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.shared] };
   const n1 = c.nodes[0]!;
+  // three members; the fourth machine joins later (adding a node), then n2 leaves (removing one)
+  const members = c.nodes.slice(0, 3);
+  const spare = c.nodes[3]!;
   // The gateway on node n1: its Runner runs inside n1's namespaces.
   const gw = makeGateway(settings, n1.run);
   const sharename = `ha${c.id}`;
   await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto' })]);
   const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
-  const haNodes: HaNode[] = c.nodes.map((n) => ({ name: n.name, address: n.address, run: n.run }));
+  const haNodes: HaNode[] = members.map((n) => ({ name: n.name, address: n.address, run: n.run }));
   const deployParams = {
-    nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
+    nodes: members.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
     vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `HA${c.id}`,
   };
   const auth = join(c.dir, 'auth');
@@ -67,21 +71,21 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     t.diagnostic(`cold deploy took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     vip = r.vips[sharename]!.split('/')[0]!;
     assert.equal(r.vips[sharename], `${c.net}.100/24`, 'first free address of the range');
-    for (const n of c.nodes) assert.ok(r.changes[n.name]!.includes('started ctdbd'), `${n.name}: ${r.changes[n.name]}`);
+    for (const n of members) assert.ok(r.changes[n.name]!.includes('started ctdbd'), `${n.name}: ${r.changes[n.name]}`);
     const st = await ctdbStatus(n1.run);
-    assert.deepEqual(st.map((s) => [s.address, s.ok]), c.nodes.map((n) => [n.address, true]));
+    assert.deepEqual(st.map((s) => [s.address, s.ok]), members.map((n) => [n.address, true]));
     const holders = await holderNode();
     assert.equal(holders.length, 1, 'VIP configured on exactly one node');
     assert.equal(r.holders[sharename], holders[0]!.name);
     // CTDB's files are the same on every node, the lock on shared storage
-    const files = await Promise.all(c.nodes.map((n) => readFile(join(n.dir, 'etc-ctdb', 'nodes'), 'utf8')));
-    assert.ok(files.every((f) => f === `${c.nodes.map((n) => n.address).join('\n')}\n`));
+    const files = await Promise.all(members.map((n) => readFile(join(n.dir, 'etc-ctdb', 'nodes'), 'utf8')));
+    assert.ok(files.every((f) => f === `${members.map((n) => n.address).join('\n')}\n`));
     assert.match(await readFile(join(n1.dir, 'etc-ctdb', 'ctdb.conf'), 'utf8'), new RegExp(`cluster lock = ${join(c.shared, '.ctdb.lock')}`));
-    assert.equal(await readFile(join(c.nodes[2]!.dir, 'etc-ctdb', 'public_addresses'), 'utf8'), `${vip}/24 eth0\n`);
+    assert.equal(await readFile(join(members[2]!.dir, 'etc-ctdb', 'public_addresses'), 'utf8'), `${vip}/24 eth0\n`);
     // the share is in CTDB's registry, visible from every node; the password set on n1 is seen by all
-    for (const n of c.nodes) assert.match((await n.run('net', ['conf', 'showshare', sharename])).stdout, new RegExp(`path\\s*=\\s*${data}`));
+    for (const n of members) assert.match((await n.run('net', ['conf', 'showshare', sharename])).stdout, new RegExp(`path\\s*=\\s*${data}`));
     // smbd on another node loads the clustered config with the share from the registry and the hardening
-    const tp = await c.nodes[1]!.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true });
+    const tp = await members[1]!.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true });
     assert.match(tp.stdout, /clustering = Yes/);
     assert.match(tp.stdout, new RegExp(`\\[${sharename}\\]`));
     assert.match(tp.stdout, /server signing = required/);
@@ -98,7 +102,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     deployed();
     const before = (await holderNode())[0]!.name;
     const r = await deployHa(gw, {}, runnerFor);
-    for (const n of c.nodes) assert.deepEqual(r.changes[n.name], [], `${n.name} unchanged`);
+    for (const n of members) assert.deepEqual(r.changes[n.name], [], `${n.name} unchanged`);
     assert.equal(r.vips[sharename], `${vip}/24`);
     assert.equal((await holderNode())[0]!.name, before);
   });
@@ -109,7 +113,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     assert.ok(s.ha, 'status has an ha field');
     assert.equal(s.ha.vip, vip);
     assert.equal(s.ha.holder, (await holderNode())[0]!.name);
-    assert.deepEqual(s.ha.nodes.map((n) => [n.name, n.flags.join(',')]), c.nodes.map((n) => [n.name, 'OK']));
+    assert.deepEqual(s.ha.nodes.map((n) => [n.name, n.flags.join(',')]), members.map((n) => [n.name, 'OK']));
     assert.equal(s.ha.ok, true);
   });
 
@@ -147,7 +151,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     assert.ok(after.length >= 5, `the client wrote ${after.length} file(s) after the kill (failures ${failures})`);
     const gap = (after[0]!.at - killedAt) / 1000;
     t.diagnostic(`kill -9 of ${victim.name}: first write through the VIP after ${gap.toFixed(1)} s; ${failures} failed attempt(s)`);
-    const survivors = c.nodes.filter((n) => n !== victim);
+    const survivors = members.filter((n) => n !== victim);
     const holders = await holderNode();
     assert.equal(holders.length, 1);
     assert.notEqual(holders[0]!.name, victim.name, 'VIP moved off the dead node');
@@ -173,7 +177,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     deployed();
     await waitHealthy(haNodes, [vip], 60_000, { checkInterfaces: true });
     const from = (await holderNode())[0]!;
-    const to = c.nodes.find((n) => n !== from)!;
+    const to = members.find((n) => n !== from)!;
     const r = await failoverOp.handler({ sharename, to: to.name }, gw) as { from: string; to: string; seconds: number };
     assert.deepEqual([r.from, r.to], [from.name, to.name]);
     t.diagnostic(`ctdb moveip took ${r.seconds.toFixed(2)} s`);
@@ -193,8 +197,8 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     const holder = (await holderNode())[0]!;
     const st = await ctdbStatus(n1.run);
     // the node cut off is neither the VIP holder nor the leader (who holds the cluster lock)
-    const victim = c.nodes.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
-    const rest = c.nodes.filter((n) => n !== victim);
+    const victim = members.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
+    const rest = members.filter((n) => n !== victim);
     const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
     const logBefore = (await readFile(victimLog, 'utf8')).length;
     await c.partition(victim);
@@ -226,6 +230,34 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     const th = Date.now();
     await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
     t.diagnostic(`${victim.name} rejoined ${((Date.now() - th) / 1000).toFixed(1)} s after the heal`);
+  });
+
+  await t.test('adding a node and removing one follow CTDB\'s rules: one nodes file everywhere, a removed node commented out, reloadnodes', async () => {
+    deployed();
+    await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
+    const four = [...members, spare];
+    const add = await deployHa(gw, { nodes: four.map((n) => `${n.name}=${n.address}`) }, runnerFor);
+    assert.ok(add.changes[spare.name]!.includes('started ctdbd') && add.changes[spare.name]!.includes('started smbd'), `${spare.name}: ${add.changes[spare.name]}`);
+    assert.ok(members.some((n) => add.changes[n.name]!.includes('ctdb reloadnodes')), JSON.stringify(add.changes));
+    const addrs = four.map((n) => n.address);
+    for (const n of four) assert.equal(await readFile(join(n.dir, 'etc-ctdb', 'nodes'), 'utf8'), `${addrs.join('\n')}\n`, `nodes file on ${n.name}`);
+    const st4 = await ctdbStatus(spare.run);
+    assert.deepEqual(st4.filter((s) => s.ok).map((s) => s.address).sort(), [...addrs].sort());
+    assert.ok((await c.smb(vip, sharename, auth, 'ls hello.txt')).ok);
+
+    const gone = members[1]!;
+    const kept = four.filter((n) => n !== gone);
+    const rm = await deployHa(gw, { nodes: kept.map((n) => `${n.name}=${n.address}`) }, runnerFor);
+    assert.ok(rm.changes[gone.name]!.includes('stopped ctdbd (removed from the cluster)'), JSON.stringify(rm.changes));
+    const expected = addrs.map((a) => (a === gone.address ? `#${a}` : a)).join('\n') + '\n';
+    for (const n of kept) assert.equal(await readFile(join(n.dir, 'etc-ctdb', 'nodes'), 'utf8'), expected, `nodes file on ${n.name}`);
+    await waitHealthy(kept.map((n) => ({ name: n.name, address: n.address, run: n.run })), [vip], 60_000, { checkInterfaces: true });
+    assert.equal(await c.hasAddress(gone, vip), false);
+    const ls = await c.smb(vip, sharename, auth, 'ls hello.txt');
+    assert.ok(ls.ok, ls.output);
+    const state = await haState(gw);
+    assert.deepEqual(state.nodes.map((n) => [n.name, n.ok]), kept.map((n) => [n.name, true]));
+    t.diagnostic(`after removing ${gone.name}: ${(await kept[0]!.run('ctdb', ['status'])).stdout.split('\n').filter((l) => /pnn:/.test(l)).join(' / ')}`);
   });
 
   // a sanity check of what the gateway remembers

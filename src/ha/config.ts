@@ -24,6 +24,8 @@ export interface HaConfig {
   services: Services;
   /** ctdbd log location (syslog, or file:/path). */
   log_location?: string;
+  /** ctdb.conf [cluster] leader timeout (seconds), when not CTDB's default. */
+  leader_timeout?: number;
   /** Share name → VIP address/prefix given to it. */
   vips: Record<string, string>;
   /** Shares the gateway put into CTDB's registry. */

@@ -38,6 +38,8 @@ export interface HaDeployment {
   publicAddresses: PublicAddress[];
   /** HA shares to hold in the replicated registry. */
   shares: Share[];
+  /** Nodes that were members before and are being removed (stopped first, if reachable). */
+  removed?: HaNode[];
   /** Registry shares the gateway put there before and that are no longer HA shares (removed). */
   dropShares?: string[];
   services: Services;
@@ -152,31 +154,40 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
     {
       name: 'start-ctdb',
       do: async () => {
+        // A node being removed is stopped first: CTDB does not drop a node that is still connected.
+        for (const r of d.removed ?? []) {
+          const up = await ctdbRunning(r).catch(() => false);
+          if (up) { await stopCtdb(r, d.services); changes[r.name] = [...(changes[r.name] ?? []), 'stopped ctdbd (removed from the cluster)']; }
+          // its clustered smbd cannot serve without ctdbd
+          if (await smbdRunning(r).catch(() => false)) { await stopSmbd(r, d.services); (changes[r.name] ??= []).push('stopped smbd'); }
+        }
+        const toStart: HaNode[] = [];
         const reloadNodes: HaNode[] = [];
         const reloadIps: HaNode[] = [];
         for (const n of d.nodes) {
           const ch = changedFiles.get(n.name)!;
-          if (running.get(n.name)) {
-            if (ch.has(f('ctdb.conf')) || ch.has(f('ctdb.tunables'))) {
-              log(`restart ctdbd on ${n.name} (configuration changed)`);
-              await stopCtdb(n, d.services);
-              await startCtdb(n, d.services);
-              note(n, 'restarted ctdbd');
-              continue;
-            }
-            if (ch.has(f('nodes'))) reloadNodes.push(n);
-            if (ch.has(f('public_addresses'))) reloadIps.push(n);
-          } else {
-            log(`start ctdbd on ${n.name}`);
+          if (!running.get(n.name)) { toStart.push(n); continue; }
+          if (ch.has(f('ctdb.conf')) || ch.has(f('ctdb.tunables'))) {
+            log(`restart ctdbd on ${n.name} (configuration changed)`);
+            await stopCtdb(n, d.services);
             await startCtdb(n, d.services);
-            startedCtdb.push(n);
-            note(n, 'started ctdbd');
+            note(n, 'restarted ctdbd');
+            continue;
           }
+          if (ch.has(f('nodes'))) reloadNodes.push(n);
+          if (ch.has(f('public_addresses'))) reloadIps.push(n);
         }
-        // Membership change: the nodes file is already identical everywhere; one node tells all.
+        // Membership change: the nodes file is already identical everywhere; the running nodes re-read
+        // it (one node tells all) before a new node starts.
         if (reloadNodes.length) {
           await reloadNodes[0]!.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000 });
           note(reloadNodes[0]!, 'ctdb reloadnodes');
+        }
+        for (const n of toStart) {
+          log(`start ctdbd on ${n.name}`);
+          await startCtdb(n, d.services);
+          startedCtdb.push(n);
+          note(n, 'started ctdbd');
         }
         if (reloadIps.length) {
           await waitHealthy(d.nodes, [], timeoutMs);

@@ -29,6 +29,7 @@ export const haDeploySchema = {
   vip_prefix: { type: 'integer', optional: true, minimum: 8, maximum: 32, description: 'Prefix length of VIPs given without one (default 24)' },
   services: { type: 'string', optional: true, enum: ['systemd', 'direct'], description: 'Start ctdbd/smbd through systemd (default) or directly (hosts without an init system)' },
   log_location: { type: 'string', optional: true, description: 'ctdbd log: syslog (default) or file:/path' },
+  leader_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 60, description: 'Seconds without a leader broadcast before an election (CTDB default 5; bounds failover time when the leader dies)' },
   timeout: { type: 'integer', optional: true, default: 120, minimum: 10, maximum: 3600, description: 'Seconds to wait for the cluster to become healthy' },
 } as const satisfies Schema;
 
@@ -74,6 +75,7 @@ export async function deployHa(g: Gateway, params: Record<string, unknown>, runn
       vip_prefix: p.vip_prefix ?? prev?.vip_prefix ?? 24,
       services: (p.services as HaConfig['services'] | undefined) ?? prev?.services ?? 'systemd',
       log_location: p.log_location ?? prev?.log_location,
+      leader_timeout: p.leader_timeout ?? prev?.leader_timeout,
       vips: prev?.vips ?? {},
       registry_shares: prev?.registry_shares ?? [],
     };
@@ -82,9 +84,11 @@ export async function deployHa(g: Gateway, params: Record<string, unknown>, runn
     const haNodes: HaNode[] = nodes.map((n) => ({ ...n, run: runnerFor(n) }));
     const probe = haNodes.find((n) => n.name === g.settings.node) ?? haNodes[0]!;
     const { addrs, vips } = await resolveVips(shares, cfg, (ip) => addressAnswers(probe.run, ip));
+    const removed: HaNode[] = (prev?.nodes ?? []).filter((o) => !nodes.some((n) => n.address === o.address)).map((n) => ({ ...n, run: runnerFor(n) }));
     const report = await deployCluster({
       nodes: haNodes,
-      ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location },
+      removed,
+      ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location, leaderTimeout: cfg.leader_timeout },
       // the same hardening as native mode ([global] of the security profiles), one NetBIOS name for all nodes
       smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
       publicAddresses: addrs,
