@@ -89,6 +89,8 @@ test('create: a linked clone, configured as documented, serving the share; delet
   const acl = await sh('getfacl', ['-n', '--absolute-names', path]);
   assert.match(acl.stdout, new RegExp(`user:${100000 + uid}:rwx`));
   assert.match(acl.stdout, new RegExp(`default:user:${100000 + uid}:rwx`));
+  // The directory the gateway made belongs to the first writer as the host sees her.
+  assert.equal((await stat(path)).uid, 100000 + uid);
   // The secret is kept 0600 for the health checks; the share is in the store with its guest.
   assert.equal((await stat(join(t.settings.storeDir, 'priv', 'Projects.alice.pw'))).mode & 0o777, 0o600);
   const cfg = await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8');
@@ -102,7 +104,7 @@ test('create: a linked clone, configured as documented, serving the share; delet
   assert.equal(t.sim.guests.has(vmid), false);
   assert.equal(fake.guests.has(vmid), false);
   assert.ok(!(t.sim.volumes.get('local-zfs') ?? []).some((v) => v.vmid === vmid));
-  assert.doesNotMatch((await sh('getfacl', ['-n', '--absolute-names', path])).stdout, new RegExp(`${100000 + uid}`));
+  assert.doesNotMatch((await sh('getfacl', ['-n', '--absolute-names', path])).stdout, new RegExp(`user:${100000 + uid}:`), 'ACL entries revoked');
   assert.doesNotMatch(await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8'), /Projects/);
   // Data stays unless --purge.
   assert.ok((await stat(path)).isDirectory());

@@ -3,7 +3,7 @@
  * on the host path (ACL entries for those ids as the host sees them), NT hashes, the guest's base
  * smb.conf and the health check over SMB from the host.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
@@ -103,19 +103,42 @@ export function guestAclSpec(share: Share, uids: Map<string, number>, shift: num
   return e.join(',');
 }
 
-/** Grant the guest ids on the host path; the undo restores the ACL as it was. */
-export function guestPermissionSteps(run: Runner, path: string, spec: string): Step[] {
-  if (!spec) return [];
+/**
+ * Grant the guest ids on the host path (POSIX ACLs, with defaults so new files inherit). A directory the
+ * gateway has just created also gets the first writer as owner, so that the share works where the guest
+ * cannot see ACLs (e.g. a virtiofs daemon without ACL support). The undo restores ACL and owner.
+ */
+export function guestPermissionSteps(run: Runner, path: string, spec: string, owner?: { uid: number; gid: number }): Step[] {
+  if (!spec && !owner) return [];
   let saved: string | undefined;
+  let savedOwner: { uid: number; gid: number; mode: number } | undefined;
   return [{
     name: 'grant-permissions',
     do: async () => {
+      if (owner) {
+        const st = await stat(path);
+        savedOwner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+        await chown(path, owner.uid, owner.gid);
+        await chmod(path, 0o755);
+      }
+      if (!spec) return;
       saved = (await run('getfacl', ['--absolute-names', '--', path])).stdout;
       const r = await run('setfacl', ['-m', spec, '--', path], { allowFail: true });
       if (r.code !== 0) throw new GatewayError('failed', `setfacl on ${path} failed: ${r.stderr.trim()} (the share path needs a filesystem with POSIX ACLs in guest modes)`);
     },
-    undo: async () => { if (saved !== undefined) await run('setfacl', ['--restore=-'], { input: saved }); },
+    undo: async () => {
+      if (saved !== undefined) await run('setfacl', ['--restore=-'], { input: saved });
+      if (savedOwner) { await chown(path, savedOwner.uid, savedOwner.gid); await chmod(path, savedOwner.mode); }
+    },
   }];
+}
+
+/** Owner for a directory the gateway creates: the first user with write access (ids as the host sees them). */
+export function firstWriter(share: Share, uids: Map<string, number>, shift: number, pathExisted: boolean): { uid: number; gid: number } | undefined {
+  if (pathExisted || share.read_only) return undefined;
+  const u = share.users[0];
+  const id = u === undefined ? undefined : uids.get(u);
+  return id === undefined ? undefined : { uid: id + shift, gid: id + shift };
 }
 
 /** Remove the guest ids' ACL entries (delete). */

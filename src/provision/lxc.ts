@@ -18,7 +18,7 @@ import { findShare } from '../core/store.ts';
 import type { Params } from '../pve/client.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import {
-  assignGuestUids, checkGuestShare, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep,
+  assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep,
   LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare,
 } from './guest.ts';
 import type { CreatePlan } from './native.ts';
@@ -134,7 +134,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     ...preStorageQuotaSteps(run, backing, share.quota),
     ...storageSteps(run, path, backing, created),
     ...quotaSteps(run, path, backing, share.quota),
-    ...guestPermissionSteps(run, path, guestAclSpec(share, uids, LXC_ID_SHIFT)),
+    ...guestPermissionSteps(run, path, guestAclSpec(share, uids, LXC_ID_SHIFT), firstWriter(share, uids, LXC_ID_SHIFT, exists)),
     {
       name: 'allocate-vmid',
       do: async () => { vmid = await api.nextId(); share.vmid = vmid; },

@@ -20,7 +20,7 @@ import { parseSize, shareUsers, type Share } from '../core/share.ts';
 import { atomicWrite, findShare } from '../core/store.ts';
 import type { Params } from '../pve/client.ts';
 import {
-  assignGuestUids, checkGuestShare, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
+  assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
   healthCheckStep, parseGuestUids, PATH_INSIDE, revokeSteps, smbpasswdLine, waitForIp, type GuestCtx, type MutableShare,
 } from './guest.ts';
 import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, purgeStep } from './lxc.ts';
@@ -183,7 +183,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     ...preStorageQuotaSteps(run, backing, share.quota),
     ...(attachment !== 'rbd' ? [...storageSteps(run, path, backing, created), ...quotaSteps(run, path, backing, share.quota)] : []),
     // virtiofs and NFS pass uids through unchanged: grant the guest uids themselves.
-    ...(attachment !== 'rbd' ? guestPermissionSteps(run, path, guestAclSpec(share, uids, 0)) : []),
+    ...(attachment !== 'rbd' ? guestPermissionSteps(run, path, guestAclSpec(share, uids, 0), firstWriter(share, uids, 0, exists)) : []),
     { name: 'allocate-vmid', do: async () => { vmid = await api.nextId(); share.vmid = vmid; } },
   ];
   if (attachment === 'virtiofs') {

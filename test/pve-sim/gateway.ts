@@ -43,6 +43,8 @@ export interface SimGatewayOptions {
   realSmbclient?: string;
   extraEnv?: Record<string, string>;
   taskMs?: number;
+  /** pve_task_timeout in seconds (default 60). */
+  taskTimeout?: number;
 }
 
 export const TOKEN_PRIVS = ['VM.Allocate', 'VM.Clone', 'VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options',
@@ -68,7 +70,7 @@ export async function startSimGateway(opts: SimGatewayOptions = {}): Promise<Sim
     allowedRoots: [storage],
     pveTransport: transport === 'pvesh' ? 'pvesh' : 'api',
     pveBridge: 'vmbr0',
-    pveTaskTimeout: 60,
+    pveTaskTimeout: opts.taskTimeout ?? 60,
   };
   if (transport !== 'pvesh') {
     settings.pveApi = sim.url;
