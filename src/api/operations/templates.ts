@@ -156,7 +156,7 @@ ${conf}
     content: |
       # pve-smbgateway: replaced for each share
 runcmd:
-  - ["sh", "-c", "dpkg-query -W -f='\${Status}' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
+  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
 power_state:
