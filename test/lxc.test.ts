@@ -158,6 +158,27 @@ test('refused before anything changes: groups, missing password, unknown templat
   assert.match(x.json!.error!.message, /not available on this host: it needs a Proxmox VE node/);
 });
 
+test('status of an lxc share: the container\'s state, an SMB logon to it, the config inside, usage of the host path', async () => {
+  const made = await t.op('create', { sharename: 'stat', mode: 'lxc', path: join(t.storage, 'stat'), users: ['alice'], password: PW });
+  const vmid = made.share.vmid;
+  const st = await t.op('status', { sharename: 'stat' });
+  assert.equal(st.served, true, JSON.stringify(st));
+  assert.equal(st.guest.status, 'running');
+  assert.equal(st.guest.vmid, vmid);
+  assert.match(st.probe, /^ok \(logged on as alice at /);
+  assert.equal(st.in_config, true);
+  assert.ok(st.usage.used >= 0);
+  // Stopped behind the gateway's back: status says so.
+  await t.sim.backend.ctStop(t.sim.guests.get(vmid)!);
+  t.sim.guests.get(vmid)!.status = 'stopped';
+  const down = await t.op('status', { sharename: 'stat' });
+  assert.equal(down.served, false);
+  assert.match(down.warnings.join('\n'), /the container is stopped/);
+  const text = await t.cli(['status', 'stat']);
+  assert.match(text.stdout, /served: +NO/);
+  await t.op('delete', { sharename: 'stat', purge: true });
+});
+
 const CREATE_STEPS = ['create-directory', 'grant-permissions', 'allocate-vmid', 'clone-container', 'configure-container', 'start-container', 'wait-network',
   'add-guest-users', 'push-smb-conf', 'reload-samba', 'store-secrets', 'save-config', 'health-check'];
 

@@ -153,6 +153,7 @@ export class FakeBackend implements GuestBackend {
         return f ? ok(f.data) : fail(`Can't load ${file} - run testparm to debug it`);
       }
       case 'smbcontrol': if (!need('samba')) return fail('smbcontrol: command not found', 127); s.reloads++; return ok();
+      case 'smbstatus': return need('samba') ? ok(JSON.stringify({ sessions: {}, tcons: {}, open_files: {} })) : fail('smbstatus: command not found', 127);
       case 'cat': {
         const f = s.files.get(args[0]!);
         return f ? ok(f.data) : fail(`cat: ${args[0]}: No such file or directory`);

@@ -8,7 +8,7 @@ import { parseSectionConfig } from '../../core/sectionconfig.ts';
 import { checkShare, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, sectionToShare } from '../../core/store.ts';
 import { readPasswordFile } from '../../provision/native.ts';
-import { planCreate, planDelete } from '../../provision/index.ts';
+import { guestShareStatus, planCreate, planDelete } from '../../provision/index.ts';
 import { usageOf } from '../../provision/quota.ts';
 import { detectBacking } from '../../provision/storage.ts';
 import { smbConfSteps, servedHere } from '../../samba/apply.ts';
@@ -136,6 +136,7 @@ export interface ShareStatus {
 }
 
 export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus> {
+  if (share.mode !== 'native') return guestShareStatus(g, share);
   const warnings: string[] = [];
   const { samba, settings, run } = g;
   const smbConfText = await readFile(settings.smbConf, 'utf8').catch(() => '');
