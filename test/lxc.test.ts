@@ -235,3 +235,12 @@ test('a failure at a delete step leaves the share in place and serving', async (
   await t.op('delete', { sharename: 'keep', purge: true });
   assert.equal(t.sim.guests.has(vmid), false);
 });
+
+test('template create rolls back at every step: no container is left', async () => {
+  const guests = new Set(t.sim.guests.keys());
+  for (const step of ['allocate-vmid', 'create-container', 'start-container', 'install-samba', 'configure-samba', 'stop-container', 'convert-template']) {
+    await assert.rejects(t.op('template create', { mode: 'lxc' }, step), new RegExp(`injected failure at step ${step} \\(rolled back\\)`));
+    assert.deepEqual(new Set(t.sim.guests.keys()), guests, step);
+  }
+  await assert.rejects(t.op('template create', { mode: 'lxc', source: 'local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst' }), /source: .* is not in the vztmpl content/);
+});

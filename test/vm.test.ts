@@ -200,3 +200,12 @@ test('NT hash matches Samba\'s (MD4 of UTF-16LE)', () => {
   assert.equal(ntHash('password'), '8846F7EAEE8FB117AD06BDD830B7586C');
   assert.equal(ntHash(''), '31D6CFE0D16AE931B73C59D7E0C089C0');
 });
+
+test('template create rolls back at every step: no VM and no setup snippet are left', async () => {
+  const guests = new Set(t.sim.guests.keys());
+  for (const step of ['allocate-vmid', 'write-setup-user-data', 'create-vm', 'start-vm', 'wait-setup', 'detach-setup-user-data', 'convert-template']) {
+    await assert.rejects(t.op('template create', { mode: 'vm' }, step), new RegExp(`injected failure at step ${step} \\(rolled back\\)`));
+    assert.deepEqual(new Set(t.sim.guests.keys()), guests, step);
+    assert.deepEqual(await snippets(), [], step);
+  }
+});

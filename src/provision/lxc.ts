@@ -157,7 +157,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     {
       name: 'start-container',
       do: () => api.start(node, 'lxc', vmid),
-      undo: () => api.stop(node, 'lxc', vmid),
+      undo: () => api.stopIfRunning(node, 'lxc', vmid),
     },
     {
       name: 'wait-network',

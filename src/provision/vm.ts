@@ -235,7 +235,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
         bridge, attachment, rbd, dirid: mappingId(vmid), cicustom: `user=${snipId}:snippets/smbgw-${vmid}-user.yaml`,
       })),
     },
-    { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stop(node, 'qemu', vmid) },
+    { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stopIfRunning(node, 'qemu', vmid) },
     { name: 'wait-guest-agent', do: async () => { share.guest_ip = await waitForIp(api, node, 'qemu', vmid, timeoutMs); } },
     {
       name: 'store-secrets',

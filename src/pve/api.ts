@@ -52,6 +52,10 @@ export class PveApi {
   destroy(node: string, kind: GuestKind, vmid: number): Promise<void> {
     return this.c.task('DELETE', `/nodes/${enc(node)}/${kind}/${vmid}`, { purge: true, 'destroy-unreferenced-disks': true }, this.wait);
   }
+  /** Stop when running (the undo of a start: the guest may have been stopped since). */
+  async stopIfRunning(node: string, kind: GuestKind, vmid: number): Promise<void> {
+    if ((await this.status(node, kind, vmid)).status === 'running') await this.stop(node, kind, vmid);
+  }
   /** Stop (if running) and destroy; a guest that is already gone is fine. */
   async removeGuest(node: string, kind: GuestKind, vmid: number): Promise<void> {
     const st = await this.status(node, kind, vmid).catch((e: { status?: number; message?: string }) => {

@@ -114,7 +114,7 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
       }),
       undo: () => api.removeGuest(node, 'lxc', vmid),
     },
-    { name: 'start-container', do: () => api.start(node, 'lxc', vmid), undo: () => api.stop(node, 'lxc', vmid) },
+    { name: 'start-container', do: () => api.start(node, 'lxc', vmid), undo: () => api.stopIfRunning(node, 'lxc', vmid) },
     {
       name: 'install-samba',
       do: async () => {
@@ -194,7 +194,7 @@ export async function vmTemplatePlan(g: Gateway, p: { node: string; storage?: st
       }),
       undo: () => api.removeGuest(node, 'qemu', vmid),
     },
-    { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stop(node, 'qemu', vmid).catch(() => undefined) },
+    { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stopIfRunning(node, 'qemu', vmid) },
     {
       name: 'wait-setup',
       do: async () => {
