@@ -92,6 +92,16 @@ export class RealGuestBackend implements GuestBackend {
     return s;
   }
 
+  /** The running container of CT `vmid` (exec, memory(), pid …), undefined while it is stopped. */
+  container(vmid: number): Container | undefined {
+    return this.cts.get(vmid)?.ct;
+  }
+
+  /** The running VM of `vmid` (ports, console, agent …), undefined while it is stopped. */
+  vm(vmid: number): Vm | undefined {
+    return this.vms.get(vmid)?.vm;
+  }
+
   /** The network namespace standing for `bridge` (e.g. 'vmbr0'), once a guest was plugged into it: run clients there. */
   bridgeNetwork(bridge = 'vmbr0'): GuestNetwork | undefined {
     return this.nets.get(bridge);
