@@ -16,6 +16,7 @@
 import { mkdir, rm, writeFile, readFile, chown, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { note, run, runWithInput, since, sleep, uid, waitFor } from './common.ts';
+import { reapStale, writeOwner } from './reap.ts';
 import { ensureSubids, lxcIdmapLines, PROXMOX_IDMAP, toHost, type IdMap } from './idmap.ts';
 import { shiftedRootfs } from './rootfs.ts';
 import type { GuestNetwork } from './netns.ts';
@@ -203,7 +204,9 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
   const logFile = join(base, 'lxc.log');
   let rootfs: string;
   let overlay = false;
+  await reapStale();
   await mkdir(ctDir, { recursive: true });
+  await writeOwner(base, { kind: 'lxc', name, lxcPath });
   const cleanupDirs = async () => { await rm(base, { recursive: true, force: true }); };
   try {
     if (opts.rootfs && 'dir' in opts.rootfs) {
@@ -213,6 +216,7 @@ export async function createContainer(opts: ContainerOptions = {}): Promise<Cont
       rootfs = join(base, 'rootfs');
       await mountOverlay(lower, base, rootUid, rootGid);
       overlay = true;
+      await writeOwner(base, { kind: 'lxc', name, lxcPath, overlayDir: base });
     }
     // What Proxmox writes into a CT before its first start: hostname and hosts.
     const etc = join(rootfs, 'etc');

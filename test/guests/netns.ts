@@ -6,6 +6,7 @@
  */
 import { run, uid } from './common.ts';
 import type { RunResult } from '../../src/core/exec.ts';
+import { dropNetnsOwner, reapStale, writeNetnsOwner } from './reap.ts';
 
 export interface GuestNetwork {
   /** Name of the network namespace (unique per run). */
@@ -37,7 +38,9 @@ export async function createNetwork(opts: { name?: string; subnet?: string } = {
   const subnet = opts.subnet ?? `10.${77 + (parseInt(uid(1), 16) % 100)}.${parseInt(uid(1), 16)}`;
   const hostIp = `${subnet}.1`;
   const bridge = 'br0';
+  await reapStale();
   await run('ip', ['netns', 'add', ns]);
+  await writeNetnsOwner(ns);
   try {
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     await run('ip', ['-n', ns, 'link', 'add', bridge, 'type', 'bridge']);
@@ -45,6 +48,7 @@ export async function createNetwork(opts: { name?: string; subnet?: string } = {
     await run('ip', ['-n', ns, 'link', 'set', bridge, 'up']);
   } catch (e) {
     await run('ip', ['netns', 'del', ns], { allowFail: true });
+    await dropNetnsOwner(ns);
     throw e;
   }
   const exec: GuestNetwork['exec'] = (cmd, o = {}) => run('ip', ['netns', 'exec', ns, ...cmd], { timeoutMs: o.timeoutMs ?? 60_000, allowFail: o.allowFail ?? false, ...(o.input !== undefined ? { input: o.input } : {}) });
@@ -64,6 +68,7 @@ export async function createNetwork(opts: { name?: string; subnet?: string } = {
   };
   const destroy = async () => {
     await run('ip', ['netns', 'del', ns], { allowFail: true });
+    await dropNetnsOwner(ns);
   };
   const addAddress = async (cidr: string) => {
     const r = await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', bridge], { allowFail: true });

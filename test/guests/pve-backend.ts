@@ -30,6 +30,7 @@ import { createContainer, mountOverlay, unmountOverlay, type Container, type Mou
 import { createNetwork, type GuestNetwork } from './netns.ts';
 import { buildCtTemplate, extractTemplate, exists } from './rootfs.ts';
 import { buildVmImage, startVm, type Vm, type VmImage } from './vm.ts';
+import { writeOwner } from './reap.ts';
 
 interface CtState { dir: string; rootfs: string; overlay: boolean; idmap: IdMap; ct?: Container; ip?: string; net?: GuestNetwork }
 interface VmState { dir: string; disk: string; vm?: Vm; subnet?: number }
@@ -82,8 +83,19 @@ export class RealGuestBackend implements GuestBackend {
 
   /** Builds/caches what guests need (rootfs, CT template, VM image) ahead of the first API call. */
   async prepare(opts: { vm?: boolean } = {}): Promise<void> {
+    await this.own();
     await buildCtTemplate();
     if (opts.vm) this.image = await buildVmImage();
+  }
+
+  private owned = false;
+  /** Marks the backend dir with this process as owner, so a killed run's guests get reaped later. */
+  private async own(): Promise<void> {
+    if (this.owned) return;
+    await mkdir(this.dir, { recursive: true });
+    await chmod(this.dir, 0o755);
+    await writeOwner(this.dir, { kind: 'backend' });
+    this.owned = true;
   }
 
   private ct(g: SimGuest): CtState {
@@ -119,6 +131,7 @@ export class RealGuestBackend implements GuestBackend {
   // ------------------------------------------------------------------------------------------ CTs
 
   async ctCreate(g: SimGuest, ostemplatePath: string | undefined): Promise<void> {
+    await this.own();
     await this.ctDestroy(g);
     const idmap = g.config.unprivileged === '0' ? [] : PROXMOX_IDMAP;
     const archive = ostemplatePath && (await isArchive(ostemplatePath)) ? ostemplatePath : (await buildCtTemplate()).path;
@@ -218,6 +231,7 @@ export class RealGuestBackend implements GuestBackend {
   // ------------------------------------------------------------------------------------------ VMs
 
   async vmCreate(g: SimGuest, _importFrom: string | undefined): Promise<void> {
+    await this.own();
     await this.vmDestroy(g);
     this.image ??= await buildVmImage();
     const dir = join(this.dir, 'vm', String(g.vmid));

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { freePort } from '../../src/samba/sandbox.ts';
 import { alive, cacheRoot, note, run, since, sleep, uid, waitFor } from './common.ts';
 import { buildRootfs, cached, inChroot, maskUnit, recipeKey, SUITE, type Built } from './rootfs.ts';
+import { reapStale, writeOwner } from './reap.ts';
 
 /** Packages added on top of the container rootfs for a bootable cloud image. */
 export const VM_PACKAGES = ['linux-image-amd64', 'initramfs-tools', 'cloud-init', 'ifupdown', 'isc-dhcp-client', 'qemu-guest-agent'];
@@ -179,13 +180,17 @@ function spawnDaemon(bin: string, args: string[], logFile: string): Promise<numb
   });
 }
 
+/** SIGTERM, wait, then SIGKILL to the daemon's whole process group (virtiofsd forks a worker). */
 async function killWait(pid: number, timeoutMs = 5000): Promise<void> {
-  if (!alive(pid)) return;
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
-  const deadline = Date.now() + timeoutMs;
+  if (alive(pid)) {
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    const deadline = Date.now() + timeoutMs;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+  }
+  // Spawned detached: the pid is its process group; take down whatever is left in it.
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* group gone */ }
+  const deadline = Date.now() + 3000;
   while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  while (alive(pid) && Date.now() < deadline + 3000) await sleep(50);
 }
 
 function qmpCall(sock: string, cmd: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
@@ -255,7 +260,9 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
   const dir = opts.baseDir ?? join('/tmp', `smbgw-vm-${name}`);
   const mem = opts.memoryMiB ?? 512;
   const pids: number[] = [];
+  await reapStale();
   await mkdir(join(dir, 'seed'), { recursive: true });
+  await writeOwner(dir, { kind: 'vm', pids });
   const cleanup = async () => {
     for (const p of pids.reverse()) await killWait(p);
     // SMBGW_GUEST_KEEP=1 keeps the VM's dir (console log, seed, overlay) for a post-mortem.
@@ -311,6 +318,7 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
       for (const s of opts.virtiofs) {
         const sock = join(dir, `virtiofs${i}.sock`);
         pids.push(await spawnDaemon(VIRTIOFSD, [`--socket-path=${sock}`, '-o', `source=${s.host}`, '-o', 'cache=auto'], join(dir, `virtiofsd${i}.log`)));
+        await writeOwner(dir, { kind: 'vm', pids });
         await waitFor(`virtiofsd socket ${sock}`, () => stat(sock).then(() => true, () => false), 10_000, 20);
         args.push('-chardev', `socket,id=vfs${i},path=${sock}`, '-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
         i++;
@@ -323,6 +331,7 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
     const startedAt = Date.now();
     const pid = await spawnDaemon('qemu-system-x86_64', args, join(dir, 'qemu.log'));
     pids.push(pid);
+    await writeOwner(dir, { kind: 'vm', pids });
     await sleep(300);
     if (!alive(pid)) throw new Error(`qemu exited at once: ${(await readFile(join(dir, 'qemu.log'), 'utf8').catch(() => '')).trim()}`);
     note(`vm ${name} started (pid ${pid}), ports ${JSON.stringify(ports)}`);
