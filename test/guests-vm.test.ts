@@ -15,9 +15,15 @@ import { run, since, waitFor } from './guests/common.ts';
 const PW = `Pw-${randomBytes(6).toString('hex')}`;
 
 function userData(): string {
-  // The password travels in the seed (a 0600 ISO on the host, read by root in the guest) for this test only.
+  // The password travels in the seed (a 0600 ISO on the host) and lands in a 0600 file read by
+  // smbpasswd on stdin: never on a command line, in the guest or on the host.
   return `#cloud-config
 write_files:
+  - path: /root/.smbgw-pw
+    permissions: '0600'
+    content: |
+      ${PW}
+      ${PW}
   - path: /etc/samba/smb.conf
     permissions: '0644'
     content: |
@@ -44,7 +50,7 @@ runcmd:
   - [mount, -t, virtiofs, share, /srv/share]
   - [mount, -t, 9p, -o, "trans=virtio,version=9p2000.L,msize=262144", share9p, /srv/share9p]
   - [useradd, -M, -u, "1000", -s, /usr/sbin/nologin, alice]
-  - [sh, -c, "printf '%s\\\\n%s\\\\n' '${PW}' '${PW}' | smbpasswd -s -a alice"]
+  - [sh, -c, "smbpasswd -s -a alice < /root/.smbgw-pw; rm -f /root/.smbgw-pw"]
   - [systemctl, restart, smbd]
 `;
 }
