@@ -6,6 +6,7 @@
  * user's uid, as docs/proxmox.md says. Delete removes the container.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,39 @@ test('lxc mode on a real container: SMB write/read from outside, bytes in the ho
   const get = await smb(`lcd ${work}; get from-host.bin down.bin`);
   assert.equal(get.code, 0, get.stdout + get.stderr);
   assert.deepEqual(await readFile(join(work, 'down.bin')), hostBytes);
+  // Memory of the container as the gateway configured it (cgroup usage minus page cache, as Proxmox
+  // shows it): Samba idle, then with 10 clients connected (interactive smbclient sessions held open).
+  const ctState = (backend as unknown as { cts: Map<number, { ct?: { memory: () => Promise<{ used: number; limit?: number }> } }> }).cts.get(share.vmid)!;
+  const mib = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
+  await new Promise((res) => setTimeout(res, 1500));
+  const idle = await ctState.ct!.memory();
+  const clients: ChildProcess[] = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const c = spawn('ip', ['netns', 'exec', net.ns, 'smbclient', '-s', '/dev/null', `//${share.guest_ip}/docs`, '-A', auth], { stdio: ['pipe', 'pipe', 'ignore'] });
+      clients.push(c);
+    }
+    // Wait until smbd inside counts the 10 sessions.
+    const ct = ctState.ct as unknown as { exec: (argv: string[], o?: { allowFail?: boolean }) => Promise<{ stdout: string }> };
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const st = await ct.exec(['smbstatus', '--json'], { allowFail: true });
+      let n = 0;
+      try { n = Object.keys((JSON.parse(st.stdout) as { sessions?: object }).sessions ?? {}).length; } catch { /* not yet */ }
+      if (n >= 10) break;
+      if (Date.now() > deadline) throw new Error(`only ${n} SMB sessions after 60 s`);
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    await new Promise((res) => setTimeout(res, 1000));
+    const busy = await ctState.ct!.memory();
+    figures.memIdleMiB = mib(idle.used);
+    figures.mem10ClientsMiB = mib(busy.used);
+    assert.ok(busy.used > idle.used, 'ten sessions cost memory');
+    assert.ok(busy.limit === undefined || busy.limit <= 128 * 2 ** 20, 'the 128 MiB default limit is in force');
+  } finally {
+    for (const c of clients) { c.stdin!.end(); c.kill(); }
+  }
+
   // A wrong password is refused.
   await writeFile(auth, 'username = alice\npassword = wrong-password\n', { mode: 0o600 });
   assert.match((await smb('ls')).stdout, /NT_STATUS_LOGON_FAILURE/);
