@@ -209,7 +209,9 @@ export class PveshTransport implements Transport {
     }
     const out = r.stdout.trim();
     if (!out) return null;
-    try { return JSON.parse(out); } catch { return out; }
+    try { return JSON.parse(out); } catch { /* a worker's log may come first (pvesh waits for tasks) */ }
+    const last = out.split('\n').at(-1)!;
+    try { return JSON.parse(last); } catch { return out; }
   }
 }
 
