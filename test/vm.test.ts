@@ -51,6 +51,7 @@ test('template create: the cloud image imported, prepared once by cloud-init, po
   assert.equal(setup.params['scsi0'], 'local-zfs:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2');
   assert.equal(setup.user, 'smbgw@pve!gateway');
   assert.match(fake.state(tmplVmid).userData ?? '', /power_state:\n  mode: poweroff/);
+  assert.match(fake.state(tmplVmid).userData ?? '', /- \["cloud-init", "clean", "--logs", "--machine-id"\]\npower_state:/, 'clones must not inherit the template\'s cloud-init instance');
   const list = await t.cli(['template', 'list', '--mode', 'vm', '--json']);
   assert.deepEqual(list.json!.data.map((x: { vmid: number }) => x.vmid), [tmplVmid]);
 });

@@ -159,6 +159,8 @@ runcmd:
   - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
+  # Clones must run cloud-init as new instances (their own hostname, users, Samba config): forget this one.
+  - ["cloud-init", "clean", "--logs", "--machine-id"]
 power_state:
   mode: poweroff
   delay: now
