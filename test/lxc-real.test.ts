@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { realBackend } from './guests/pve-backend.ts';
-import type { GuestNetwork } from './guests/netns.ts';
 import { startSimGateway } from './pve-sim/gateway.ts';
 
 test('lxc mode on a real container: SMB write/read from outside, bytes in the host path as uid 101000, delete removes it', { timeout: 600_000 }, async (t) => {
@@ -37,7 +36,7 @@ test('lxc mode on a real container: SMB write/read from outside, bytes in the ho
   const uid = Number(share.guest_uids[0].split(':')[1]);
 
   // A client outside the container, on the bridge's side of the network namespace.
-  const net = (backend as unknown as { nets: Map<string, GuestNetwork> }).nets.get('vmbr0')!;
+  const net = backend.bridgeNetwork('vmbr0')!;
   const work = await mkdtemp(join(tmpdir(), 'smbgw-lxcreal-'));
   t.after(() => rm(work, { recursive: true, force: true }));
   const auth = join(work, 'auth');
@@ -63,10 +62,10 @@ test('lxc mode on a real container: SMB write/read from outside, bytes in the ho
   assert.deepEqual(await readFile(join(work, 'down.bin')), hostBytes);
   // Memory of the container as the gateway configured it (cgroup usage minus page cache, as Proxmox
   // shows it): Samba idle, then with 10 clients connected (interactive smbclient sessions held open).
-  const ctState = (backend as unknown as { cts: Map<number, { ct?: { memory: () => Promise<{ used: number; limit?: number }> } }> }).cts.get(share.vmid)!;
+  const container = backend.container(share.vmid)!;
   const mib = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
   await new Promise((res) => setTimeout(res, 1500));
-  const idle = await ctState.ct!.memory();
+  const idle = await container.memory();
   const clients: ChildProcess[] = [];
   try {
     for (let i = 0; i < 10; i++) {
@@ -74,10 +73,9 @@ test('lxc mode on a real container: SMB write/read from outside, bytes in the ho
       clients.push(c);
     }
     // Wait until smbd inside counts the 10 sessions.
-    const ct = ctState.ct as unknown as { exec: (argv: string[], o?: { allowFail?: boolean }) => Promise<{ stdout: string }> };
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const st = await ct.exec(['smbstatus', '--json'], { allowFail: true });
+      const st = await container.exec(['smbstatus', '--json'], { allowFail: true });
       let n = 0;
       try { n = Object.keys((JSON.parse(st.stdout) as { sessions?: object }).sessions ?? {}).length; } catch { /* not yet */ }
       if (n >= 10) break;
@@ -85,7 +83,7 @@ test('lxc mode on a real container: SMB write/read from outside, bytes in the ho
       await new Promise((res) => setTimeout(res, 250));
     }
     await new Promise((res) => setTimeout(res, 1000));
-    const busy = await ctState.ct!.memory();
+    const busy = await container.memory();
     figures.memIdleMiB = mib(idle.used);
     figures.mem10ClientsMiB = mib(busy.used);
     assert.ok(busy.used > idle.used, 'ten sessions cost memory');
