@@ -180,7 +180,18 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         // Membership change: the nodes file is already identical everywhere; the running nodes re-read
         // it (one node tells all) before a new node starts.
         if (reloadNodes.length) {
-          await reloadNodes[0]!.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000 });
+          // While CTDB is still recovering (e.g. a node just rejoined) it cannot disable recoveries
+          // and refuses; try again until the recovery is over.
+          const deadline = Date.now() + timeoutMs;
+          for (;;) {
+            const r = await reloadNodes[0]!.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000, allowFail: true });
+            if (r.code === 0) break;
+            const why = (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? '';
+            if (!/disable recoveries|recovery/i.test(why) || Date.now() > deadline) {
+              throw new GatewayError('failed', `node ${reloadNodes[0]!.name}: ctdb reloadnodes failed (exit ${r.code}): ${why}`);
+            }
+            await new Promise((res) => setTimeout(res, 1000));
+          }
           note(reloadNodes[0]!, 'ctdb reloadnodes');
         }
         for (const n of toStart) {
