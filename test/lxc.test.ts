@@ -176,6 +176,12 @@ test('status of an lxc share: the container\'s state, an SMB logon to it, the co
   assert.match(down.warnings.join('\n'), /the container is stopped/);
   const text = await t.cli(['status', 'stat']);
   assert.match(text.stdout, /served: +NO/);
+  // update: flags kept by the gateway change; Samba settings living in the guest are refused, not silently dropped
+  const up = await t.cli(['update', 'stat', '--monitoring-enabled', '0', '--json']);
+  assert.equal(up.code, 0, up.stdout);
+  const refused = await t.cli(['update', 'stat', '--comment', 'x', '--json']);
+  assert.equal(refused.json!.error!.field, 'comment');
+  assert.match(refused.json!.error!.message, /not supported yet \(its config lives in the guest\)/);
   await t.op('delete', { sharename: 'stat', purge: true });
 });
 

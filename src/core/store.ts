@@ -91,6 +91,31 @@ export class ShareStore {
     };
   }
 
+  /** The plan step that keeps the share users' passwords in priv/ (0600). */
+  storeSecretsStep(share: string, passwords: ReadonlyMap<string, string>): Step {
+    return {
+      name: 'store-secrets',
+      do: async () => { for (const [u, pw] of passwords) await this.writeSecret(share, u, pw); },
+      undo: async () => { for (const u of passwords.keys()) await this.deleteSecret(share, u); },
+    };
+  }
+
+  /** The plan step that removes the users' passwords of a share being deleted; its undo puts them back. */
+  removeSecretsStep(share: string, users: readonly string[]): Step {
+    const kept = new Map<string, string>();
+    return {
+      name: 'remove-secrets',
+      do: async () => {
+        for (const u of users) {
+          const f = this.secretPath(share, u);
+          const v = await readFile(f, 'utf8').catch(() => undefined);
+          if (v !== undefined) { kept.set(u, v); await rm(f, { force: true }); }
+        }
+      },
+      undo: async () => { for (const [u, v] of kept) await this.writeSecret(share, u, v); },
+    };
+  }
+
   /** Run fn while holding the store's lock (the lock Proxmox tools would take for this file). */
   locked<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
     return withLock(this.settings.lockDir, 'file-smbgateway_cfg', fn, { timeoutMs });

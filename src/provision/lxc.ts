@@ -10,11 +10,10 @@
  * Bind mounts (mp0 with a host path) are allowed by Proxmox to root@pam only: this mode needs the
  * pvesh transport (or a root@pam ticket), and `pct` on the node for exec/push.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Share } from '../core/share.ts';
-import { findShare } from '../core/store.ts';
 import type { Params } from '../pve/client.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import {
@@ -23,7 +22,7 @@ import {
 } from './guest.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { detectBacking, requireQuotaSupport, resolveSharePath } from './storage.ts';
+import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export const CT_DEFAULT_MEMORY = 128;
 
@@ -104,12 +103,7 @@ export function assertConfined(config: Record<string, unknown>, vmid: number): v
 export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
   const { run, store, api, settings } = ctx;
   checkGuestShare(req);
-  const dup = findShare(existing, req.sharename);
-  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
-  const { path, exists } = await resolveSharePath(req.path, settings.allowedRoots);
-  const usedBy = existing.find((s) => s.path === path);
-  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
-  const backing = await detectBacking(run, path, exists);
+  const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
   for (const u of users) if (!passwords.has(u)) throw invalid('password_file', `user ${u} needs a password: the container keeps its own Samba accounts`);
@@ -185,16 +179,8 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
       name: 'reload-samba',
       do: async () => { await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']); },
     },
-    {
-      name: 'store-secrets',
-      do: async () => { for (const [u, pw] of passwords) await store.writeSecret(share.sharename, u, pw); },
-      undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
-    },
-    {
-      name: 'save-config',
-      do: () => store.write([...existing, share]),
-      undo: () => store.write(existing),
-    },
+    store.storeSecretsStep(share.sharename, passwords),
+    store.saveStep(() => [...existing, share]),
     ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, Math.min(timeoutMs, 60_000)),
   ];
   return { steps, share, warnings };
@@ -203,21 +189,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
 export async function planGuestDeleteCommon(ctx: GuestCtx, share: Share, existing: readonly Share[]): Promise<Step[]> {
   const { store } = ctx;
   const rest = existing.filter((s) => s !== share);
-  const secrets = new Map<string, string>();
-  return [
-    { name: 'save-config', do: () => store.write(rest), undo: () => store.write(existing) },
-    {
-      name: 'remove-secrets',
-      do: async () => {
-        for (const u of shareUsers(share)) {
-          const f = store.secretPath(share.sharename, u);
-          const v = await readFile(f, 'utf8').catch(() => undefined);
-          if (v !== undefined) { secrets.set(u, v); await rm(f, { force: true }); }
-        }
-      },
-      undo: async () => { for (const [u, v] of secrets) await store.writeSecret(share.sharename, u, v); },
-    },
-  ];
+  return [store.saveStep(() => rest), store.removeSecretsStep(share.sharename, shareUsers(share))];
 }
 
 /** Purge of what the gateway made on the host (dataset/subvolume/dir), as native mode does: the last step. */

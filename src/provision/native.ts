@@ -8,14 +8,13 @@ import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Share } from '../core/share.ts';
 import type { ShareStore } from '../core/store.ts';
-import { findShare } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
 import { backingTag, deleteSnapshot, listSnapshots, snapshottable } from '../backup/snapshots.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
 import { permissionSteps } from './permissions.ts';
 import { destroyDataset, preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { detectBacking, requireQuotaSupport, resolveSharePath } from './storage.ts';
+import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export interface NativeCtx {
   run: Runner;
@@ -64,12 +63,7 @@ export interface CreatePlan { steps: Step[]; share: Share; warnings: string[] }
 /** Everything a create needs to know, checked before anything changes. */
 export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
   const { run, store, samba } = ctx;
-  const dup = findShare(existing, req.sharename);
-  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
-  const { path, exists } = await resolveSharePath(req.path, ctx.allowedRoots);
-  const usedBy = existing.find((s) => s.path === path);
-  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
-  const backing = await detectBacking(run, path, exists);
+  const { path, backing } = await placeNewShare(run, req, existing, ctx.allowedRoots);
   requireQuotaSupport(backing, req.quota);
 
   const created: string[] = [];
@@ -123,13 +117,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     });
   }
   steps.push(...permissionSteps(run, path, share, warnings));
-  if (passwords.size) {
-    steps.push({
-      name: 'store-secrets',
-      do: async () => { for (const [u, pw] of passwords) await store.writeSecret(share.sharename, u, pw); },
-      undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
-    });
-  }
+  if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
   steps.push(store.saveStep(() => after));
   steps.push(...smbConfSteps(samba, () => after));
@@ -161,18 +149,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     // After the reload no new tree connect can reach the share; now drop the ones still open.
     { name: 'close-share', do: () => samba.closeShare(share.sharename) },
   ];
-  const secrets = new Map<string, string>();
-  steps.push({
-    name: 'remove-secrets',
-    do: async () => {
-      for (const u of shareUsers(share)) {
-        const f = store.secretPath(share.sharename, u);
-        const v = await readFile(f, 'utf8').catch(() => undefined);
-        if (v !== undefined) { secrets.set(u, v); await rm(f, { force: true }); }
-      }
-    },
-    undo: async () => { for (const [u, v] of secrets) await store.writeSecret(share.sharename, u, v); },
-  });
+  steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
   const sambaUsers = share.created.filter((c) => c.startsWith('sambauser:')).map((c) => c.slice(10)).filter((u) => !stillUsed(existing, share, u));
   if (sambaUsers.length) {
     const hashes = new Map<string, string>();

@@ -110,6 +110,20 @@ export async function detectBacking(run: Runner, path: string, exists: boolean):
   return { kind: 'plain', fstype, exists };
 }
 
+/**
+ * Where a new share goes, checked before anything changes (every mode): the name is free ignoring
+ * case, the path resolves inside an allowed root and is not shared yet; what backs it.
+ */
+export async function placeNewShare(run: Runner, req: { sharename: string; path: string }, existing: readonly { sharename: string; path: string }[], allowedRoots: readonly string[]): Promise<{ path: string; exists: boolean; backing: Backing }> {
+  const lc = req.sharename.toLowerCase();
+  const dup = existing.find((s) => s.sharename.toLowerCase() === lc);
+  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
+  const { path, exists } = await resolveSharePath(req.path, allowedRoots);
+  const usedBy = existing.find((s) => s.path === path);
+  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
+  return { path, exists, backing: await detectBacking(run, path, exists) };
+}
+
 /** Convert ZFS/btrfs human sizes (1.5G, 512M, 100K) to bytes. */
 export function humanToBytes(v: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)([KMGTPE]?)i?B?$/i.exec(v.trim());

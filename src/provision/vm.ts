@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { parseSize, shareUsers, type Share } from '../core/share.ts';
-import { atomicWrite, findShare } from '../core/store.ts';
+import { atomicWrite } from '../core/store.ts';
 import type { Params } from '../pve/client.ts';
 import {
   assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
@@ -26,7 +26,7 @@ import {
 import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, purgeStep } from './lxc.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { detectBacking, requireQuotaSupport, resolveSharePath, type Backing } from './storage.ts';
+import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
 
 export type Attachment = 'virtiofs' | 'rbd' | 'nfs';
 
@@ -130,12 +130,7 @@ export function vmConfigParams(share: Share, o: { bridge: string; cicustom: stri
 export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
   const { run, store, api, settings } = ctx;
   checkGuestShare(req);
-  const dup = findShare(existing, req.sharename);
-  if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
-  const { path, exists } = await resolveSharePath(req.path, settings.allowedRoots);
-  const usedBy = existing.find((s) => s.path === path);
-  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
-  const backing = await detectBacking(run, path, exists);
+  const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   const attachment = chooseAttachment(req.vm_attach, backing);
   if (attachment !== 'rbd') requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
@@ -237,12 +232,8 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     },
     { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stopIfRunning(node, 'qemu', vmid) },
     { name: 'wait-guest-agent', do: async () => { share.guest_ip = await waitForIp(api, node, 'qemu', vmid, timeoutMs); } },
-    {
-      name: 'store-secrets',
-      do: async () => { for (const [u, pw] of passwords) await store.writeSecret(share.sharename, u, pw); },
-      undo: async () => { for (const u of passwords.keys()) await store.deleteSecret(share.sharename, u); },
-    },
-    { name: 'save-config', do: () => store.write([...existing, share]), undo: () => store.write(existing) },
+    store.storeSecretsStep(share.sharename, passwords),
+    store.saveStep(() => [...existing, share]),
     ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, timeoutMs),
   );
   return { steps, share, warnings };

@@ -75,13 +75,13 @@ export const updateOp: Operation<Gateway> = {
       const merged: Record<string, unknown> = { ...share, ...changes };
       for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
       const next: Share = checkShare(merged as Share);
-      let after: Share[] = existing;
+      const smbKeys = Object.keys(changes).filter((k) => !['monitoring_enabled', 'backup_enabled'].includes(k));
+      if (!servedHere([share]).length && smbKeys.length) {
+        throw new GatewayError('unavailable', `${smbKeys[0]}: changing the Samba settings of a ${share.mode} share is not supported yet (its config lives in the guest); delete and create it again`, smbKeys[0]);
+      }
+      const after = existing.map((s) => (s === share ? next : s));
       const steps = await applyPlan([
-        {
-          name: 'save-config',
-          do: async () => { after = existing.map((s) => (s === share ? next : s)); await g.store.write(after); },
-          undo: async () => { after = existing; await g.store.write(existing); },
-        },
+        g.store.saveStep(() => after),
         ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : []),
       ], { failAt: failAtFromEnv(), log: g.log });
       return { share: publicShare(next), steps };
