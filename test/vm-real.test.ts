@@ -16,7 +16,7 @@ import { realBackend } from './guests/pve-backend.ts';
 import { sh } from './helpers/gateway.ts';
 import { startSimGateway } from './pve-sim/gateway.ts';
 
-test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/read from outside, delete', { timeout: 1_800_000 }, async (t) => {
+test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/read from outside, delete', { timeout: 1_200_000 }, async (t) => {
   const backend = await realBackend(t, { vm: true });
   const g = await startSimGateway({ backend, transport: 'token', taskMs: 5, taskTimeout: 900 });
   t.after(() => g.cleanup());
