@@ -4,7 +4,7 @@
  * (detached), since a foreground smbd signals its whole process group when stopped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { binaryFor } from '../core/exec.ts';
@@ -77,6 +77,18 @@ export function sandboxConf(dir: string, port: number, managedConf: string, netb
 `;
 }
 
+/** Whether a process other than a zombie is left in session `sid` (zombies write nothing). */
+async function sessionAlive(sid: number): Promise<boolean> {
+  for (const d of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = await readFile(`/proc/${d}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid pgrp session ...: comm may hold spaces, so split after the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] !== 'Z' && Number(f[3]) === sid) return true;
+  }
+  return false;
+}
+
 export async function startSandbox(dir: string, opts: { port?: number; netbios?: string } = {}): Promise<Sandbox> {
   await rm(dir, { recursive: true, force: true });
   for (const x of ['private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'log']) await mkdir(join(dir, x), { recursive: true });
@@ -96,8 +108,10 @@ export async function startSandbox(dir: string, opts: { port?: number; netbios?:
     const t = setTimeout(() => { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
     await exited;
     clearTimeout(t);
-    // smbd's children exit with their parent; make sure none lingers in the session.
+    // smbd's children exit with their parent; make sure none lingers in the session, and wait until
+    // the session is empty, so that nothing writes into the state directory after the caller removes it.
     try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const end = Date.now() + 5000; Date.now() < end && (await sessionAlive(pid)); ) await new Promise((r) => setTimeout(r, 20));
   };
   try {
     await waitPort('127.0.0.1', port);
