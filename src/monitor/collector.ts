@@ -14,6 +14,7 @@ import type { Share } from '../core/share.ts';
 import { NativeIoTracker, cgroupSmbdIo, MonotonicCounter } from './attribution.ts';
 import type { MetricsDb, Sample } from './db.ts';
 import { ErrorLogReader, logSourcesFrom } from './logs.ts';
+import { LxcLocator } from './lxc.ts';
 import { procFs, ZERO_IO, type IoCounters, type ProcFs } from './procio.ts';
 import { UsageCache } from './usage.ts';
 
@@ -52,8 +53,10 @@ export interface CollectorOptions {
   /** Epoch seconds, fractions allowed (tests inject a clock). */
   now?: () => number;
   proc?: ProcFs;
-  /** LXC mode: the pids of a share's container (its cgroup), or undefined when not running. */
-  containerPids?: (share: Share) => number[] | undefined;
+  /** LXC mode: the pids of a share's container (its cgroup), or undefined when not running (default: LxcLocator, see lxc.ts). */
+  containerPids?: (share: Share) => number[] | undefined | Promise<number[] | undefined>;
+  /** LXC mode: count sessions with `pct exec <vmid> -- smbstatus --json` every cycle (default true). */
+  lxcConnections?: boolean;
 }
 
 interface SmbTcon { service: string; pid: number; session: string }
@@ -77,25 +80,6 @@ export function parseStatusForMonitor(text: string): StatusView {
     }
   }
   return { tcons, openByPidPath };
-}
-
-/** Default: PVE's cgroup v2 layout, /sys/fs/cgroup/lxc/<vmid>/..., for a share that records its container as ct:<vmid>. */
-export function pveContainerPids(share: Share, cgroupRoot = '/sys/fs/cgroup/lxc'): number[] | undefined {
-  const ct = share.created.map((c) => /^(?:ct|lxc|vmid):(\d+)$/.exec(c)?.[1]).find(Boolean);
-  if (!ct) return undefined;
-  const pids: number[] = [];
-  const walk = (dir: string) => {
-    let entries;
-    try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
-      if (e.isDirectory()) walk(join(dir, e.name));
-      else if (e.name === 'cgroup.procs') {
-        try { pids.push(...readFileSync(join(dir, e.name), 'utf8').split('\n').filter(Boolean).map(Number)); } catch { /* gone */ }
-      }
-    }
-  };
-  walk(join(cgroupRoot, ct));
-  return pids.length ? pids : undefined;
 }
 
 /** The last value of a [global] parameter in an smb.conf and the files it includes (Samba's own order). */
@@ -139,6 +123,7 @@ export class Collector {
   private sambaConfKey = '';
   private pidDir: string | undefined;
   private readonly containers = new Map<string, MonotonicCounter>();
+  private readonly lxc: LxcLocator;
   /** Cumulative I/O per share at the previous cycle, and when. */
   private prev = new Map<string, IoCounters>();
   private prevTime: number | undefined;
@@ -153,6 +138,7 @@ export class Collector {
     this.now = opts.now ?? (() => Date.now() / 1000);
     this.proc = opts.proc ?? procFs();
     this.usage = new UsageCache(g.run, opts.usageRefreshMs ?? 60_000);
+    this.lxc = new LxcLocator(g.run);
   }
 
   start(): void {
@@ -269,12 +255,26 @@ export class Collector {
     }
     const totals = new Map<string, IoCounters>();
     for (const s of native) totals.set(s.sharename, this.tracker?.totals.get(s.sharename) ?? this.prev.get(s.sharename) ?? { ...ZERO_IO });
-    // LXC shares: everything the container's smbd does.
+    // LXC shares: everything the smbd processes in the share's container (share.vmid) do.
     for (const s of shares.filter((x) => x.mode === 'lxc')) {
-      const pids = (this.opts.containerPids ?? pveContainerPids)(s);
       const c = this.containers.get(s.sharename) ?? new MonotonicCounter();
       this.containers.set(s.sharename, c);
-      if (pids) c.update(cgroupSmbdIo(this.proc, pids));
+      if (s.vmid !== undefined || this.opts.containerPids) {
+        const pids = this.opts.containerPids ? await this.opts.containerPids(s) : await this.lxc.pids(s.vmid!);
+        if (pids) c.update(cgroupSmbdIo(this.proc, pids));
+        if (pids && s.vmid !== undefined && this.opts.lxcConnections !== false) {
+          // smbstatus runs inside the container (its own smbd and tdbs): through the node's `pct`.
+          const r = await this.g.run('pct', ['exec', String(s.vmid), '--', 'smbstatus', '--json'], { allowFail: true, timeoutMs: 15_000 }).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
+          let view: StatusView | undefined;
+          try { view = r.code === 0 ? parseStatusForMonitor(r.stdout) : undefined; } catch { view = undefined; }
+          if (!view) this.note(`CT ${s.vmid}: smbstatus failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0]}`);
+          for (const t of view?.tcons ?? []) {
+            if (t.service.toLowerCase() !== s.sharename.toLowerCase()) continue;
+            sessions.set(s.sharename, (sessions.get(s.sharename) ?? new Set()).add(t.session));
+            tconCount.set(s.sharename, (tconCount.get(s.sharename) ?? 0) + 1);
+          }
+        }
+      }
       totals.set(s.sharename, c.total);
     }
 
