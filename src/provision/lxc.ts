@@ -177,7 +177,13 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     },
     {
       name: 'reload-samba',
-      do: async () => { await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']); },
+      do: async () => {
+        // Right after the start, systemd in the container may not have started smbd yet: it then reads
+        // the pushed config when it starts, and the health check below waits for it to answer.
+        await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']).catch((e: Error) => {
+          if (!/Can't find pid for destination 'smbd'/.test(e.message)) throw e;
+        });
+      },
     },
     store.storeSecretsStep(share.sharename, passwords),
     store.saveStep(() => [...existing, share]),
