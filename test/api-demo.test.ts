@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { ROOT, waitFor } from './helpers/gateway.ts';
+import { groupAlive, ROOT, waitFor } from './helpers/gateway.ts';
 import { call } from './helpers/https.ts';
 
 test('the demo\'s JSON line names the API, the node and a working Authorization header', async () => {
@@ -52,6 +52,8 @@ test('the demo\'s JSON line names the API, the node and a working Authorization 
     });
     // npm exits first; the demo itself is still removing what it made: wait for it (its smbd last).
     await waitFor(async () => (await refused(Number(new URL(String(info.api)).port))) && (await refused(Number(info.port))), 30_000, 'the demo to stop its API and smbd');
+    // ...and let the demo finish removing its directory before the final SIGKILL below.
+    await waitFor(async () => !(await groupAlive(demo.pid!)), 30_000, 'the demo process to exit');
   } finally {
     try { process.kill(-demo.pid!, 'SIGKILL'); } catch { /* gone */ }
   }

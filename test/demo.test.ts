@@ -9,7 +9,7 @@ import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, sh, waitFor } from './helpers/gateway.ts';
+import { groupAlive, ROOT, sh, waitFor } from './helpers/gateway.ts';
 
 describe('npm run demo', () => {
   it('serves a demo share on a private smbd and removes everything on SIGTERM', async () => {
@@ -46,6 +46,8 @@ describe('npm run demo', () => {
         const ls = await sh('smbclient', ['-s', '/dev/null', `//${info.host}/${info.share}`, '-p', String(info.port), '-U', `${info.user}%${info.password}`, '-c', 'ls']);
         return /NT_STATUS_CONNECTION_REFUSED/.test(ls.stderr + ls.stdout);
       }, 20_000, 'the demo smbd to be gone');
+    // ...and let the demo finish removing its directory before the final SIGKILL below.
+    await waitFor(async () => !(await groupAlive(demo.pid!)), 30_000, 'the demo process to exit');
     } finally {
       try { process.kill(-demo.pid!, 'SIGKILL'); } catch { /* already gone */ }
       await rm(tmp, { recursive: true, force: true });

@@ -5,7 +5,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makeGateway, type Gateway } from '../../src/api/context.ts';
@@ -46,6 +46,17 @@ export interface TestGateway {
 }
 
 export interface HeldSession { output: () => string; send: (cmd: string) => void; close: () => void }
+
+/** Whether a live (non-zombie) process is left in process group `pgid`. */
+export async function groupAlive(pgid: number): Promise<boolean> {
+  for (const d of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = await readFile(`/proc/${d}/stat`, 'utf8').catch(() => '');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] !== 'Z' && Number(f[2]) === pgid) return true;
+  }
+  return false;
+}
 
 /** Wait until cond() holds, polling; throws after ms. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition'): Promise<void> {
