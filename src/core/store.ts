@@ -66,6 +66,10 @@ export class ShareStore {
     return findShare(await this.list(), name);
   }
 
+  async require(name: string): Promise<Share> {
+    return requireShare(await this.list(), name);
+  }
+
   async write(shares: readonly Share[]): Promise<void> {
     const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig(shares.map(shareToSection));
     await atomicWrite(this.cfgPath, text, 0o640);
@@ -134,6 +138,13 @@ export class ShareStore {
   async deleteSecret(share: string, user: string): Promise<void> {
     await rm(this.secretPath(share, user), { force: true });
   }
+}
+
+/** The share of that name (ignoring case), or the not-found error every operation gives. */
+export function requireShare(shares: readonly Share[], name: string): Share {
+  const s = findShare(shares, name);
+  if (!s) throw new GatewayError('not_found', `share "${name}" does not exist`, 'sharename');
+  return s;
 }
 
 /** Share names are unique ignoring case, as SMB clients see them. */

@@ -92,22 +92,14 @@ export class MetricsDb {
     -- (samples of all shares are interleaved in the table, one cycle after the other).
     CREATE INDEX IF NOT EXISTS share_metrics_share_time_all ON share_metrics (share_id, timestamp, ${METRIC_COLUMNS.join(', ')});
     CREATE INDEX IF NOT EXISTS share_metrics_time ON share_metrics (timestamp);
-    CREATE TABLE IF NOT EXISTS share_metrics_hourly (
+    ${['share_metrics_hourly', 'share_metrics_daily'].map((t) => `CREATE TABLE IF NOT EXISTS ${t} (
       share_id TEXT NOT NULL,
       timestamp INTEGER NOT NULL,
       samples INTEGER NOT NULL,
       ${cols('avg_', 'REAL')},
       ${cols('max_', 'REAL')},
       PRIMARY KEY (share_id, timestamp)
-    ) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS share_metrics_daily (
-      share_id TEXT NOT NULL,
-      timestamp INTEGER NOT NULL,
-      samples INTEGER NOT NULL,
-      ${cols('avg_', 'REAL')},
-      ${cols('max_', 'REAL')},
-      PRIMARY KEY (share_id, timestamp)
-    ) WITHOUT ROWID;
+    ) WITHOUT ROWID;`).join('\n    ')}
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
   }

@@ -1,9 +1,9 @@
 /** Snapshots of native shares: take one (backup), list them, restore a share to one. */
-import { GatewayError, invalid } from '../../core/errors.ts';
+import { invalid } from '../../core/errors.ts';
 import type { Operation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { validate } from '../../core/schema.ts';
-import { parseSize, shareSchema, type Share } from '../../core/share.ts';
+import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
 import { table } from '../../cli/table.ts';
 import {
@@ -14,12 +14,6 @@ import type { Gateway } from '../context.ts';
 const nameParam = { sharename: shareSchema.sharename };
 const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate', 'Datastore.AllocateSpace'] };
 const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
-
-async function shareOrFail(g: Gateway, name: string): Promise<Share> {
-  const s = await g.store.get(name);
-  if (!s) throw new GatewayError('not_found', `share "${name}" does not exist`, 'sharename');
-  return s;
-}
 
 /** A name one second later than the newest if two backups fall in the same second. */
 function freshName(existing: string[], now: Date): string {
@@ -45,7 +39,7 @@ export const backupOp: Operation<Gateway> = {
   handler: async (p, g) => {
     const { sharename, keep } = validate(backupParams, p);
     return g.store.locked(async () => {
-      const share = await shareOrFail(g, sharename);
+      const share = await g.store.require(sharename);
       const t = requireSnapshottable(share);
       const before = await listSnapshots(g.run, t);
       const name = freshName(before, new Date());
@@ -80,7 +74,7 @@ export const snapshotsOp: Operation<Gateway> = {
   returns: { description: 'Snapshots with their time' },
   privilege: AUDIT,
   handler: async (p, g) => {
-    const share = await shareOrFail(g, validate(nameParam, p).sharename);
+    const share = await g.store.require(validate(nameParam, p).sharename);
     const names = await listSnapshots(g.run, requireSnapshottable(share));
     return names.map((name) => ({ name, time: snapshotTime(name)!.toISOString() }));
   },
@@ -108,7 +102,7 @@ export const restoreOp: Operation<Gateway> = {
   handler: async (p, g) => {
     const { sharename, snapshot, force } = validate(restoreParams, p);
     return g.store.locked(async () => {
-      const share = await shareOrFail(g, sharename);
+      const share = await g.store.require(sharename);
       const t = requireSnapshottable(share);
       const all = await listSnapshots(g.run, t);
       if (!all.includes(snapshot)) throw invalid('snapshot', `share "${share.sharename}" has no snapshot ${snapshot} (see: pve-smbgateway snapshots ${share.sharename})`);

@@ -170,8 +170,7 @@ export function formatHaState(s: HaState): string {
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 async function haShare(g: Gateway, name: string): Promise<Share> {
-  const s = await g.store.get(name);
-  if (!s) throw new GatewayError('not_found', `share "${name}" does not exist`, 'sharename');
+  const s = await g.store.require(name);
   if (!s.ha_enabled) throw invalid('sharename', `share ${s.sharename} is not an HA share (ha_enabled is off)`);
   return s;
 }
@@ -249,8 +248,7 @@ export const haGuestOp: Operation<Gateway> = {
   privilege: ALLOCATE,
   handler: async (p, g) => {
     const x = validate(haGuestOp.parameters, p) as { sharename: string; max_restart: number; max_relocate: number; remove: boolean };
-    const share = await g.store.get(x.sharename);
-    if (!share) throw new GatewayError('not_found', `share "${x.sharename}" does not exist`, 'sharename');
+    const share = await g.store.require(x.sharename);
     const sid = haResourceSid(share);
     if (!g.settings.isPve) throw new GatewayError('unavailable', 'Proxmox HA needs a Proxmox VE node (no /etc/pve here)');
     const api = pveClient(g.settings, g.run);

@@ -1,7 +1,6 @@
 /** Share metrics history (as Proxmox's rrddata), from the collector's database. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { GatewayError } from '../../core/errors.ts';
 import type { Operation } from '../../core/operation.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { shareSchema } from '../../core/share.ts';
@@ -48,8 +47,7 @@ export const metricsOp: Operation<Gateway> = {
   privilege: { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] },
   handler: async (p, g) => {
     const { sharename, timeframe, cf } = validate(params, p);
-    const share = await g.store.get(sharename);
-    if (!share) throw new GatewayError('not_found', `share "${sharename}" does not exist`, 'sharename');
+    const share = await g.store.require(sharename);
     const path = metricsDbPath(g);
     if (!existsSync(path)) return [];
     return metricsDbFor(path).query(share.sharename, timeframe as (typeof TIMEFRAMES)[number], cf as (typeof CFS)[number]);

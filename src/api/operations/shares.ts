@@ -6,7 +6,7 @@ import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { parseSectionConfig } from '../../core/sectionconfig.ts';
 import { checkShare, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
-import { findShare, sectionToShare } from '../../core/store.ts';
+import { findShare, requireShare, sectionToShare } from '../../core/store.ts';
 import { readPasswordFile } from '../../provision/native.ts';
 import { guestShareStatus, planCreate, planDelete } from '../../provision/index.ts';
 import { usageOf } from '../../provision/quota.ts';
@@ -32,12 +32,6 @@ const { created: _c, ...userShareSchema } = shareSchema;
 function requireMode(g: Gateway, mode: string): void {
   if (mode === 'native') return;
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
-}
-
-async function getShare(g: Gateway, name: string): Promise<Share> {
-  const s = await g.store.get(name);
-  if (!s) throw new GatewayError('not_found', `share "${name}" does not exist`, 'sharename');
-  return s;
 }
 
 export const listOp: Operation<Gateway> = {
@@ -112,8 +106,7 @@ export const deleteOp: Operation<Gateway> = {
     const { sharename, purge } = validate({ ...nameParam, purge: { type: 'boolean', default: false, optional: true, description: '' } }, p);
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const share = findShare(existing, sharename);
-      if (!share) throw new GatewayError('not_found', `share "${sharename}" does not exist`, 'sharename');
+      const share = requireShare(existing, sharename);
       requireMode(g, share.mode);
       const steps = await planDelete(g, share, existing, { purge: !!purge });
       return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
@@ -180,7 +173,7 @@ export const statusOp: Operation<Gateway> = {
   positional: ['sharename'],
   returns: { description: 'Share status' },
   privilege: AUDIT,
-  handler: async (p, g) => shareStatus(g, await getShare(g, validate(nameParam, p).sharename)),
+  handler: async (p, g) => shareStatus(g, await g.store.require(validate(nameParam, p).sharename)),
   format: (r) => {
     const s = r as ShareStatus;
     const u = s.usage;

@@ -8,7 +8,7 @@ import type { Operation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { checkShare, shareSchema, type Share } from '../../core/share.ts';
-import { findShare } from '../../core/store.ts';
+import { requireShare } from '../../core/store.ts';
 import { servedHere, smbConfSteps } from '../../samba/apply.ts';
 import type { Gateway } from '../context.ts';
 import { publicShare } from './shares.ts';
@@ -29,9 +29,7 @@ export const showOp: Operation<Gateway> = {
   privilege: AUDIT,
   handler: async (p, g) => {
     const { sharename } = validate(nameParam, p);
-    const s = await g.store.get(sharename);
-    if (!s) throw new GatewayError('not_found', `share "${sharename}" does not exist`, 'sharename');
-    return publicShare(s);
+    return publicShare(await g.store.require(sharename));
   },
   format: (r) => Object.entries(r as Record<string, unknown>).map(([k, v]) => `${k.padEnd(20)} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'),
 };
@@ -70,8 +68,7 @@ export const updateOp: Operation<Gateway> = {
     if (!Object.keys(changes).length) throw invalid('sharename', 'nothing to change: give at least one setting');
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const share = findShare(existing, v.sharename);
-      if (!share) throw new GatewayError('not_found', `share "${v.sharename}" does not exist`, 'sharename');
+      const share = requireShare(existing, v.sharename);
       const merged: Record<string, unknown> = { ...share, ...changes };
       for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
       const next: Share = checkShare(merged as Share);
