@@ -25,11 +25,7 @@ before(async () => {
 });
 after(async () => { await t?.cleanup(); });
 
-async function pwFile(): Promise<string> {
-  const f = join(t.dir, `pw-${Math.random().toString(36).slice(2)}`);
-  await writeFile(f, PW + '\n', { mode: 0o600 });
-  return f;
-}
+const pwFile = () => t.passwordFile(PW);
 
 test('template create installs Samba once and converts the container to a tagged template', async () => {
   const g = t.sim.guests.get(tmplVmid)!;

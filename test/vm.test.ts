@@ -5,7 +5,7 @@
  * guest agent; delete and rollback remove the VM, the snippet and the mapping.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Share } from '../src/core/share.ts';
@@ -31,11 +31,7 @@ before(async () => {
 });
 after(async () => { await t?.cleanup(); });
 
-async function pwFile(): Promise<string> {
-  const f = join(t.dir, `pw-${Math.random().toString(36).slice(2)}`);
-  await writeFile(f, PW + '\n', { mode: 0o600 });
-  return f;
-}
+const pwFile = () => t.passwordFile(PW);
 const snippets = () => readdir(join(t.sim.storagePath('local')!, 'snippets'));
 
 test('template create: the cloud image imported, prepared once by cloud-init, powered off and converted', async () => {

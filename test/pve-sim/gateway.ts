@@ -4,13 +4,12 @@
  * the fake backend, an `smbclient` shim that asks the simulator. `cli()` runs the real command.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeGateway, type Gateway } from '../../src/api/context.ts';
 import { operations } from '../../src/api/registry.ts';
 import { execRunner, type Runner } from '../../src/core/exec.ts';
-import { readFile } from 'node:fs/promises';
 import { defaultSettings, settingsJson, type Settings } from '../../src/core/settings.ts';
 import { CLI, sh, type CliResult } from '../helpers/gateway.ts';
 import type { GuestBackend } from './backend.ts';
@@ -31,6 +30,8 @@ export interface SimGateway {
    * fake `smbclient` answered by the simulator directly. `op(name, params, failAt?)` runs an operation.
    */
   op: (command: string, params: Record<string, unknown>, failAt?: string) => Promise<any>;
+  /** A fresh 0600 file holding the password, for --password-file. */
+  passwordFile: (password: string) => Promise<string>;
   cleanup: () => Promise<void>;
 }
 
@@ -141,5 +142,10 @@ export async function startSimGateway(opts: SimGatewayOptions = {}): Promise<Sim
     await sim.stop();
     await rm(dir, { recursive: true, force: true });
   };
-  return { id, dir, storage, sim, settings, settingsFile, env, gw: makeGateway(settings), cli, op, cleanup };
+  const passwordFile = async (password: string) => {
+    const f = join(dir, `pw-${randomBytes(4).toString('hex')}`);
+    await writeFile(f, password + '\n', { mode: 0o600 });
+    return f;
+  };
+  return { id, dir, storage, sim, settings, settingsFile, env, gw: makeGateway(settings), cli, op, passwordFile, cleanup };
 }
