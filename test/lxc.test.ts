@@ -88,7 +88,7 @@ test('create: a linked clone, configured as documented, serving the share; delet
   // The directory the gateway made belongs to the first writer as the host sees her.
   assert.equal((await stat(path)).uid, 100000 + uid);
   // The secret is kept 0600 for the health checks; the share is in the store with its guest.
-  assert.equal((await stat(join(t.settings.storeDir, 'priv', 'Projects.alice.pw'))).mode & 0o777, 0o600);
+  assert.equal((await stat(t.gw.store.secretPath('Projects', 'alice'))).mode & 0o777, 0o600);
   const cfg = await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8');
   assert.match(cfg, new RegExp(`vmid ${vmid}`));
   const status = await t.cli(['list', '--json']);
@@ -193,7 +193,7 @@ async function assertNothingLeft(name: string, guests: Set<number>, what: string
   assert.deepEqual(new Set(t.sim.guests.keys()), guests, `${what}: guests left behind`);
   await assert.rejects(stat(join(t.storage, name)), `${what}: directory left behind`);
   assert.doesNotMatch(await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8').catch(() => ''), new RegExp(`smbgateway: ${name}\n`), `${what}: store entry left behind`);
-  await assert.rejects(stat(join(t.settings.storeDir, 'priv', `${name}.alice.pw`)), `${what}: secret left behind`);
+  await assert.rejects(stat(t.gw.store.secretPath(name, 'alice')), `${what}: secret left behind`);
 }
 
 test('a failure at any create step removes the container, ACLs, secrets, directory and store entry made so far', async () => {
@@ -231,7 +231,7 @@ test('a failure at a delete step leaves the share in place and serving', async (
     await assert.rejects(t.op('delete', { sharename: 'keep' }, step), /rolled back/);
     assert.equal(t.sim.guests.get(vmid)?.status, 'running', step);
     assert.match(await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8'), /smbgateway: keep/);
-    assert.ok((await stat(join(t.settings.storeDir, 'priv', 'keep.alice.pw'))).isFile());
+    assert.ok((await stat(t.gw.store.secretPath('keep', 'alice'))).isFile());
     assert.match((await sh('getfacl', ['-n', '--absolute-names', join(t.storage, 'keep')])).stdout, /user:10\d{4}:rwx/);
   }
   await t.op('delete', { sharename: 'keep', purge: true });

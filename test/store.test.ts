@@ -86,41 +86,51 @@ describe('two concurrent creates and migrate, through the CLI', () => {
     }
   });
 
-  it('migrates smbgateway entries of an older storage.cfg and reports what it did', async () => {
+  it('migrates the cluster storage.cfg through the checks create makes, and reports what it did', async () => {
     const cfg = join(g.dir, 'storage.cfg');
+    for (const d of ['legacy2', 'nousers', 'x1', 'root-user']) await mkdir(join(g.storage, d), { recursive: true });
     await writeFile(cfg, [
       'dir: local', '\tpath /var/lib/vz', '\tcontent iso,vztmpl,backup', '',
-      'smbgateway: legacy1', `\tpath ${join(g.storage, 'legacy1')}`, '\tsharename Legacy1', '\tmode lxc', '\tquota 10G',
-      '\tad_domain example.com', '\tctdb_vip 192.0.2.10', '\tha_enabled 1', '\tvm_memory 4096', '\tcontent images', '\tnodes pve1', '\tcustom_thing 42', '',
-      'smbgateway: legacy2', `\tpath ${join(g.storage, 'legacy2')}`, '\tmode native', '\tusers ' + alice, '',
+      'smbgateway: legacy1', `\tpath ${join(g.storage, 'legacy1')}`, '\tsharename Legacy1', '\tmode lxc', '\tquota 10G', '\tnodes pve1', '',
+      'smbgateway: legacy2', `\tpath ${join(g.storage, 'legacy2')}`, '\tmode native', '\tusers ' + alice, '\tcustom_thing 42', '\tcontent images', '',
       'smbgateway: nousers', `\tpath ${join(g.storage, 'nousers')}`, '\tmode native', '',
       'smbgateway: broken', '\tpath relative/path', '\tmode native', '',
-      'smbgateway: one', `\tpath ${join(g.storage, 'x1')}`, '\tmode native', '',
+      'smbgateway: one', `\tpath ${join(g.storage, 'x1')}`, '\tmode native', '\tusers ' + alice, '',
+      'smbgateway: slash', '\tpath /', '\tmode native', '\tusers ' + alice, '',
+      'smbgateway: rooted', `\tpath ${join(g.storage, 'root-user')}`, '\tmode native', '\tusers root', '',
+      'smbgateway: inner', `\tpath ${join(g.storage, 'legacy2', 'sub')}`, '\tmode native', '\tusers ' + alice, '',
+      'smbgateway: made', `\tpath ${join(g.storage, 'nousers')}`, '\tmode native', '\tusers ' + alice, `\tcreated [{"kind":"dir","path":"${join(g.storage, 'nousers')}"}]`, '',
     ].join('\n'));
-    const dry = await g.cli(['migrate', '--storage-cfg', cfg, '--dry-run', '--json']);
+    // migrate reads the storage_cfg setting, never a file the caller names
+    await writeFile(g.settingsFile, JSON.stringify({ ...JSON.parse(await readFile(g.settingsFile, 'utf8')), storage_cfg: cfg }));
+    const named = await g.cli(['migrate', '--storage-cfg', '/etc/shadow', '--json']);
+    assert.equal(named.code, 2);
+    assert.match(named.json!.error!.message, /unknown option --storage-cfg/);
+
+    const dry = await g.cli(['migrate', '--dry-run', '--json']);
     assert.equal(dry.code, 0, dry.stdout);
-    assert.equal(dry.json!.data.imported.length, 3);
+    assert.deepEqual(dry.json!.data.imported.map((i: { sharename: string }) => i.sharename), ['legacy2']);
     assert.equal((await g.gw.store.list()).length, 3, 'a dry run changes nothing');
 
-    const r = await g.cli(['migrate', '--storage-cfg', cfg, '--json']);
+    const r = await g.cli(['migrate', '--json']);
     assert.equal(r.code, 0, r.stdout);
     const d = r.json!.data;
-    assert.deepEqual(d.imported.map((i: { sharename: string }) => i.sharename), ['Legacy1', 'legacy2', 'nousers']);
+    assert.equal(d.source, cfg);
+    assert.deepEqual(d.imported.map((i: { sharename: string }) => i.sharename), ['legacy2']);
     assert.deepEqual(d.imported[0].unmapped, { custom_thing: '42' });
-    assert.deepEqual(d.skipped.map((s: { storage: string }) => s.storage), ['broken', 'one']);
-    assert.match(d.skipped[0].reason, /path: must be an absolute path/);
-    assert.match(d.skipped[1].reason, /already exists/);
-    const legacy = await g.gw.store.get('legacy1');
-    assert.deepEqual(
-      { mode: legacy!.mode, quota: legacy!.quota, ad: legacy!.ad_domain, vip: legacy!.ctdb_vip, ha: legacy!.ha_enabled, mem: legacy!.vm_memory, node: legacy!.node },
-      { mode: 'lxc', quota: '10G', ad: 'example.com', vip: '192.0.2.10', ha: true, mem: 4096, node: 'pve1' },
-    );
-    // the native one is served by the host's smbd now
-    await mkdir(join(g.storage, 'legacy2'), { recursive: true });
+    const reasons = Object.fromEntries(d.skipped.map((s: { storage: string; reason: string }) => [s.storage, s.reason]));
+    assert.match(reasons.legacy1, /^mode: lxc shares are not imported/);
+    assert.match(reasons.nousers, /^users: at least one user or group must have access/);
+    assert.match(reasons.broken, /^path: must be an absolute path/);
+    assert.match(reasons.one, /^sharename: a share named "one" already exists/);
+    assert.match(reasons.slash, /^path: \/ resolves to \/, which is not inside an allowed storage root/);
+    assert.match(reasons.rooted, /^users: "root": root is a system account/);
+    assert.match(reasons.inner, /^path: .* lies inside share "legacy2"/);
+    assert.match(reasons.made, /^created: unknown parameter/);
+    // the native one is served by the host's smbd now, and alice (made by the gateway) logs on to it
     assert.match(await readFile(g.settings.managedConf, 'utf8'), /^\[legacy2\]$/m);
-    // a share nobody was given access to is imported but stays unavailable until users are added
-    assert.match(await readFile(g.settings.managedConf, 'utf8'), /^\[nousers\]\n {3}path = .*\n {3}read only = yes\n {3}available = no$/m);
-    const human = await g.cli(['migrate', '--storage-cfg', cfg]);
-    assert.match(human.stdout, /imported 0 share\(s\), skipped 5/);
+    assert.equal((await g.smb('legacy2', alice, 'Concurrent-pw-1', 'ls')).code, 0);
+    const human = await g.cli(['migrate']);
+    assert.match(human.stdout, /imported 0 share\(s\), skipped 9/);
   });
 });

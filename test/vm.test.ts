@@ -128,7 +128,7 @@ test('a failure at any create step removes the VM, snippet, mapping, directory, 
     assert.deepEqual(await snippets(), [], step);
     await assert.rejects(stat(join(t.storage, `rb-${step}`)), step);
     assert.doesNotMatch(await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8').catch(() => ''), new RegExp(`smbgateway: rb-${step}\n`));
-    await assert.rejects(stat(join(t.settings.storeDir, 'priv', `rb-${step}.carol.pw`)));
+    await assert.rejects(stat(t.gw.store.secretPath(`rb-${step}`, 'carol')));
   }
 });
 

@@ -28,8 +28,28 @@ export function invalid(field: string, rule: string): GatewayError {
   return new GatewayError('invalid', `${field}: ${rule}`, field);
 }
 
+/** What a system call's error means, in words (the raw errno text is never shown). */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'it does not exist', EACCES: 'permission denied', EPERM: 'the operation is not permitted', EEXIST: 'it already exists',
+  ENOTDIR: 'a part of the path is not a directory', EISDIR: 'it is a directory', ENOTEMPTY: 'the directory is not empty',
+  ENOSPC: 'no space is left on the device', EDQUOT: 'the quota is exhausted', EROFS: 'the file system is read-only',
+  EBUSY: 'it is busy', ELOOP: 'too many symbolic links', ENAMETOOLONG: 'the name is too long', EXDEV: 'it is on another file system',
+  EMFILE: 'too many open files', EIO: 'an input/output error occurred',
+};
+const SYSCALL_TEXT: Record<string, string> = {
+  mkdir: 'create directory', rmdir: 'remove directory', open: 'open', read: 'read', write: 'write', rename: 'rename', unlink: 'remove',
+  rm: 'remove', stat: 'look at', lstat: 'look at', chmod: 'change the mode of', chown: 'change the owner of', scandir: 'list', realpath: 'resolve',
+  copyfile: 'copy', utime: 'set the time of', mkdtemp: 'create a temporary directory in', access: 'access',
+};
+
 export function toGatewayError(e: unknown): GatewayError {
   if (e instanceof GatewayError) return e;
+  const x = e as NodeJS.ErrnoException;
+  if (x && typeof x === 'object' && typeof x.code === 'string' && typeof x.syscall === 'string') {
+    const what = SYSCALL_TEXT[x.syscall] ?? x.syscall;
+    const why = ERRNO_TEXT[x.code] ?? 'the system refused it';
+    return new GatewayError('failed', `cannot ${what}${x.path ? ` ${x.path}` : ''}: ${why}`);
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return new GatewayError('failed', msg);
 }

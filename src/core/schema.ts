@@ -14,6 +14,8 @@ interface Base {
 export interface StringProp extends Base {
   type: 'string';
   default?: string;
+  /** Keep leading/trailing white space (passwords); every other string refuses it, since config files trim it. */
+  keepSpace?: boolean;
   enum?: readonly string[];
   pattern?: RegExp;
   patternText?: string;
@@ -37,10 +39,16 @@ export interface ListProp extends Base {
   item?: (v: string) => string | undefined;
   default?: string[];
 }
-export type Prop = StringProp | IntegerProp | BooleanProp | ListProp;
+/** Structured data (internal records), stored as one line of JSON; `parse` checks the shape. */
+export interface JsonProp<T = unknown> extends Base {
+  type: 'json';
+  parse: (v: unknown) => T;
+  default?: T;
+}
+export type Prop = StringProp | IntegerProp | BooleanProp | ListProp | JsonProp<any>;
 export type Schema = Record<string, Prop>;
 
-type ValueOf<P extends Prop> = P extends StringProp ? string : P extends IntegerProp ? number : P extends BooleanProp ? boolean : string[];
+type ValueOf<P extends Prop> = P extends StringProp ? string : P extends IntegerProp ? number : P extends BooleanProp ? boolean : P extends JsonProp<infer T> ? T : string[];
 type Req<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? K : never) : K]: ValueOf<S[K]> };
 type Opt<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? never : K) : never]?: ValueOf<S[K]> };
 export type Infer<S extends Schema> = Req<S> & Opt<S>;
@@ -50,6 +58,16 @@ export function checkSingleLine(field: string, v: string): void {
   if (/[\r\n\0]/.test(v)) throw invalid(field, 'must not contain a line break or NUL character');
 }
 
+/**
+ * Config files (shares.cfg, smb.conf) trim white space around values, and Samba treats control
+ * characters as separators: a value with either would not come back as given, so it is refused.
+ */
+export function checkStoredText(field: string, v: string): void {
+  checkSingleLine(field, v);
+  if (/[\x00-\x1f\x7f]/.test(v)) throw invalid(field, 'must not contain control characters (such as a tab)');
+  if (/^\s|\s$/u.test(v)) throw invalid(field, 'must not start or end with white space (config files would drop it)');
+}
+
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
 const FALSE = new Set(['0', 'false', 'no', 'off']);
 
@@ -57,7 +75,7 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
   switch (p.type) {
     case 'string': {
       if (typeof raw !== 'string') throw invalid(field, 'must be a string');
-      checkSingleLine(field, raw);
+      if (p.keepSpace) checkSingleLine(field, raw); else checkStoredText(field, raw);
       if (p.maxLength !== undefined && raw.length > p.maxLength) throw invalid(field, `must be at most ${p.maxLength} characters`);
       if (p.enum && !p.enum.includes(raw)) throw invalid(field, `must be one of ${p.enum.join(', ')}`);
       if (p.pattern && !p.pattern.test(raw)) throw invalid(field, p.patternText ?? `must match ${p.pattern}`);
@@ -80,18 +98,27 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
       throw invalid(field, 'must be a boolean (1/0, true/false, yes/no)');
     }
     case 'list': {
-      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[,\s]+/) : undefined;
+      // A list given as one string is comma-separated (as stored, and as the CLI and form posts give it).
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
       if (!items) throw invalid(field, 'must be a list');
       const out: string[] = [];
       for (const it of items) {
         if (typeof it !== 'string') throw invalid(field, 'items must be strings');
-        checkSingleLine(field, it);
         if (it === '') continue;
+        if (it.includes(',')) throw invalid(field, `${JSON.stringify(it)}: an item must not contain a comma (commas separate items)`);
+        checkStoredText(field, it);
         const broken = p.item?.(it);
         if (broken) throw invalid(field, `${JSON.stringify(it)}: ${broken}`);
         if (!out.includes(it)) out.push(it);
       }
       return out;
+    }
+    case 'json': {
+      let v = raw;
+      if (typeof raw === 'string') {
+        try { v = JSON.parse(raw); } catch { throw invalid(field, 'must be JSON'); }
+      }
+      try { return p.parse(v); } catch (e) { throw invalid(field, (e as Error).message); }
     }
   }
 }
@@ -116,7 +143,7 @@ export function validate<S extends Schema>(schema: S, input: Record<string, unkn
   }
   for (const [key, p] of Object.entries(schema)) {
     if (key in out) continue;
-    if (p.default !== undefined && opts.defaults !== false && !opts.partial) out[key] = Array.isArray(p.default) ? [...p.default] : p.default;
+    if (p.default !== undefined && opts.defaults !== false && !opts.partial) out[key] = Array.isArray(p.default) ? structuredClone(p.default) : p.default;
     else if (!p.optional && !opts.partial) throw invalid(key, 'property is missing and it is not optional');
   }
   return out as Infer<S>;
@@ -130,6 +157,7 @@ export function toJsonSchema(schema: Schema): Record<string, unknown> {
     if (p.internal) continue;
     const o: Record<string, unknown> = { description: p.description };
     if (p.type === 'list') Object.assign(o, { type: 'array', items: { type: 'string' } });
+    else if (p.type === 'json') o.type = 'object';
     else o.type = p.type;
     if (p.default !== undefined) o.default = p.default;
     if (p.type === 'string') {

@@ -5,7 +5,9 @@
  *           key value
  *           flag 1
  *
- * Sections are separated by blank lines; `#` starts a comment line.
+ * Sections are separated by blank lines; `#` starts a comment line. An id may contain spaces (share
+ * names do); only ASCII blanks are separators, so a value comes back exactly as rendered (values that
+ * start or end with white space are refused before they get here, see schema.ts).
  */
 export interface Section {
   type: string;
@@ -17,16 +19,16 @@ export function parseSectionConfig(text: string): Section[] {
   const out: Section[] = [];
   let cur: Section | undefined;
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/\s+$/, '');
-    if (line.trim() === '') { cur = undefined; continue; }
-    if (/^\s*#/.test(line)) continue;
-    const head = /^(\S+):\s*(\S+)\s*$/.exec(line);
-    if (head && !/^\s/.test(line)) {
+    const line = raw.replace(/[ \t\r]+$/, '');
+    if (line === '') { cur = undefined; continue; }
+    if (/^[ \t]*#/.test(line)) continue;
+    const head = /^([^\s:]+):[ \t]+(.+)$/.exec(line);
+    if (head && !/^[ \t]/.test(line)) {
       cur = { type: head[1]!, id: head[2]!, props: {} };
       out.push(cur);
       continue;
     }
-    const kv = /^\s+(\S+)(?:\s+(.*))?$/.exec(line);
+    const kv = /^[ \t]+([^ \t]+)(?:[ \t]+(.*))?$/.exec(line);
     if (kv && cur) {
       cur.props[kv[1]!] = kv[2] ?? '';
       continue;
@@ -39,8 +41,11 @@ export function parseSectionConfig(text: string): Section[] {
 export function renderSectionConfig(sections: readonly Section[]): string {
   return sections
     .map((s) => {
+      for (const x of [s.id, ...Object.values(s.props)]) {
+        if (/[\r\n]|^[ \t]|[ \t]$/.test(x)) throw new Error(`refusing to write ${JSON.stringify(x)} to a section config: it would not read back the same`);
+      }
       const lines = [`${s.type}: ${s.id}`];
-      for (const [k, v] of Object.entries(s.props)) lines.push(`\t${k} ${v}`);
+      for (const [k, v] of Object.entries(s.props)) lines.push(v === '' ? `\t${k}` : `\t${k} ${v}`);
       return lines.join('\n') + '\n';
     })
     .join('\n');

@@ -13,6 +13,13 @@ export interface Settings {
   node: string;
   /** shares.cfg lives here, secrets in priv/ beside it. */
   storeDir: string;
+  /** Secrets (0600 files); see privDirOf for the default. */
+  privDir?: string;
+  /** Local accounts the gateway may create or adopt have uids in this range (login.defs' UID_MIN..UID_MAX). */
+  accountUidMin: number;
+  accountUidMax: number;
+  /** The cluster's storage.cfg, read by migrate and to find the storage behind a share path. */
+  storageCfg: string;
   /** mkdir locks: /etc/pve/priv/lock on PVE, a local dir elsewhere. */
   lockDir: string;
   /** The smb.conf smbd runs with, and our managed fragment that it includes. */
@@ -50,6 +57,9 @@ export function defaultSettings(): Settings {
     isPve,
     node: hostname().split('.')[0] ?? 'localhost',
     storeDir: isPve ? '/etc/pve/smbgateway' : '/etc/smbgateway',
+    accountUidMin: 1000,
+    accountUidMax: 60000,
+    storageCfg: '/etc/pve/storage.cfg',
     lockDir: isPve ? '/etc/pve/priv/lock' : '/run/lock/smbgateway',
     smbConf: '/etc/samba/smb.conf',
     managedConf: '/etc/samba/smbgateway.conf',
@@ -61,12 +71,22 @@ export function defaultSettings(): Settings {
 }
 
 const KEYS: Record<string, keyof Settings> = {
-  node: 'node', store_dir: 'storeDir', lock_dir: 'lockDir', smb_conf: 'smbConf', managed_conf: 'managedConf',
+  node: 'node', store_dir: 'storeDir', priv_dir: 'privDir', account_uid_min: 'accountUidMin', account_uid_max: 'accountUidMax', storage_cfg: 'storageCfg', lock_dir: 'lockDir', smb_conf: 'smbConf', managed_conf: 'managedConf',
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
   pve_task_timeout: 'pveTaskTimeout',
 };
+
+/**
+ * Where secrets live: on a Proxmox VE node pmxcfs keeps only /etc/pve/priv private (elsewhere under
+ * /etc/pve files are 0640 root:www-data and chmod fails), so the store's secrets go to
+ * /etc/pve/priv/smbgateway; a store elsewhere keeps them in priv/ beside it (0700 dir, 0600 files).
+ */
+export function privDirOf(s: Pick<Settings, 'storeDir' | 'privDir'>): string {
+  if (s.privDir) return s.privDir;
+  return s.storeDir.replace(/\/+$/, '') === '/etc/pve/smbgateway' ? '/etc/pve/priv/smbgateway' : `${s.storeDir.replace(/\/+$/, '')}/priv`;
+}
 
 export function settingsPath(): string {
   return process.env.SMBGATEWAY_CONFIG ?? '/etc/smbgateway/gateway.json';

@@ -8,7 +8,8 @@ export const MODES = ['native', 'lxc', 'vm'] as const;
 export type Mode = (typeof MODES)[number];
 export const SECURITY_PROFILES = ['standard', 'high'] as const;
 
-const RESERVED_NAMES = new Set(['global', 'homes', 'printers']);
+/** Section names Samba gives a meaning of its own (compared ignoring case). */
+const RESERVED_NAMES = new Set(['global', 'homes', 'printers', 'ipc$', 'print$']);
 const BAD_SHARE_CHARS = /[\\/[\]:|<>+=;,*?"]/;
 
 /** Samba's rules for a share name; returns the broken rule or undefined. */
@@ -18,8 +19,9 @@ export function shareNameRule(name: string): string | undefined {
   const bad = BAD_SHARE_CHARS.exec(name);
   if (bad) return `must not contain the character ${JSON.stringify(bad[0])} (none of \\ / [ ] : | < > + = ; , * ? ")`;
   if (/[\x00-\x1f\x7f]/.test(name)) return 'must not contain control characters';
-  if (name !== name.trim()) return 'must not start or end with a space';
-  if (RESERVED_NAMES.has(name.toLowerCase())) return `"${name}" is reserved by Samba (global, homes, printers)`;
+  if (/^\s|\s$/u.test(name)) return 'must not start or end with a space';
+  if (name.startsWith('-')) return 'must not start with "-" (tools would take it for an option)';
+  if (RESERVED_NAMES.has(name.toLowerCase())) return `"${name}" is reserved by Samba (global, homes, printers, IPC$, print$)`;
   return undefined;
 }
 
@@ -40,8 +42,72 @@ export function sizeRule(v: string): string | undefined {
 
 /** Local unix/Samba account and group names. */
 export const ACCOUNT_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
-function accountRule(v: string): string | undefined {
-  return ACCOUNT_RE.test(v) ? undefined : 'must be a local account name (lowercase letters, digits, _ . -, starting with a letter or _, at most 32)';
+/** Names that are system accounts on every Debian host (and in every guest), whatever the uid ranges say. */
+const SYSTEM_ACCOUNTS = new Set(['root', 'nobody', 'nogroup', 'daemon', 'bin', 'sys', 'adm', 'sudo', 'shadow', 'staff', 'www-data', 'backup', 'operator', 'disk', 'users']);
+export function accountRule(v: string): string | undefined {
+  if (!ACCOUNT_RE.test(v)) return 'must be a local account name (lowercase letters, digits, _ . -, starting with a letter or _, at most 32)';
+  if (SYSTEM_ACCOUNTS.has(v)) return `${v} is a system account and cannot be given SMB access`;
+  return undefined;
+}
+
+/** The one password rule, for --password-file and the API's password alike. */
+export function passwordRule(pw: string): string | undefined {
+  if (pw.length < 8) return 'must have at least 8 characters';
+  if (pw.length > 256) return 'must have at most 256 characters';
+  if (/[\x00-\x1f\x7f]/.test(pw)) return 'must not contain control characters (line breaks end a password on stdin)';
+  return undefined;
+}
+
+/** A share path: absolute, normalised, and something Samba reads back exactly (no %-macros, no trailing backslash). */
+export function pathRule(v: string): string | undefined {
+  if (!v.startsWith('/')) return 'must be an absolute path';
+  if (v.split('/').includes('..')) return 'must not contain ".." components';
+  if (v.includes('%')) return 'must not contain % (Samba would expand it)';
+  if (v.endsWith('\\')) return 'must not end with a backslash (smb.conf would continue the line)';
+  return undefined;
+}
+
+/**
+ * What the gateway made for a share, as structured records written before each is made and checked
+ * again before it is destroyed: the identity fields (inode, subvolume UUID, dataset GUID) tell a
+ * directory the gateway made from another one that took its place since.
+ */
+export type Made =
+  | { kind: 'dir'; path: string; dev?: number; ino?: number }
+  | { kind: 'subvolume'; path: string; uuid?: string }
+  | { kind: 'dataset'; name: string; guid?: string }
+  | { kind: 'ct'; vmid: number }
+  | { kind: 'vm'; vmid: number }
+  | { kind: 'mapping'; id: string }
+  | { kind: 'nfs'; client: string }
+  | { kind: 'snippet'; path: string };
+
+const MADE_FIELDS: Record<Made['kind'], Record<string, 'string' | 'number'>> = {
+  dir: { path: 'string', dev: 'number', ino: 'number' },
+  subvolume: { path: 'string', uuid: 'string' },
+  dataset: { name: 'string', guid: 'string' },
+  ct: { vmid: 'number' },
+  vm: { vmid: 'number' },
+  mapping: { id: 'string' },
+  nfs: { client: 'string' },
+  snippet: { path: 'string' },
+};
+const MADE_REQUIRED: Record<Made['kind'], string> = { dir: 'path', subvolume: 'path', dataset: 'name', ct: 'vmid', vm: 'vmid', mapping: 'id', nfs: 'client', snippet: 'path' };
+
+export function parseMade(v: unknown): Made[] {
+  if (!Array.isArray(v)) throw new Error('must be a list of records');
+  return v.map((r: unknown) => {
+    if (!r || typeof r !== 'object' || Array.isArray(r)) throw new Error('each record must be an object');
+    const o = r as Record<string, unknown>;
+    const fields = MADE_FIELDS[o.kind as Made['kind']];
+    if (!fields) throw new Error(`unknown record kind ${JSON.stringify(o.kind)}`);
+    for (const [k, x] of Object.entries(o)) {
+      if (k === 'kind') continue;
+      if (!fields[k] || typeof x !== fields[k]) throw new Error(`record ${String(o.kind)}: bad field ${k}`);
+    }
+    if (o[MADE_REQUIRED[o.kind as Made['kind']]] === undefined) throw new Error(`record ${String(o.kind)}: ${MADE_REQUIRED[o.kind as Made['kind']]} is missing`);
+    return o as Made;
+  });
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -110,10 +176,7 @@ export function shareOptions(items: readonly string[]): [string, string][] {
 export const shareSchema = {
   sharename: { type: 'string', description: 'SMB share name (Samba rules; unique ignoring case)', check: shareNameRule },
   mode: { type: 'string', enum: MODES, description: 'Where Samba runs: native (host), lxc (container), vm (virtual machine)' },
-  path: {
-    type: 'string', description: 'Storage path to share (inside an allowed storage root)',
-    check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), maxLength: 4096,
-  },
+  path: { type: 'string', description: 'Storage path to share (inside an allowed storage root; its parent directory must exist)', check: pathRule, maxLength: 4096 },
   quota: { type: 'string', optional: true, description: 'Size limit enforced by the filesystem (ZFS quota or btrfs qgroup), e.g. 50G', check: sizeRule },
   ad_domain: {
     type: 'string', optional: true, description: 'Active Directory domain to join',
@@ -146,7 +209,7 @@ export const shareSchema = {
   vmid: { type: 'integer', optional: true, internal: true, minimum: 100, maximum: 999999999, description: 'The guest serving the share (lxc/vm mode)' },
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
-  created: { type: 'list', default: [], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
+  created: { type: 'json', parse: parseMade, default: [] as Made[], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
   backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume) or dir' },
 } as const satisfies Schema;
 
@@ -158,6 +221,8 @@ export function checkShare(s: Share): Share {
   const both = s.users.find((u) => s.read_users.includes(u));
   if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);
   if (s.ha_enabled && !s.ctdb_vip) throw invalid('ctdb_vip', 'is required when ha_enabled is set');
+  const both2 = s.groups.find((x) => s.read_groups.includes(x));
+  if (both2) throw invalid('read_groups', `group ${both2} is listed with both read and write access`);
   return s;
 }
 

@@ -7,12 +7,36 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import { withLock } from './lock.ts';
 import { parseSectionConfig, renderSectionConfig, type Section } from './sectionconfig.ts';
-import { parseShare, shareSchema, type Share } from './share.ts';
-import type { Settings } from './settings.ts';
+import { ACCOUNT_RE, parseShare, shareSchema, type Share } from './share.ts';
+import { privDirOf, type Settings } from './settings.ts';
 import { GatewayError } from './errors.ts';
 import type { Step } from './plan.ts';
 
 export const SECTION_TYPE = 'smbgateway';
+export const ACCOUNT_TYPE = 'smbgateway-account';
+
+/**
+ * A local account the gateway itself made (native mode). Accounts are shared between shares: the last
+ * share that uses one removes it. Accounts the admin had before are never in here, so never removed.
+ */
+export interface Account { name: string; unix: boolean; samba: boolean; uid?: number }
+
+function accountToSection(a: Account): Section {
+  return { type: ACCOUNT_TYPE, id: a.name, props: { unix: a.unix ? '1' : '0', samba: a.samba ? '1' : '0', ...(a.uid !== undefined ? { uid: String(a.uid) } : {}) } };
+}
+function sectionToAccount(sec: Section): Account {
+  if (!ACCOUNT_RE.test(sec.id)) throw new GatewayError('invalid', `stored account "${sec.id}": not an account name`);
+  const uid = sec.props.uid !== undefined && /^\d+$/.test(sec.props.uid) ? Number(sec.props.uid) : undefined;
+  return { name: sec.id, unix: sec.props.unix === '1', samba: sec.props.samba === '1', ...(uid !== undefined ? { uid } : {}) };
+}
+
+/** Everything the store file holds. */
+export interface StoreState { shares: Share[]; accounts: Account[] }
+
+/** A file name part that cannot collide: only [A-Za-z0-9_-] stay as they are. */
+function fileSafe(s: string): string {
+  return [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9_-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+}
 
 export async function atomicWrite(path: string, text: string, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -28,6 +52,7 @@ export function shareToSection(s: Share): Section {
     if (key === 'sharename') continue;
     const v = s[key];
     if (v === undefined) continue;
+    if (shareSchema[key].type === 'json') { if (!Array.isArray(v) || v.length) props[key] = JSON.stringify(v); continue; }
     if (Array.isArray(v)) { if (v.length) props[key] = v.join(','); continue; }
     props[key] = typeof v === 'boolean' ? (v ? '1' : '0') : String(v);
   }
@@ -46,20 +71,27 @@ export function sectionToShare(sec: Section): Share {
 export class ShareStore {
   readonly cfgPath: string;
   readonly privDir: string;
-  constructor(private readonly settings: Pick<Settings, 'storeDir' | 'lockDir'>) {
+  constructor(private readonly settings: Pick<Settings, 'storeDir' | 'lockDir' | 'privDir'>) {
     this.cfgPath = join(settings.storeDir, 'shares.cfg');
-    this.privDir = join(settings.storeDir, 'priv');
+    this.privDir = privDirOf(settings);
+  }
+
+  async load(): Promise<StoreState> {
+    const text = await this.readRaw();
+    if (text === undefined) return { shares: [], accounts: [] };
+    const secs = parseSectionConfig(text);
+    return {
+      shares: secs.filter((s) => s.type === SECTION_TYPE).map(sectionToShare),
+      accounts: secs.filter((s) => s.type === ACCOUNT_TYPE).map(sectionToAccount),
+    };
   }
 
   async list(): Promise<Share[]> {
-    let text: string;
-    try {
-      text = await readFile(this.cfgPath, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    return parseSectionConfig(text).filter((s) => s.type === SECTION_TYPE).map(sectionToShare);
+    return (await this.load()).shares;
+  }
+
+  async accounts(): Promise<Account[]> {
+    return (await this.load()).accounts;
   }
 
   async get(name: string): Promise<Share | undefined> {
@@ -70,8 +102,10 @@ export class ShareStore {
     return requireShare(await this.list(), name);
   }
 
-  async write(shares: readonly Share[]): Promise<void> {
-    const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig(shares.map(shareToSection));
+  /** Write the shares; the account registry is kept as it is unless given. */
+  async write(shares: readonly Share[], accounts?: readonly Account[]): Promise<void> {
+    const acc = accounts ?? (await this.accounts());
+    const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
     await atomicWrite(this.cfgPath, text, 0o640);
   }
 
@@ -86,11 +120,11 @@ export class ShareStore {
   }
 
   /** The plan step that saves the shares; its undo restores the file byte for byte. */
-  saveStep(shares: () => readonly Share[]): Step {
+  saveStep(shares: () => readonly Share[], accounts?: () => readonly Account[]): Step {
     let before: string | undefined;
     return {
       name: 'save-config',
-      do: async () => { before = await this.readRaw(); await this.write(shares()); },
+      do: async () => { before = await this.readRaw(); await this.write(shares(), accounts?.()); },
       undo: () => this.restoreRaw(before),
     };
   }
@@ -125,8 +159,13 @@ export class ShareStore {
     return withLock(this.settings.lockDir, 'file-smbgateway_cfg', fn, { timeoutMs });
   }
 
+  /** One file per (share, user): share names are unique ignoring case, and neither part can carry the separator. */
   secretPath(share: string, user: string): string {
-    return join(this.privDir, `${encodeURIComponent(share)}.${user}.pw`);
+    return join(this.privDir, `${fileSafe(share.toLowerCase())}+${fileSafe(user)}.pw`);
+  }
+
+  async readSecret(share: string, user: string): Promise<string | undefined> {
+    return readFile(this.secretPath(share, user), 'utf8').catch(() => undefined);
   }
 
   async writeSecret(share: string, user: string, secret: string): Promise<void> {

@@ -11,23 +11,35 @@ import type { Share } from '../core/share.ts';
 import { pveApi } from '../pve/connect.ts';
 import { GUEST_MANAGED_CONF, probeGuest, type GuestCtx } from './guest.ts';
 import { planLxcCreate, planLxcDelete } from './lxc.ts';
-import { planNativeCreate, planNativeDelete, type CreatePlan } from './native.ts';
+import { newAccountPasswords, planNativeCreate, planNativeDelete, type CreatePlan, type NativeCtx, type Passwords } from './native.ts';
+import { invalid } from '../core/errors.ts';
 import { planVmCreate, planVmDelete } from './vm.ts';
 
 export function guestCtx(g: Gateway): GuestCtx {
   return { settings: g.settings, run: g.run, store: g.store, api: pveApi(g.settings, g.run), log: g.log };
 }
 
-export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
-  if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, passwords);
-  if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, passwords);
-  return planNativeCreate({ ...g, allowedRoots: g.settings.allowedRoots }, req, existing, passwords);
+function guestPasswords(p: Passwords, users: readonly string[]): Map<string, string> {
+  for (const u of p.explicit.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  return newAccountPasswords(p, users);
+}
+
+export function nativeCtx(g: Gateway): NativeCtx {
+  return { ...g, allowedRoots: g.settings.allowedRoots, uidMin: g.settings.accountUidMin, uidMax: g.settings.accountUidMax };
+}
+
+export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Passwords, adopt: readonly string[] = []): Promise<CreatePlan> {
+  if (req.mode !== 'native' && adopt.length) throw invalid('adopt', `${req.mode} shares have their own accounts inside the guest: there is nothing on the host to adopt`);
+  // Guests keep their own accounts: every user is new there.
+  if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
+  if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
+  return planNativeCreate(nativeCtx(g), req, existing, passwords, adopt);
 }
 
 export async function planDelete(g: Gateway, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
   if (share.mode === 'lxc') return planLxcDelete(guestCtx(g), share, existing, opts);
   if (share.mode === 'vm') return planVmDelete(guestCtx(g), share, existing, opts);
-  return planNativeDelete({ ...g, allowedRoots: g.settings.allowedRoots }, share, existing, opts);
+  return planNativeDelete(nativeCtx(g), share, existing, opts);
 }
 
 export interface GuestStatusInfo { kind: 'lxc' | 'vm'; vmid?: number; node: string; status: string; ip?: string; mem?: number; maxmem?: number }
@@ -70,7 +82,7 @@ export async function guestShareStatus(g: Gateway, share: Share): Promise<ShareS
       }
     }
     const user = shareUsers(share)[0];
-    const pw = user ? await readFile(g.store.secretPath(share.sharename, user), 'utf8').catch(() => undefined) : undefined;
+    const pw = user ? await g.store.readSecret(share.sharename, user) : undefined;
     if (user && pw !== undefined && share.guest_ip) {
       const p = await probeGuest(g.run, share.guest_ip, share.sharename, user, pw, share.security_profile === 'high');
       probe = p.ok ? `ok (logged on as ${user} at ${share.guest_ip})` : `failed: ${p.output.split('\n').slice(-1)[0]}`;

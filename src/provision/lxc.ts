@@ -13,7 +13,7 @@
 import { rm } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Share } from '../core/share.ts';
+import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import {
@@ -21,6 +21,7 @@ import {
   LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare,
 } from './guest.ts';
 import type { CreatePlan } from './native.ts';
+import { checkPurge, purgeStep } from './purge.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
@@ -117,7 +118,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const bridge = req.bridge ?? settings.pveBridge ?? 'vmbr0';
   const timeoutMs = (settings.pveTaskTimeout ?? 600) * 1000;
 
-  const created: string[] = [];
+  const created: Made[] = [];
   const guest_uids = await assignGuestUids(run, req, existing);
   const share: MutableShare = { ...req, path, node, created, guest_uids };
   const uids = parseGuestUids(guest_uids);
@@ -137,7 +138,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
       name: 'clone-container',
       do: async () => {
         await api.clone(tmpl.node, 'lxc', tmpl.vmid, { newid: vmid, hostname: guestHostname(share.sharename), full: !linked, ...(node !== tmpl.node ? { target: node } : {}) });
-        created.push(`ct:${vmid}`);
+        created.push({ kind: 'ct', vmid });
       },
       undo: () => api.removeGuest(node, 'lxc', vmid),
     },
@@ -192,27 +193,16 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   return { steps, share, warnings };
 }
 
-export async function planGuestDeleteCommon(ctx: GuestCtx, share: Share, existing: readonly Share[]): Promise<Step[]> {
+export async function planGuestDeleteCommon(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
   const { store } = ctx;
   const rest = existing.filter((s) => s !== share);
+  if (opts.purge) await checkPurge({ run: ctx.run, allowedRoots: ctx.settings.allowedRoots }, share, rest);
   return [store.saveStep(() => rest), store.removeSecretsStep(share.sharename, shareUsers(share))];
 }
 
-/** Purge of what the gateway made on the host (dataset/subvolume/dir), as native mode does: the last step. */
-export function purgeStep(ctx: GuestCtx, share: Share): Step {
-  const { run } = ctx;
-  return {
-    name: 'purge-storage',
-    do: async () => {
-      for (const c of [...share.created].reverse()) {
-        const [kind, ...r] = c.split(':');
-        const v = r.join(':');
-        if (kind === 'dataset') await run('zfs', ['destroy', '-r', v]);
-        else if (kind === 'subvolume') await run('btrfs', ['subvolume', 'delete', v]);
-        else if (kind === 'dir') await rm(v, { recursive: true, force: true });
-      }
-    },
-  };
+/** The purge of what the share's create made on the host: the last step, checked again as it runs. */
+export function guestPurgeStep(ctx: GuestCtx, share: Share, existing: readonly Share[]): Step {
+  return purgeStep({ run: ctx.run, allowedRoots: ctx.settings.allowedRoots }, share, () => existing.filter((s) => s !== share));
 }
 
 export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
@@ -220,8 +210,8 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
   const node = share.node ?? ctx.settings.node;
   const vmid = share.vmid;
   const wasRunning = { v: false };
-  const steps = await planGuestDeleteCommon(ctx, share, existing);
-  if (vmid !== undefined && share.created.includes(`ct:${vmid}`)) {
+  const steps = await planGuestDeleteCommon(ctx, share, existing, opts);
+  if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     steps.push({
       name: 'stop-container',
       do: async () => {
@@ -232,10 +222,10 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
     });
   }
   steps.push(...revokeSteps(ctx.run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
-  if (vmid !== undefined && share.created.includes(`ct:${vmid}`)) {
+  if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     // Irreversible: after everything that can be undone.
     steps.push({ name: 'destroy-container', do: () => api.removeGuest(node, 'lxc', vmid) });
   }
-  if (opts.purge) steps.push(purgeStep(ctx, share));
+  if (opts.purge) steps.push(guestPurgeStep(ctx, share, existing));
   return steps;
 }

@@ -2,18 +2,19 @@
  * Native mode: Samba on the host. Planning (what to do, from the request and what exists) is
  * kept apart from applying it (applyPlan, with rollback).
  */
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Share } from '../core/share.ts';
-import type { ShareStore } from '../core/store.ts';
+import { passwordRule, shareUsers, type Made, type Share } from '../core/share.ts';
+import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
-import { backingTag, deleteSnapshot, listSnapshots, snapshottable } from '../backup/snapshots.ts';
+import { backingTag } from '../backup/snapshots.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
 import { permissionSteps } from './permissions.ts';
-import { destroyDataset, preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { checkPurge, purgeStep } from './purge.ts';
 import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export interface NativeCtx {
@@ -21,13 +22,35 @@ export interface NativeCtx {
   store: ShareStore;
   samba: Samba;
   allowedRoots: readonly string[];
+  /** Accounts the gateway may make or adopt have uids (and groups gids) in this range. */
+  uidMin: number;
+  uidMax: number;
+}
+
+/**
+ * Passwords as given: `blanket` is the password of every user that gets a new Samba account (one line
+ * in --password-file, or the API's password); `explicit` holds `user:password` lines, which also set
+ * the password again of an account the gateway made for another share.
+ */
+export interface Passwords { explicit: Map<string, string>; blanket?: string }
+
+export function checkPasswords(p: Passwords, field: string): void {
+  if (p.blanket !== undefined) { const rule = passwordRule(p.blanket); if (rule) throw invalid(field, `the password ${rule}`); }
+  for (const [u, pw] of p.explicit) { const rule = passwordRule(pw); if (rule) throw invalid(field, `the password for ${u} ${rule}`); }
+}
+
+/** The password each of these users gets when their account is new. */
+export function newAccountPasswords(p: Passwords, users: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const u of users) { const pw = p.explicit.get(u) ?? p.blanket; if (pw !== undefined) out.set(u, pw); }
+  return out;
 }
 
 /**
  * Passwords from a file: one line = the password of every new user; `user:password` lines name
  * the user. `-` reads standard input.
  */
-export async function readPasswordFile(file: string, users: readonly string[]): Promise<Map<string, string>> {
+export async function readPasswordFile(file: string, users: readonly string[]): Promise<Passwords> {
   let text: string;
   try {
     text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
@@ -35,16 +58,15 @@ export async function readPasswordFile(file: string, users: readonly string[]): 
     throw invalid('password_file', `cannot read ${file}`);
   }
   const lines = text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
-  const out = new Map<string, string>();
-  if (lines.length === 1 && !users.some((u) => lines[0]!.startsWith(u + ':'))) {
-    for (const u of users) out.set(u, lines[0]!);
-  } else {
+  const out: Passwords = { explicit: new Map() };
+  if (lines.length === 1 && !users.some((u) => lines[0]!.startsWith(u + ':'))) out.blanket = lines[0]!;
+  else {
     for (const l of lines) {
       const i = l.indexOf(':');
-      if (i > 0) out.set(l.slice(0, i), l.slice(i + 1));
+      if (i > 0) out.explicit.set(l.slice(0, i), l.slice(i + 1));
     }
   }
-  for (const [u, pw] of out) if (pw.length < 8) throw invalid('password_file', `the password for ${u} must have at least 8 characters`);
+  checkPasswords(out, 'password_file');
   return out;
 }
 
@@ -60,29 +82,98 @@ function readStdin(): Promise<string> {
 
 export interface CreatePlan { steps: Step[]; share: Share; warnings: string[] }
 
+/** Who may be given access on the host, decided before anything changes. */
+export interface AccountPlan {
+  /** Unix accounts to make (login-less, own group). */
+  newUnix: string[];
+  /** Samba accounts to make, with the password given. */
+  newSamba: string[];
+  /** Accounts the gateway made earlier (for another share) whose password is set again. */
+  resetSamba: string[];
+  /** The registry after the create. */
+  accounts: Account[];
+  /** The password each new or reset account gets. */
+  passwords: Map<string, string>;
+}
+
+/**
+ * Accounts for a native share. The gateway makes new accounts and shares the ones it made itself;
+ * an account that existed before (the admin's, or a system account) is refused unless the admin adopts
+ * it (`adopt`), and an adopted account's password is never touched. Root and system accounts (uid
+ * outside the configured range) are always refused. Groups must exist and not be system groups.
+ */
+export async function planAccounts(ctx: NativeCtx, share: Share, given: Passwords, adopt: readonly string[]): Promise<AccountPlan> {
+  const { run, samba, store } = ctx;
+  const users = shareUsers(share);
+  const registry = await store.accounts();
+  const out: AccountPlan = { newUnix: [], newSamba: [], resetSamba: [], accounts: registry.map((a) => ({ ...a })), passwords: new Map() };
+  const passwords = newAccountPasswords(given, users);
+  const need = (u: string) => { out.passwords.set(u, passwords.get(u)!); };
+  for (const a of adopt) if (!users.includes(a)) throw invalid('adopt', `names ${a}, who is not given access to this share (list it in users or read_users too)`);
+  for (const u of users) {
+    const field = share.users.includes(u) ? 'users' : 'read_users';
+    const unix = await getUnixUser(run, u);
+    const hasSamba = await samba.userExists(u);
+    const own = registry.find((a) => a.name === u);
+    if (unix && (unix.uid < ctx.uidMin || unix.uid > ctx.uidMax)) {
+      throw invalid(field, `${u} is a system account (uid ${unix.uid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);
+    }
+    if (own) {
+      if (adopt.includes(u)) throw invalid('adopt', `${u} was made by pve-smbgateway (for another share): it needs no adopting`);
+      if (own.unix && own.uid !== undefined && unix && unix.uid !== own.uid) throw invalid(field, `${u} was made by pve-smbgateway with uid ${own.uid}, but now has uid ${unix.uid}: fix or remove the account by hand`);
+      if (!unix) out.newUnix.push(u);
+      if (!hasSamba) {
+        if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
+        out.newSamba.push(u);
+        need(u);
+      } else if (given.explicit.has(u)) { out.resetSamba.push(u); need(u); }
+      continue;
+    }
+    if (unix || hasSamba) {
+      if (!adopt.includes(u)) {
+        throw invalid(field, `${u} is an existing account that pve-smbgateway did not create; to give it access as it is (its password unchanged), adopt it explicitly (--adopt ${u})`);
+      }
+      if (!unix) throw invalid('adopt', `${u} has a Samba account but no unix account: it cannot be adopted`);
+      if (hasSamba && given.explicit.has(u)) throw invalid('password_file', `${u} is adopted: pve-smbgateway does not change the password of an account it did not create`);
+      if (!hasSamba) {
+        if (!passwords.has(u)) throw invalid('password_file', `adopted user ${u} has no Samba account yet: give a password for it`);
+        out.newSamba.push(u);
+        need(u);
+      }
+      continue;
+    }
+    if (adopt.includes(u)) throw invalid('adopt', `${u} does not exist: only existing accounts can be adopted`);
+    if ((await run('getent', ['group', u], { allowFail: true })).code === 0) {
+      throw invalid(field, `${u} is the name of an existing group: pve-smbgateway makes each new user a group of its own name`);
+    }
+    if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
+    out.newUnix.push(u);
+    out.newSamba.push(u);
+    need(u);
+  }
+  for (const u of given.explicit.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  for (const [field, list] of [['groups', share.groups], ['read_groups', share.read_groups]] as const) {
+    for (const gname of list) {
+      const r = await run('getent', ['group', gname], { allowFail: true });
+      if (r.code !== 0) throw invalid(field, `group ${gname} does not exist (create it first; the gateway makes no groups)`);
+      const gid = Number(r.stdout.split(':')[2]);
+      if (!(gid >= ctx.uidMin && gid <= ctx.uidMax)) throw invalid(field, `${gname} is a system group (gid ${gid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);
+    }
+  }
+  return out;
+}
+
 /** Everything a create needs to know, checked before anything changes. */
-export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
+export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], given: Passwords, adopt: readonly string[] = []): Promise<CreatePlan> {
   const { run, store, samba } = ctx;
   const { path, backing } = await placeNewShare(run, req, existing, ctx.allowedRoots);
   requireQuotaSupport(backing, req.quota);
 
-  const created: string[] = [];
+  const created: Made[] = [];
   const share: Share = { ...req, path, created, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
   const warnings: string[] = [];
-
-  // Accounts: which unix and Samba users are new, and which need a password.
   const users = shareUsers(share);
-  const newUnix: string[] = [];
-  const newSamba: string[] = [];
-  const resetSamba: string[] = [];
-  for (const u of users) {
-    if (!(await getUnixUser(run, u))) newUnix.push(u);
-    if (!(await samba.userExists(u))) {
-      if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
-      newSamba.push(u);
-    } else if (passwords.has(u)) resetSamba.push(u);
-  }
-  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  const { newUnix, newSamba, resetSamba, accounts, passwords } = await planAccounts(ctx, share, given, adopt);
 
   const steps: Step[] = [
     ...preStorageQuotaSteps(run, backing, share.quota),
@@ -93,7 +184,16 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     const made: string[] = [];
     steps.push({
       name: 'add-unix-users',
-      do: async () => { for (const u of newUnix) { await addUnixUser(run, u); made.push(u); created.push(`unixuser:${u}`); } },
+      do: async () => {
+        for (const u of newUnix) {
+          await addUnixUser(run, u);
+          made.push(u);
+          const x = await getUnixUser(run, u);
+          const entry = accounts.find((a) => a.name === u);
+          if (entry) Object.assign(entry, { unix: true, uid: x?.uid });
+          else accounts.push({ name: u, unix: true, samba: false, uid: x?.uid });
+        }
+      },
       undo: async () => { for (const u of made.reverse()) await deleteUnixUser(run, u); },
     });
   }
@@ -103,7 +203,13 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     steps.push({
       name: 'set-samba-passwords',
       do: async () => {
-        for (const u of newSamba) { await samba.setPassword(u, passwords.get(u)!, true); added.push(u); created.push(`sambauser:${u}`); }
+        for (const u of newSamba) {
+          await samba.setPassword(u, passwords.get(u)!, true);
+          added.push(u);
+          const entry = accounts.find((a) => a.name === u);
+          if (entry) entry.samba = true;
+          else accounts.push({ name: u, unix: false, samba: true });
+        }
         for (const u of resetSamba) {
           const h = await samba.ntHash(u);
           if (h) oldHashes.set(u, h);
@@ -119,7 +225,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
   steps.push(...permissionSteps(run, path, share, warnings));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
-  steps.push(store.saveStep(() => after));
+  steps.push(store.saveStep(() => after, () => accounts));
   steps.push(...smbConfSteps(samba, () => after));
   const probeUser = users.find((u) => passwords.has(u));
   if (probeUser) {
@@ -135,22 +241,24 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
   return { steps, share, warnings };
 }
 
-/** Users and groups other shares still refer to are kept. */
-function stillUsed(existing: readonly Share[], self: Share, user: string): boolean {
-  return existing.some((s) => s !== self && shareUsers(s).includes(user));
-}
-
 export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
   const { run, store, samba } = ctx;
   const rest = existing.filter((s) => s !== share);
+  const registry = await store.accounts();
+  // The last share that uses an account the gateway made removes it; accounts it did not make stay.
+  const stillUsed = new Set(rest.flatMap((s) => (s.mode === 'native' ? shareUsers(s) : [])));
+  const gone = registry.filter((a) => shareUsers(share).includes(a.name) && !stillUsed.has(a.name));
+  const accountsAfter = registry.filter((a) => !gone.includes(a));
+  const purgeCtx = { run, allowedRoots: ctx.allowedRoots };
+  if (opts.purge) await checkPurge(purgeCtx, share, rest);
   const steps: Step[] = [
-    store.saveStep(() => rest),
+    store.saveStep(() => rest, () => accountsAfter),
     ...smbConfSteps(samba, () => rest),
     // After the reload no new tree connect can reach the share; now drop the ones still open.
     { name: 'close-share', do: () => samba.closeShare(share.sharename) },
   ];
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
-  const sambaUsers = share.created.filter((c) => c.startsWith('sambauser:')).map((c) => c.slice(10)).filter((u) => !stillUsed(existing, share, u));
+  const sambaUsers = gone.filter((a) => a.samba).map((a) => a.name);
   if (sambaUsers.length) {
     const hashes = new Map<string, string>();
     steps.push({
@@ -164,36 +272,24 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
       },
     });
   }
-  const unixUsers = share.created.filter((c) => c.startsWith('unixuser:')).map((c) => c.slice(9)).filter((u) => !stillUsed(existing, share, u));
+  const unixUsers = gone.filter((a) => a.unix);
   if (unixUsers.length) {
     const uids = new Map<string, number>();
     steps.push({
       name: 'remove-unix-users',
-      do: async () => { for (const u of unixUsers) { const x = await getUnixUser(run, u); if (x) { uids.set(u, x.uid); await deleteUnixUser(run, u); } } },
+      do: async () => {
+        for (const a of unixUsers) {
+          // Checked again now: an account of that name with another uid is not the one the gateway made.
+          const x = await getUnixUser(run, a.name);
+          if (!x || (a.uid !== undefined && x.uid !== a.uid)) continue;
+          uids.set(a.name, x.uid);
+          await deleteUnixUser(run, a.name);
+        }
+      },
       undo: async () => { for (const [u, uid] of uids) await addUnixUser(run, u, uid); },
     });
   }
-  if (opts.purge) {
-    // Destroying data cannot be undone: it is the last step, and only what the gateway itself made.
-    steps.push({
-      name: 'purge-storage',
-      do: async () => {
-        for (const c of [...share.created].reverse()) {
-          const [kind, ...r] = c.split(':');
-          const v = r.join(':');
-          if (kind === 'dataset') await destroyDataset(run, v);
-          else if (kind === 'subvolume') {
-            const snaps = snapshottable(share);
-            if (snaps?.kind === 'btrfs') {
-              for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
-              await rmdir(snaps.snapdir).catch(() => undefined);
-            }
-            await run('btrfs', ['subvolume', 'delete', v]);
-          }
-          else if (kind === 'dir') await rm(v, { recursive: true, force: true }).then(() => rmdir(v).catch(() => undefined));
-        }
-      },
-    });
-  }
+  // Destroying data cannot be undone: it is the last step, and only what this share's create made.
+  if (opts.purge) steps.push(purgeStep(purgeCtx, share, () => rest));
   return steps;
 }

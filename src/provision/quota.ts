@@ -2,33 +2,59 @@
  * Filesystem objects and quotas as plan steps: ZFS datasets with `quota=`, btrfs subvolumes with
  * qgroup limits, or a plain directory. Each step records what it created so rollback and delete undo it.
  */
-import { mkdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
-import { parseSize } from '../core/share.ts';
+import { parseSize, type Made } from '../core/share.ts';
 import { humanToBytes, type Backing } from './storage.ts';
 
-/** Steps that make the share's directory (dataset / subvolume / dir) when it does not exist yet. */
-export function storageSteps(run: Runner, path: string, b: Backing, created: string[]): Step[] {
+/** The identity of a dataset (its GUID never repeats, even for one of the same name made later). */
+export async function datasetGuid(run: Runner, dataset: string): Promise<string | undefined> {
+  const r = await run('zfs', ['get', '-H', '-o', 'value', 'guid', dataset], { allowFail: true });
+  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+/** The identity of a btrfs subvolume (its UUID). */
+export async function subvolumeUuid(run: Runner, path: string): Promise<string | undefined> {
+  const r = await run('btrfs', ['subvolume', 'show', path], { allowFail: true });
+  const m = /^\s*UUID:\s*([0-9a-f-]{36})\s*$/m.exec(r.stdout);
+  return r.code === 0 && m ? m[1] : undefined;
+}
+
+/**
+ * Steps that make the share's directory (dataset / subvolume / dir) when it does not exist yet. Each
+ * records what it made, with its identity (GUID, UUID, inode), for the undo and for a later purge.
+ */
+export function storageSteps(run: Runner, path: string, b: Backing, created: Made[]): Step[] {
   if (b.exists) return [];
   if (b.kind === 'zfs') {
     return [{
       name: 'create-dataset',
-      do: async () => { await run('zfs', ['create', b.dataset]); created.push(`dataset:${b.dataset}`); },
+      do: async () => {
+        await run('zfs', ['create', b.dataset]);
+        created.push({ kind: 'dataset', name: b.dataset, guid: await datasetGuid(run, b.dataset) });
+      },
       undo: () => destroyDataset(run, b.dataset),
     }];
   }
   if (b.kind === 'btrfs') {
     return [{
       name: 'create-subvolume',
-      do: async () => { await run('btrfs', ['subvolume', 'create', path]); created.push(`subvolume:${path}`); },
+      do: async () => {
+        await run('btrfs', ['subvolume', 'create', path]);
+        created.push({ kind: 'subvolume', path, uuid: await subvolumeUuid(run, path) });
+      },
       undo: async () => { await run('btrfs', ['subvolume', 'delete', path]); },
     }];
   }
   return [{
     name: 'create-directory',
-    do: async () => { await mkdir(path, { mode: 0o755 }); created.push(`dir:${path}`); },
+    do: async () => {
+      await mkdir(path, { mode: 0o755 });
+      const st = await lstat(path);
+      created.push({ kind: 'dir', path, dev: st.dev, ino: st.ino });
+    },
     undo: async () => { await rmdir(path); },
   }];
 }

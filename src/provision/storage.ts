@@ -5,6 +5,7 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
+import { pathRule } from '../core/share.ts';
 import type { Runner } from '../core/exec.ts';
 
 export interface Mount { mountpoint: string; fstype: string; source: string }
@@ -25,7 +26,7 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
-function within(path: string, root: string): boolean {
+export function within(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
@@ -41,9 +42,8 @@ export function mountOf(mounts: readonly Mount[], path: string): Mount | undefin
  * they point), the rest appended. It must lie inside an allowed root, itself resolved.
  */
 export async function resolveSharePath(path: string, allowedRoots: readonly string[]): Promise<{ path: string; exists: boolean }> {
-  if (!path.startsWith('/')) throw invalid('path', 'must be an absolute path');
-  if (path.includes('%')) throw invalid('path', 'must not contain % (Samba would expand it)');
-  if (path.split('/').includes('..')) throw invalid('path', 'must not contain ".." components');
+  const rule = pathRule(path);
+  if (rule) throw invalid('path', rule);
   let existing = resolve(path);
   const rest: string[] = [];
   let real: string | undefined;
@@ -64,6 +64,13 @@ export async function resolveSharePath(path: string, allowedRoots: readonly stri
   }
   const st = await stat(full).catch(() => undefined);
   if (st && !st.isDirectory()) throw invalid('path', `${full} exists and is not a directory`);
+  if (!st) {
+    // Only the share's own directory is made: a typo in a parent must not grow a new tree.
+    const parent = await stat(dirname(full)).catch(() => undefined);
+    if (!parent?.isDirectory()) throw invalid('path', `the parent directory ${dirname(full)} does not exist: create it first (the gateway makes only the share's own directory)`);
+  }
+  const rule2 = pathRule(full);
+  if (rule2) throw invalid('path', `${path} resolves to ${full}, which ${rule2}`);
   return { path: full, exists: !!st };
 }
 
@@ -119,9 +126,20 @@ export async function placeNewShare(run: Runner, req: { sharename: string; path:
   const dup = existing.find((s) => s.sharename.toLowerCase() === lc);
   if (dup) throw invalid('sharename', `a share named "${dup.sharename}" already exists (names are unique ignoring case)`);
   const { path, exists } = await resolveSharePath(req.path, allowedRoots);
-  const usedBy = existing.find((s) => s.path === path);
-  if (usedBy) throw invalid('path', `${path} is already shared as "${usedBy.sharename}"`);
+  checkNoOverlap(path, existing);
   return { path, exists, backing: await detectBacking(run, path, exists) };
+}
+
+/**
+ * Share paths never overlap: a share inside another (or around it) would hand the outer share's users
+ * the inner share's files, and a purge of one would reach into the other.
+ */
+export function checkNoOverlap(path: string, others: readonly { sharename: string; path: string }[]): void {
+  for (const s of others) {
+    if (s.path === path) throw invalid('path', `${path} is already shared as "${s.sharename}"`);
+    if (within(path, s.path)) throw invalid('path', `${path} lies inside share "${s.sharename}" (${s.path}): share paths must not be nested`);
+    if (within(s.path, path)) throw invalid('path', `${path} contains share "${s.sharename}" (${s.path}): share paths must not be nested`);
+  }
 }
 
 /** Convert ZFS/btrfs human sizes (1.5G, 512M, 100K) to bytes. */

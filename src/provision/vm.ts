@@ -16,14 +16,14 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
-import { parseSize, shareUsers, type Share } from '../core/share.ts';
+import { parseSize, shareUsers, type Made, type Share } from '../core/share.ts';
 import { atomicWrite } from '../core/store.ts';
 import type { Params } from '../pve/client.ts';
 import {
   assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
   healthCheckStep, parseGuestUids, PATH_INSIDE, revokeSteps, smbpasswdLine, waitForIp, type GuestCtx, type MutableShare,
 } from './guest.ts';
-import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, purgeStep } from './lxc.ts';
+import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, guestPurgeStep } from './lxc.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
@@ -165,7 +165,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     if (!nfsHost) throw new GatewayError('unavailable', `no address for node ${node} in the cluster status (needed as NFS server)`);
   }
 
-  const created: string[] = [];
+  const created: Made[] = [];
   const guest_uids = await assignGuestUids(run, req, existing);
   const share: MutableShare = { ...req, path, node, created, guest_uids, vm_attach: attachment };
   const uids = parseGuestUids(guest_uids);
@@ -186,7 +186,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
       name: 'create-dir-mapping',
       do: async () => {
         await api.createDirMapping(mappingId(vmid), [`node=${node},path=${path}`], `SMB share ${share.sharename} (pve-smbgateway)`);
-        created.push(`mapping:${mappingId(vmid)}`);
+        created.push({ kind: 'mapping', id: mappingId(vmid) });
       },
       undo: () => api.deleteDirMapping(mappingId(vmid)),
     });
@@ -195,7 +195,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     const client = () => `${share.ip!.split('/')[0]}:${path}`;
     steps.push({
       name: 'export-nfs',
-      do: async () => { await run('exportfs', ['-o', 'rw,sync,no_subtree_check,root_squash', client()]); created.push(`nfs:${client()}`); },
+      do: async () => { await run('exportfs', ['-o', 'rw,sync,no_subtree_check,root_squash', client()]); created.push({ kind: 'nfs', client: client() }); },
       undo: async () => { await run('exportfs', ['-u', client()]); },
     });
   }
@@ -204,7 +204,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
       name: 'clone-vm',
       do: async () => {
         await api.clone(tmpl.node, 'qemu', tmpl.vmid, { newid: vmid, name: guestHostname(share.sharename), full: !linked });
-        created.push(`vm:${vmid}`);
+        created.push({ kind: 'vm', vmid });
       },
       undo: () => api.removeGuest(node, 'qemu', vmid),
     },
@@ -220,7 +220,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
           source: attachment === 'virtiofs' ? mappingId(vmid) : attachment === 'nfs' ? `${nfsHost}:${path}` : '/dev/sdb',
         });
         await atomicWrite(snippetFile, text, 0o600);
-        created.push(`snippet:${snippetFile}`);
+        created.push({ kind: 'snippet', path: snippetFile });
       },
       undo: async () => { await rm(snippetFile, { force: true }); },
     },
@@ -243,10 +243,10 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
   const { api, run } = ctx;
   const node = share.node ?? ctx.settings.node;
   const vmid = share.vmid;
-  const has = (prefix: string) => share.created.filter((c) => c.startsWith(prefix)).map((c) => c.slice(prefix.length));
-  const steps = await planGuestDeleteCommon(ctx, share, existing);
+  const madeVm = vmid !== undefined && share.created.some((m) => m.kind === 'vm' && m.vmid === vmid);
+  const steps = await planGuestDeleteCommon(ctx, share, existing, opts);
   const wasRunning = { v: false };
-  if (vmid !== undefined && has('vm:').includes(String(vmid))) {
+  if (madeVm) {
     steps.push({
       name: 'stop-vm',
       do: async () => {
@@ -258,15 +258,15 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
   }
   if (share.vm_attach !== 'rbd') steps.push(...revokeSteps(run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), 0)));
   // Irreversible from here on: the VM, then what only it used.
-  if (vmid !== undefined && has('vm:').includes(String(vmid))) steps.push({ name: 'destroy-vm', do: () => api.removeGuest(node, 'qemu', vmid) });
-  for (const id of has('mapping:')) {
+  if (madeVm) steps.push({ name: 'destroy-vm', do: () => api.removeGuest(node, 'qemu', vmid) });
+  for (const { id } of share.created.filter((m) => m.kind === 'mapping')) {
     steps.push({
       name: 'remove-dir-mapping',
       do: async () => { await api.deleteDirMapping(id).catch((e: Error) => { if (!/not found/.test(e.message)) throw e; }); },
     });
   }
-  for (const c of has('nfs:')) steps.push({ name: 'unexport-nfs', do: async () => { await run('exportfs', ['-u', c], { allowFail: true }); } });
-  for (const f of has('snippet:')) steps.push({ name: 'remove-user-data', do: () => rm(f, { force: true }) });
-  if (opts.purge) steps.push(purgeStep(ctx, share));
+  for (const { client: c } of share.created.filter((m) => m.kind === 'nfs')) steps.push({ name: 'unexport-nfs', do: async () => { await run('exportfs', ['-u', c], { allowFail: true }); } });
+  for (const { path: f } of share.created.filter((m) => m.kind === 'snippet')) steps.push({ name: 'remove-user-data', do: () => rm(f, { force: true }) });
+  if (opts.purge) steps.push(guestPurgeStep(ctx, share, existing));
   return steps;
 }

@@ -1,17 +1,18 @@
 /** Share operations: list, create, delete, status, migrate. */
 import { readFile } from 'node:fs/promises';
-import { GatewayError, invalid } from '../../core/errors.ts';
+import { GatewayError, invalid, toGatewayError } from '../../core/errors.ts';
 import type { Operation } from '../../core/operation.ts';
-import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
+import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
-import { parseSectionConfig } from '../../core/sectionconfig.ts';
-import { checkShare, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
-import { findShare, requireShare, sectionToShare } from '../../core/store.ts';
-import { readPasswordFile } from '../../provision/native.ts';
-import { guestShareStatus, planCreate, planDelete } from '../../provision/index.ts';
-import { usageOf } from '../../provision/quota.ts';
-import { detectBacking } from '../../provision/storage.ts';
-import { smbConfSteps, servedHere } from '../../samba/apply.ts';
+import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
+import { accountRule, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { findShare, requireShare } from '../../core/store.ts';
+import { checkPasswords, planAccounts, readPasswordFile, type Passwords } from '../../provision/native.ts';
+import { guestShareStatus, nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
+import { quotaSteps, usageOf } from '../../provision/quota.ts';
+import { detectBacking, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
+import { backingTag } from '../../backup/snapshots.ts';
+import { smbConfSteps } from '../../samba/apply.ts';
 import { includesManaged } from '../../samba/render.ts';
 import { humanBytes, table } from '../../cli/table.ts';
 import type { Gateway } from '../context.ts';
@@ -57,7 +58,8 @@ export const createOp: Operation<Gateway> = {
   parameters: {
     ...userShareSchema,
     password_file: { type: 'string', optional: true, description: 'File with the password of new users (one line), or user:password lines; - for stdin' },
-    password: { type: 'string', optional: true, description: 'Password for the new users (API only)' },
+    password: { type: 'string', optional: true, keepSpace: true, description: 'Password for the new users (API only; at least 8 characters)' },
+    adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
   },
   positional: ['sharename'],
   aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
@@ -67,18 +69,19 @@ export const createOp: Operation<Gateway> = {
   privilege: ALLOCATE,
   async: true,
   handler: async (p, g) => {
-    const { password_file, password, ...rest } = p as Record<string, unknown> & { password_file?: string; password?: string };
+    const { password_file, password, adopt, ...rest } = p as Record<string, unknown> & { password_file?: string; password?: string; adopt?: unknown };
     const req = parseShare(rest);
-    if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0 && !req.ad_domain)
+    const adopted = validate({ adopt: createOp.parameters.adopt! }, { adopt: adopt ?? [] }).adopt as string[];
+    if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
+    if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0)
       throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
     requireMode(g, req.mode);
     if (password_file !== undefined && password !== undefined) throw invalid('password', 'give either password or password_file, not both');
-    const passwords = password_file !== undefined
-      ? await readPasswordFile(password_file, shareUsers(req))
-      : new Map(password !== undefined ? shareUsers(req).map((u) => [u, password] as const) : []);
+    const passwords: Passwords = password_file !== undefined ? await readPasswordFile(password_file, shareUsers(req)) : { explicit: new Map(), blanket: password };
+    checkPasswords(passwords, 'password');
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const plan = await planCreate(g, req, existing, passwords);
+      const plan = await planCreate(g, req, existing, passwords, adopted);
       const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
@@ -147,7 +150,7 @@ export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus
       sessions.push({ user: sess?.username ?? '', machine: t.machine, encrypted: t.encrypted });
     }
     const user = shareUsers(share)[0];
-    const pw = user ? await readFile(g.store.secretPath(share.sharename, user), 'utf8').catch(() => undefined) : undefined;
+    const pw = user ? await g.store.readSecret(share.sharename, user) : undefined;
     if (user && pw !== undefined) {
       const r = await samba.probe(share.sharename, user, pw, 'ls', share.security_profile === 'high' ? ['--client-protection=encrypt'] : []);
       probe = r.ok ? `ok (logged on as ${user})` : `failed: ${r.output.split('\n').slice(-1)[0]}`;
@@ -191,59 +194,81 @@ export const statusOp: Operation<Gateway> = {
 /** Keys of the older Perl plugin's storage.cfg entries that have no place in a share (storage-generic). */
 const STORAGE_ONLY_KEYS = new Set(['content', 'disable', 'shared', 'nodes', 'prune-backups', 'maxfiles']);
 
+interface Imported { storage: string; sharename: string; mode: string; path: string; unmapped: Record<string, string> }
+
+/**
+ * One storage.cfg entry as a share, through the checks create makes: the schema (internal fields such
+ * as `created` are refused), the path (resolved, inside an allowed root, existing, not nested with
+ * another share), the accounts (existing, not system accounts, used as they are) and the quota (applied).
+ */
+async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Promise<{ share: Share; steps: Step[]; unmapped: Record<string, string> }> {
+  const props: Record<string, string> = {};
+  const unmapped: Record<string, string> = {};
+  for (const [k, v] of Object.entries(e.props)) {
+    if (k === 'sharename') continue;
+    if (k in shareSchema) props[k] = v;
+    else if (k === 'nodes' && !v.includes(',')) props.node = v;
+    else if (!STORAGE_ONLY_KEYS.has(k)) unmapped[k] = v;
+  }
+  const sharename = e.props.sharename ?? e.id;
+  if (findShare(others, sharename)) throw invalid('sharename', `a share named "${sharename}" already exists`);
+  const req = parseShare({ mode: 'native', ...props, sharename });
+  if (req.mode !== 'native') throw invalid('mode', `${req.mode} shares are not imported (their guest was not made by pve-smbgateway): create the share again with pve-smbgateway create`);
+  if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet');
+  if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
+  const placed = await placeNewShare(g.run, req, others, g.settings.allowedRoots);
+  if (!placed.exists) throw invalid('path', `${placed.path} does not exist: migrate imports shares whose data is already there`);
+  requireQuotaSupport(placed.backing, req.quota);
+  const share: Share = { ...req, path: placed.path, created: [], backing: backingTag(placed.backing, false) };
+  // The old plugin's accounts are used as they are (adopted), never changed, never removed by the gateway.
+  const registry = await g.store.accounts();
+  const adopt = shareUsers(share).filter((u) => !registry.some((a) => a.name === u));
+  const acc = await planAccounts(nativeCtx(g), share, { explicit: new Map() }, adopt);
+  if (acc.newUnix.length || acc.newSamba.length) throw invalid('users', `${[...acc.newUnix, ...acc.newSamba][0]} has no account: migrate makes none`);
+  return { share, steps: quotaSteps(g.run, placed.path, placed.backing, share.quota), unmapped };
+}
+
 export const migrateOp: Operation<Gateway> = {
   command: ['migrate'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/migrate',
-  description: 'Import the smbgateway entries of an existing storage.cfg (the older Perl plugin) into the gateway.',
+  description: 'Import the smbgateway entries of the cluster\'s storage.cfg (the older Perl plugin) into the gateway, each checked as create checks a new share.',
   parameters: {
-    storage_cfg: { type: 'string', optional: true, default: '/etc/pve/storage.cfg', description: 'storage.cfg to read' },
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Report only, change nothing' },
   },
   returns: { description: 'What was imported, skipped or kept aside' },
   privilege: ALLOCATE,
   handler: async (p, g) => {
-    const { storage_cfg, dry_run } = validate(migrateOp.parameters, p) as { storage_cfg: string; dry_run: boolean };
+    const { dry_run } = validate(migrateOp.parameters, p) as { dry_run: boolean };
+    const source = g.settings.storageCfg;
     let text: string;
-    try { text = await readFile(storage_cfg, 'utf8'); } catch { throw invalid('storage_cfg', `cannot read ${storage_cfg}`); }
+    try { text = await readFile(source, 'utf8'); } catch { throw new GatewayError('unavailable', `storage_cfg: cannot read ${source} (the storage_cfg setting)`, 'storage_cfg'); }
     const entries = parseSectionConfig(text).filter((s) => s.type === 'smbgateway');
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const imported: { storage: string; sharename: string; mode: string; path: string; unmapped: Record<string, string> }[] = [];
+      const imported: Imported[] = [];
       const skipped: { storage: string; reason: string }[] = [];
       const toAdd: Share[] = [];
+      const steps: Step[] = [];
       for (const e of entries) {
-        const props: Record<string, string> = {};
-        const unmapped: Record<string, string> = {};
-        for (const [k, v] of Object.entries(e.props)) {
-          if (k === 'sharename') continue;
-          if (k in shareSchema && k !== 'created') props[k] = v;
-          else if (k === 'nodes' && !v.includes(',')) props.node = v;
-          else unmapped[k] = v;
-        }
-        for (const k of Object.keys(unmapped)) if (STORAGE_ONLY_KEYS.has(k)) delete unmapped[k];
-        const sharename = e.props.sharename ?? e.id;
         try {
-          if (findShare([...existing, ...toAdd], sharename)) throw new Error(`a share named "${sharename}" already exists`);
-          const share = checkShare(sectionToShare({ type: 'smbgateway', id: sharename, props: { mode: 'native', ...props } }));
-          toAdd.push(share);
-          imported.push({ storage: e.id, sharename, mode: share.mode, path: share.path, unmapped });
+          const x = await importEntry(g, e, [...existing, ...toAdd]);
+          toAdd.push(x.share);
+          steps.push(...x.steps);
+          imported.push({ storage: e.id, sharename: x.share.sharename, mode: x.share.mode, path: x.share.path, unmapped: x.unmapped });
         } catch (err) {
-          skipped.push({ storage: e.id, reason: (err as Error).message });
+          skipped.push({ storage: e.id, reason: toGatewayError(err).message });
         }
       }
       if (!dry_run && toAdd.length) {
         const after = [...existing, ...toAdd];
-        await applyPlan([
-          g.store.saveStep(() => after),
-          ...(toAdd.some((s) => servedHere([s]).length) ? smbConfSteps(g.samba, () => after) : []),
-        ], { failAt: failAtFromEnv(), log: g.log });
+        await applyPlan([...steps, g.store.saveStep(() => after), ...smbConfSteps(g.samba, () => after)], { failAt: failAtFromEnv(), log: g.log });
       }
-      return { source: storage_cfg, dry_run, imported, skipped };
+      return { source, dry_run, imported, skipped };
     });
   },
   format: (r) => {
-    const x = r as { dry_run: boolean; imported: { storage: string; sharename: string; mode: string; path: string; unmapped: Record<string, string> }[]; skipped: { storage: string; reason: string }[] };
+    const x = r as { dry_run: boolean; imported: Imported[]; skipped: { storage: string; reason: string }[] };
     const lines = [`${x.dry_run ? 'would import' : 'imported'} ${x.imported.length} share(s), skipped ${x.skipped.length}`];
     for (const i of x.imported) lines.push(`  + ${i.sharename} (${i.mode}) ${i.path}${Object.keys(i.unmapped).length ? `  kept aside: ${JSON.stringify(i.unmapped)}` : ''}`);
     for (const s of x.skipped) lines.push(`  - ${s.storage}: ${s.reason}`);
