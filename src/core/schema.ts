@@ -66,6 +66,8 @@ export function checkStoredText(field: string, v: string): void {
   checkSingleLine(field, v);
   if (/[\x00-\x1f\x7f]/.test(v)) throw invalid(field, 'must not contain control characters (such as a tab)');
   if (/^\s|\s$/u.test(v)) throw invalid(field, 'must not start or end with white space (config files would drop it)');
+  // smb.conf reads a run of blanks as one: '/srv/a  b' would serve '/srv/a b'.
+  if (/\s\s/u.test(v)) throw invalid(field, 'must not contain two white-space characters in a row (smb.conf reads them as one)');
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);

@@ -150,7 +150,8 @@ export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
   'map archive': /^(yes|no)$/i,
   'veto files': /^(\/[^/\\]+)+\/$/,
   'delete veto files': /^(yes|no)$/i,
-  'max connections': /^\d{1,6}$/,
+  // Samba reads a leading 0 as octal here: 010 would mean 8.
+  'max connections': /^(0|[1-9]\d{0,5})$/,
   'strict sync': /^(yes|no)$/i,
 };
 
@@ -191,7 +192,7 @@ export const shareSchema = {
   vm_memory: { type: 'integer', default: 2048, optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB' },
   vm_cores: { type: 'integer', default: 2, optional: true, minimum: 1, maximum: 128, description: 'VM cores' },
   node: { type: 'string', optional: true, description: 'Proxmox VE node serving the share', pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name' },
-  comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients' },
+  comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients', check: (v) => (v.endsWith('\\') ? 'must not end with a backslash (smb.conf would continue the line)' : undefined) },
   read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
   users: { type: 'list', default: [], optional: true, description: 'Users with read and write access', item: accountRule },
   read_users: { type: 'list', default: [], optional: true, description: 'Users with read-only access', item: accountRule },

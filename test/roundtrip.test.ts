@@ -1,0 +1,161 @@
+/**
+ * Every value the schema accepts survives store -> read -> render unchanged, or is refused with an error
+ * naming the field (property-based, fast-check): through shares.cfg (section config text and the real
+ * store file), and through the rendered smb.conf as the real testparm reads it back.
+ */
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { GatewayError } from '../src/core/errors.ts';
+import { parseSectionConfig, renderSectionConfig } from '../src/core/sectionconfig.ts';
+import { ALLOWED_SHARE_OPTIONS, parseShare, shareOptions, type Share } from '../src/core/share.ts';
+import { sectionToShare, shareToSection, ShareStore } from '../src/core/store.ts';
+import { renderManagedConf } from '../src/samba/render.ts';
+
+// Characters that have broken config files before: separators, quotes, comment starters, white space
+// of every kind, backslashes, macros, and non-ASCII letters.
+// Most are allowed somewhere (a space or comma in a path, a quote in a comment); the rest must be refused.
+const TRICKY = [' ', ',', '#', '"', "'", '=', '$', '-', '.', '\u00a0', 'é', 'ß', 'Ω', '日', '\u{1F4C1}', '@', '&', '!', '{', '}', '~', '(', ')'];
+const REFUSED_SOMEWHERE = [';', '[', ']', '\\', '%', ':', '\t', '\u2003', '/', '*', '?', '|', '<', '>', '+', '\r', '\u0001'];
+const char = fc.oneof(
+  { weight: 12, arbitrary: fc.constantFrom(...'abcXYZ019_'.split('')) },
+  { weight: 4, arbitrary: fc.constantFrom(...TRICKY) },
+  { weight: 1, arbitrary: fc.constantFrom(...REFUSED_SOMEWHERE) },
+);
+const text = (min: number, max: number) => fc.array(char, { minLength: min, maxLength: max }).map((a) => a.join(''));
+
+const account = fc.oneof(
+  { weight: 12, arbitrary: fc.stringMatching(/^[a-z_][a-z0-9_.-]{0,12}$/) },
+  { weight: 1, arbitrary: fc.constantFrom('root', 'nobody', 'daemon', 'Alice', 'a b', 'a,b', 'x'.repeat(40), '-x', '') },
+);
+const optionItem = fc.oneof(
+  { weight: 8, arbitrary: fc.tuple(fc.constantFrom(...Object.keys(ALLOWED_SHARE_OPTIONS)), fc.constantFrom('yes', 'no', 'Yes', '0770', '0644', '4755', '02770', '777', '/.snap/', '/*.tmp/', '/a b/', '/x,y/', 'auto', '100', '%U', 'yes\\')).map(([k, v]) => `${k}=${v}`) },
+  { weight: 1, arbitrary: text(0, 12) },
+);
+const path = fc.array(text(1, 8), { minLength: 1, maxLength: 4 }).map((parts) => '/' + parts.join('/'));
+
+const input = fc.record({
+  sharename: fc.oneof({ weight: 6, arbitrary: text(1, 20) }, { weight: 1, arbitrary: fc.constantFrom('Team Data', 'IPC$', 'print$', 'GLOBAL', 'homes', ' lead', 'trail ', 'x'.repeat(81), '-opt', 'hidden$') }),
+  path: fc.oneof({ weight: 6, arbitrary: path }, { weight: 1, arbitrary: fc.constantFrom('/srv/victim x', '/srv/a,b', '/srv/trail ', '/srv/x\\', 'relative', '/srv/../etc') }),
+  comment: fc.option(text(0, 30), { nil: undefined }),
+  users: fc.array(account, { maxLength: 3 }),
+  read_users: fc.array(account, { maxLength: 1 }),
+  options: fc.array(optionItem, { maxLength: 2 }),
+  read_only: fc.boolean(),
+  security_profile: fc.constantFrom('standard', 'high'),
+});
+
+/** Accepted (the share), or refused with an error naming a field. */
+function accept(x: Record<string, unknown>): Share | undefined {
+  try {
+    return parseShare({ ...x, mode: 'native' });
+  } catch (e) {
+    assert.ok(e instanceof GatewayError, `not a GatewayError: ${String(e)}`);
+    assert.equal(e.code, 'invalid');
+    assert.ok(e.field && e.message.startsWith(`${e.field}: `), `error names no field: ${e.message}`);
+    assert.doesNotMatch(e.message, /\bE[A-Z]{3,}\b|\n\s+at /, 'raw errno or stack in the message');
+    return undefined;
+  }
+}
+
+function viaSectionConfig(s: Share): Share {
+  const secs = parseSectionConfig('# header\n\n' + renderSectionConfig([shareToSection(s)]));
+  assert.equal(secs.length, 1);
+  return sectionToShare(secs[0]!);
+}
+
+function testparm(file: string): Promise<string> {
+  return new Promise((res, rej) => execFile('testparm', ['-s', '--suppress-prompt', file], { maxBuffer: 32 << 20, env: { ...process.env, LC_ALL: 'C.UTF-8' } }, (err, stdout, stderr) => {
+    if (err) rej(new Error(`testparm failed: ${stderr}`)); else res(stdout);
+  }));
+}
+
+/** testparm's view: section name -> parameter -> value. */
+function parseTestparm(out: string): Map<string, Map<string, string>> {
+  const secs = new Map<string, Map<string, string>>();
+  let cur: Map<string, string> | undefined;
+  for (const line of out.split('\n')) {
+    const h = /^\[(.*)\]$/.exec(line);
+    if (h) { cur = new Map(); secs.set(h[1]!, cur); continue; }
+    const kv = /^\t([^=]+?) = (.*)$/.exec(line);
+    if (kv && cur) cur.set(kv[1]!, kv[2]!);
+  }
+  return secs;
+}
+
+describe('lossless config (property-based)', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'smbgw-roundtrip-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('an accepted share reads back from shares.cfg exactly as it was accepted; anything else is refused naming the field', () => {
+    let accepted = 0;
+    fc.assert(fc.property(input, (x) => {
+      const s = accept(x);
+      if (!s) return;
+      accepted++;
+      assert.deepEqual(viaSectionConfig(s), s);
+    }), { numRuns: 3000 });
+    assert.ok(accepted > 300, `only ${accepted} of 3000 inputs were accepted: the generator tests too little`);
+  });
+
+  it('the regressions that lost data: a name with a space, a path with a space or a comma', () => {
+    const s = parseShare({ sharename: 'Team Data', mode: 'native', path: '/srv/victim x', users: ['alice'], comment: 'a, b; #c', created: [{ kind: 'dir', path: '/srv/victim x', dev: 1, ino: 2 }] }, { allowInternal: true });
+    const back = viaSectionConfig(s);
+    assert.equal(back.sharename, 'Team Data');
+    assert.deepEqual(back.created, [{ kind: 'dir', path: '/srv/victim x', dev: 1, ino: 2 }]);
+    assert.deepEqual(back, s);
+    assert.throws(() => parseShare({ sharename: 'x', mode: 'native', path: '/srv/trail ', users: ['alice'] }), /^GatewayError: path: must not start or end with white space/);
+    assert.throws(() => parseShare({ sharename: 'x', mode: 'native', path: '/srv/x', users: 'alice bob' }), /users: "alice bob": must be a local account name/);
+  });
+
+  it('through the real store file, several shares at once', async () => {
+    const store = new ShareStore({ storeDir: join(dir, 'etc'), lockDir: join(dir, 'lock') });
+    await fc.assert(fc.asyncProperty(fc.array(input, { minLength: 1, maxLength: 8 }), async (xs) => {
+      const shares: Share[] = [];
+      for (const x of xs) {
+        const s = accept(x);
+        if (s && !shares.some((o) => o.sharename.toLowerCase() === s.sharename.toLowerCase())) shares.push(s);
+      }
+      await store.write(shares, []);
+      assert.deepEqual(await store.list(), shares);
+    }), { numRuns: 150 });
+  });
+
+  it('testparm reads back the same name, path, comment, access lists and options from the rendered smb.conf', async () => {
+    let checked = 0;
+    await fc.assert(fc.asyncProperty(fc.array(input, { minLength: 20, maxLength: 60 }), async (xs) => {
+      const shares: Share[] = [];
+      for (const x of xs) {
+        const s = accept(x);
+        if (s && !shares.some((o) => o.sharename.toLowerCase() === s.sharename.toLowerCase())) shares.push(viaSectionConfig(s));
+      }
+      if (!shares.length) return;
+      const f = join(dir, 'smb.conf');
+      await writeFile(f, renderManagedConf(shares));
+      const seen = parseTestparm(await testparm(f));
+      for (const s of shares) {
+        const sec = seen.get(s.sharename);
+        assert.ok(sec, `testparm lost share ${JSON.stringify(s.sharename)}; it saw ${JSON.stringify([...seen.keys()])}`);
+        assert.equal(sec.get('path'), s.path, `path of ${JSON.stringify(s.sharename)}`);
+        assert.equal(sec.get('comment') ?? '', s.comment ?? '', `comment of ${JSON.stringify(s.sharename)}`);
+        const valid = [...s.users, ...s.read_users];
+        if (valid.length) assert.equal(sec.get('valid users'), valid.join(' '));
+        for (const [k, v] of shareOptions(s.options)) {
+          const got = sec.get(k);
+          // testparm prints booleans its own way (Yes/No), masks as 4 octal digits, and leaves out defaults.
+          if (got === undefined) continue;
+          if (/mask|mode$/.test(k)) assert.equal(parseInt(got, 8), parseInt(v, 8), `${k} of ${JSON.stringify(s.sharename)}`);
+          else assert.equal(got.toLowerCase(), v.toLowerCase(), `${k} of ${JSON.stringify(s.sharename)}`);
+        }
+        checked++;
+      }
+      assert.equal(seen.size, shares.length + 1, 'a section testparm sees that was not rendered (or [global] missing)');
+    }), { numRuns: 30 });
+    assert.ok(checked > 100, `only ${checked} shares went through testparm`);
+  });
+});
