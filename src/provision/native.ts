@@ -28,9 +28,10 @@ export interface NativeCtx {
 }
 
 /**
- * Passwords as given: `blanket` is the password of every user that gets a new Samba account (one line
- * in --password-file, or the API's password); `explicit` holds `user:password` lines, which also set
- * the password again of an account the gateway made for another share.
+ * Passwords as given: `blanket` is the password of every user (one line in --password-file, or the
+ * API's password), `explicit` holds `user:password` lines. They set the password of new accounts and of
+ * accounts the gateway made (for another share); adopted accounts (--adopt) keep theirs, so a blanket
+ * password passes them by and a `user:password` line for one is refused.
  */
 export interface Passwords { explicit: Map<string, string>; blanket?: string }
 
@@ -126,7 +127,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
         if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
         out.newSamba.push(u);
         need(u);
-      } else if (given.explicit.has(u)) { out.resetSamba.push(u); need(u); }
+      } else if (passwords.has(u)) { out.resetSamba.push(u); need(u); }
       continue;
     }
     if (unix || hasSamba) {
