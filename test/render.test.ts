@@ -6,7 +6,7 @@ import { includesManaged, renderManagedConf } from '../src/samba/render.ts';
 import { execRunner } from '../src/core/exec.ts';
 import { Samba } from '../src/samba/samba.ts';
 
-const share = (over: Record<string, unknown> = {}) => parseShare({ sharename: 'projects', mode: 'native', path: '/tank/projects', users: ['alice'], read_users: ['bob'], groups: ['staff'], ...over });
+const share = (over: Record<string, unknown> = {}) => parseShare({ sharename: 'projects', mode: 'native', path: '/tank/projects', users: ['alice'], read_users: ['bob'], groups: ['team'], ...over });
 
 describe('smb.conf renderer', () => {
   it('renders the global hardening and one section per share, sorted', () => {
@@ -25,16 +25,16 @@ describe('smb.conf renderer', () => {
    path = /tank/projects
    comment = Team files
    read only = yes
-   write list = alice @staff
-   valid users = alice @staff bob
+   write list = alice @team
+   valid users = alice @team bob
    guest ok = no
    hide dot files = yes
 
 [zeta]
    path = /tank/z
    read only = yes
-   write list = alice @staff
-   valid users = alice @staff bob
+   write list = alice @team
+   valid users = alice @team bob
    guest ok = no
    smb encrypt = required
 `);

@@ -9,6 +9,7 @@ import { table } from '../../cli/table.ts';
 import {
   deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime,
 } from '../../backup/snapshots.ts';
+import { subvolumeUuid } from '../../provision/quota.ts';
 import type { Gateway } from '../context.ts';
 
 const nameParam = { sharename: shareSchema.sharename };
@@ -110,12 +111,28 @@ export const restoreOp: Operation<Gateway> = {
       const safety = t.kind === 'btrfs' ? freshName(all, new Date()) : undefined;
       const limit = share.quota ? parseSize(share.quota) : undefined;
       const shares = await g.store.list();
+      // A btrfs restore puts a new subvolume (made by the gateway) in the share's place: its record
+      // follows, so that a later purge recognises it (and only it).
+      let after = shares;
+      const madeHere = share.created.some((m) => m.kind === 'subvolume' && m.path === share.path);
+      const record: Step[] = t.kind === 'btrfs' && madeHere ? [
+        {
+          name: 'record-subvolume',
+          do: async () => {
+            const uuid = await subvolumeUuid(g.run, share.path);
+            const created = share.created.map((m) => (m.kind === 'subvolume' && m.path === share.path ? { ...m, uuid } : m));
+            after = shares.map((s) => (s.sharename === share.sharename ? { ...s, created } : s));
+          },
+        },
+        g.store.saveStep(() => after),
+      ] : [];
       const steps: Step[] = [
         ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
         ...restoreSteps(g.run, share, t, snapshot, { force: !!force, limitBytes: limit, newer }),
+        ...record,
         // Clients still in the old tree are dropped so that they reconnect to the restored one.
         { name: 'close-share', do: () => g.samba.closeShare(share.sharename) },
-        ...smbConfSteps(g.samba, () => shares),
+        ...smbConfSteps(g.samba, () => after),
       ];
       await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
       return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
