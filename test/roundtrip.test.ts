@@ -113,6 +113,11 @@ describe('lossless config (property-based)', () => {
     assert.throws(() => parseShare({ sharename: 'x', mode: 'native', path: '/srv/x', users: 'alice bob' }), /users: "alice bob": must be a local account name/);
   });
 
+  it('reads the created list version 0.1 wrote, as records purge will not trust', () => {
+    const [sec] = parseSectionConfig('smbgateway: old\n\tmode native\n\tpath /srv/victim x\n\tusers alice\n\tcreated dir:/srv/victim x,unixuser:alice,sambauser:alice,ct:105\n');
+    assert.deepEqual(sectionToShare(sec!).created, [{ kind: 'dir', path: '/srv/victim x' }, { kind: 'ct', vmid: 105 }]);
+  });
+
   it('through the real store file, several shares at once', async () => {
     const store = new ShareStore({ storeDir: join(dir, 'etc'), lockDir: join(dir, 'lock') });
     await fc.assert(fc.asyncProperty(fc.array(input, { minLength: 1, maxLength: 8 }), async (xs) => {

@@ -222,6 +222,9 @@ export function checkShare(s: Share): Share {
   const both = s.users.find((u) => s.read_users.includes(u));
   if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);
   if (s.ha_enabled && !s.ctdb_vip) throw invalid('ctdb_vip', 'is required when ha_enabled is set');
+  const names = shareOptions(s.options).map(([k]) => k);
+  const twice = names.find((k, i) => names.indexOf(k) !== i);
+  if (twice) throw invalid('options', `"${twice}" is given twice (smb.conf would keep only the last)`);
   const both2 = s.groups.find((x) => s.read_groups.includes(x));
   if (both2) throw invalid('read_groups', `group ${both2} is listed with both read and write access`);
   return s;

@@ -7,7 +7,7 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import { withLock } from './lock.ts';
 import { parseSectionConfig, renderSectionConfig, type Section } from './sectionconfig.ts';
-import { ACCOUNT_RE, parseShare, shareSchema, type Share } from './share.ts';
+import { ACCOUNT_RE, parseShare, shareSchema, type Made, type Share } from './share.ts';
 import { privDirOf, type Settings } from './settings.ts';
 import { GatewayError } from './errors.ts';
 import type { Step } from './plan.ts';
@@ -59,9 +59,30 @@ export function shareToSection(s: Share): Section {
   return { type: SECTION_TYPE, id: s.sharename, props };
 }
 
+/**
+ * `created` as version 0.1 wrote it (comma-joined `kind:value`, which a comma or space in a path broke):
+ * read as records without identity, so that purge refuses to destroy them (nothing proves they are still
+ * what was made); its account entries are not taken as ownership (the accounts are then never removed).
+ */
+function legacyCreated(v: string): string {
+  const out: Made[] = [];
+  for (const item of v.split(',')) {
+    const i = item.indexOf(':');
+    const kind = item.slice(0, i);
+    const val = item.slice(i + 1);
+    if (kind === 'dir' || kind === 'subvolume' || kind === 'snippet') out.push({ kind, path: val });
+    else if (kind === 'dataset') out.push({ kind, name: val });
+    else if ((kind === 'ct' || kind === 'vm') && /^\d+$/.test(val)) out.push({ kind, vmid: Number(val) });
+    else if (kind === 'mapping') out.push({ kind, id: val });
+    else if (kind === 'nfs') out.push({ kind, client: val });
+  }
+  return JSON.stringify(out);
+}
+
 export function sectionToShare(sec: Section): Share {
   try {
-    return parseShare({ ...sec.props, sharename: sec.id }, { allowInternal: true });
+    const props = sec.props.created !== undefined && !sec.props.created.startsWith('[') ? { ...sec.props, created: legacyCreated(sec.props.created) } : sec.props;
+    return parseShare({ ...props, sharename: sec.id }, { allowInternal: true });
   } catch (e) {
     const err = e as GatewayError;
     throw new GatewayError('invalid', `stored share "${sec.id}": ${err.message}`, err.field);
