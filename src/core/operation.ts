@@ -12,6 +12,12 @@ export interface Privilege {
   privs: string[];
 }
 
+/** Where things sit in Proxmox's ACL tree (the daemon's adapter answers from storage.cfg). */
+export interface AclPaths {
+  /** /storage/<id> of the storage whose directory holds `fsPath` (the deepest one), else /storage. */
+  storage(fsPath: string): Promise<string>;
+}
+
 export interface Operation<Ctx = unknown> {
   /** CLI command words, e.g. ['create'] or ['template', 'list']. */
   command: string[];
