@@ -34,6 +34,8 @@ export interface DaemonConfig {
   /** Other nodes' daemons: node -> {url, fingerprint}. On Proxmox VE, found from the cluster. */
   peers: Record<string, Peer>;
   metrics_db?: string;
+  /** The cluster's storage.cfg: the storage holding a share's path is where its privileges are checked. */
+  storage_cfg: string;
 }
 
 export const DEFAULT_PORT = 8116;
@@ -49,6 +51,7 @@ export function defaultDaemonConfig(settings: Settings): DaemonConfig {
     pve_ca: settings.isPve ? '/etc/pve/pve-root-ca.pem' : undefined,
     pve_www_key: '/etc/pve/priv/pve-www.key',
     peers: {},
+    storage_cfg: '/etc/pve/storage.cfg',
   };
 }
 
@@ -91,6 +94,7 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
   const api = await startApiServer({
     gateway, auth, collector, tls, host: config.listen, port: config.port,
     peer: (node) => config.peers[node] ?? cluster?.(node),
+    storageCfg: config.storage_cfg,
   });
   collector.start();
   return {

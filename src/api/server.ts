@@ -7,7 +7,10 @@
  *   and .../log follow it (polling, or server-sent events with Accept: text/event-stream);
  * - a request naming another node is forwarded to that node's daemon, whose certificate is pinned;
  * - /metrics serves the collector's state in Prometheus text format.
- * Every request is authenticated (auth.ts); there is no anonymous access.
+ * Every request is authenticated (auth.ts); there is no anonymous access. A request goes through:
+ * route → identity (credentials only: an unauthenticated request is answered 401 without its body
+ * being read) → body → parameters (400) → the privileges the operation asks for these parameters
+ * (403) → handler.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,15 +21,17 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { GatewayError, invalid, toGatewayError, type ErrorCode } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
-import type { Operation, Privilege } from '../core/operation.ts';
+import { isPrivilegeRule, type AclPaths, type Operation, type Privilege } from '../core/operation.ts';
 import { validate, type Schema } from '../core/schema.ts';
 import type { Settings } from '../core/settings.ts';
 import type { Collector } from '../monitor/collector.ts';
+import { storageAclPaths } from '../pve/storagemap.ts';
 import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Authenticator, Caller } from './auth.ts';
 import type { Gateway } from './context.ts';
 import { API_BASE, openApiDocument, pathParams, restSchema } from './openapi.ts';
 import { webAsset } from '../web/static.ts';
+import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
 
@@ -49,6 +54,8 @@ export interface ApiServerOptions {
   port?: number;
   /** Where another node's daemon answers, and its certificate's SHA-256 fingerprint. */
   peer?: (node: string) => Peer | undefined;
+  /** The cluster's storage.cfg: which storage (/storage/<id>) holds a share's path (default /etc/pve/storage.cfg). */
+  storageCfg?: string;
 }
 
 export interface ApiServer {
@@ -59,7 +66,6 @@ export interface ApiServer {
   close: () => Promise<void>;
 }
 
-const AUDIT: Privilege = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
 const NODE_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 // --- operations of the daemon itself (tasks, the API description) ---
@@ -116,9 +122,12 @@ function compile(ops: readonly Operation<ApiCtx>[]): Route[] {
   return ops.map((op) => ({ op, segs: op.path.split('/').filter(Boolean) }));
 }
 
-function match(routes: Route[], method: string, path: string): { route?: Route; params: Record<string, string>; pathKnown: boolean } {
-  let segs: string[];
-  try { segs = path.split('/').filter(Boolean).map(decodeURIComponent); } catch { return { params: {}, pathKnown: false }; }
+/** The decoded segments of a path, or undefined when one is not valid percent-encoding. */
+function segments(path: string): string[] | undefined {
+  try { return path.split('/').filter(Boolean).map(decodeURIComponent); } catch { return undefined; }
+}
+
+function match(routes: Route[], method: string, segs: string[]): { route?: Route; params: Record<string, string>; pathKnown: boolean } {
   let best: { route: Route; params: Record<string, string>; score: number } | undefined;
   let pathKnown = false;
   for (const r of routes) {
@@ -324,6 +333,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const ops: Operation<ApiCtx>[] = [...(o.operations ?? registryOperations), ...daemonOperations];
   const routes = compile(ops);
   const node = g.settings.node;
+  const acl: AclPaths = storageAclPaths(o.storageCfg ?? '/etc/pve/storage.cfg', node);
 
   const credentials = (req: IncomingMessage) => ({
     authorization: typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined,
@@ -356,12 +366,19 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       return;
     }
     const path = url.pathname.slice(API_BASE.length) || '/';
-    const m = match(routes, method, path);
-    if (!m.route) { send(res, 501, { data: null, message: `Method '${method} ${API_BASE}${path}' not implemented` }, 'Method not implemented'); return; }
+    const segs = segments(path);
+    const m = segs ? match(routes, method, segs) : { route: undefined, params: {} as Record<string, string>, pathKnown: false };
+    if (!m.route || !segs) { send(res, 501, { data: null, message: `Method '${method} ${API_BASE}${path}' not implemented` }, 'Method not implemented'); return; }
     const op = m.route.op;
+
+    // 1. Who is calling, from the credentials alone: an unauthenticated request's body is never read.
+    const firstPath = isPrivilegeRule(op.privilege) ? '/storage' : expandPath(op.privilege.path, m.params);
+    const caller = await o.auth.identify(credentials(req), method, firstPath);
+
+    // 2. The body.
     const body = method === 'POST' || method === 'PUT' ? await readBody(req) : Buffer.alloc(0);
 
-    // Another node's request goes to that node's daemon (which authenticates it again).
+    // Another node's request goes to that node's daemon (which authenticates it again and checks the privileges there).
     const target = m.params.node;
     if (target !== undefined) {
       if (!NODE_RE.test(target)) throw invalid('node', 'must be a node name');
@@ -369,8 +386,6 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
         if (req.headers['x-smbgateway-forwarded-by']) throw new GatewayError('invalid', `node: request for ${target} was forwarded to ${node}`, 'node');
         const peer = o.peer?.(target);
         if (!peer) throw invalid('node', `no such cluster node '${target}'`);
-        // Authenticate here too, so that no unauthenticated request is relayed.
-        await o.auth.check(credentials(req), method, { path: expandPath(op.privilege.path, m.params), privs: [] });
         try {
           await forward(req, res, peer, body, node);
         } catch (e) {
@@ -381,8 +396,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       }
     }
 
-    const caller = await o.auth.check(credentials(req), method, { path: expandPath(op.privilege.path, m.params), privs: op.privilege.privs });
-
+    // 3. The parameters.
     const params: Record<string, unknown> = {
       ...formToObject(url.searchParams),
       ...parseBody(req, body),
@@ -396,7 +410,13 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     const errs = fieldErrors(op as Operation<never>, params);
     if (Object.keys(errs).length) { sendError(res, new GatewayError('invalid', 'Parameter verification failed.'), errs); return; }
 
+    // 4. The privileges this call needs, all of them.
     const ctx: ApiCtx = { ...g, tasks, caller, operations: ops };
+    const required: Privilege[] = isPrivilegeRule(op.privilege)
+      ? await op.privilege.required(validate(restSchema(op as Operation<never>), params), ctx, acl)
+      : [{ ...op.privilege, path: expandPath(op.privilege.path, m.params) }];
+    await o.auth.authorize(caller, required);
+
     if (op === taskLogOp && String(req.headers.accept ?? '').includes('text/event-stream')) {
       const v = validate(logParams, params);
       getTask(ctx, v.upid);

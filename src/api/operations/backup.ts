@@ -10,10 +10,9 @@ import {
   deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime,
 } from '../../backup/snapshots.ts';
 import type { Gateway } from '../context.ts';
+import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
 
 const nameParam = { sharename: shareSchema.sharename };
-const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate', 'Datastore.AllocateSpace'] };
-const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
 
 /** A name one second later than the newest if two backups fall in the same second. */
 function freshName(existing: string[], now: Date): string {
@@ -35,7 +34,7 @@ export const backupOp: Operation<Gateway> = {
   parameters: backupParams,
   positional: ['sharename'],
   returns: { description: 'The snapshot taken and those pruned' },
-  privilege: ALLOCATE,
+  privilege: backupPrivileges,
   handler: async (p, g) => {
     const { sharename, keep } = validate(backupParams, p);
     return g.store.locked(async () => {
@@ -72,7 +71,7 @@ export const snapshotsOp: Operation<Gateway> = {
   parameters: nameParam,
   positional: ['sharename'],
   returns: { description: 'Snapshots with their time' },
-  privilege: AUDIT,
+  privilege: readSharePrivileges,
   handler: async (p, g) => {
     const share = await g.store.require(validate(nameParam, p).sharename);
     const names = await listSnapshots(g.run, requireSnapshottable(share));
@@ -98,7 +97,7 @@ export const restoreOp: Operation<Gateway> = {
   parameters: restoreParams,
   positional: ['sharename'],
   returns: { description: 'What was done' },
-  privilege: ALLOCATE,
+  privilege: restorePrivileges,
   handler: async (p, g) => {
     const { sharename, snapshot, force } = validate(restoreParams, p);
     return g.store.locked(async () => {
