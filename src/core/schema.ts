@@ -82,16 +82,17 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
     case 'list': {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[,\s]+/) : undefined;
       if (!items) throw invalid(field, 'must be a list');
-      const out: string[] = [];
+      // A Set keeps the first of duplicates in order, in linear time (a long list must not stall the daemon).
+      const out = new Set<string>();
       for (const it of items) {
         if (typeof it !== 'string') throw invalid(field, 'items must be strings');
         checkSingleLine(field, it);
         if (it === '') continue;
         const broken = p.item?.(it);
         if (broken) throw invalid(field, `${JSON.stringify(it)}: ${broken}`);
-        if (!out.includes(it)) out.push(it);
+        out.add(it);
       }
-      return out;
+      return [...out];
     }
   }
 }
