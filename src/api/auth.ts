@@ -4,11 +4,12 @@
  *   list of privileges, valid on every path.
  * - On a Proxmox VE node, a PVE ticket (cookie PVEAuthCookie, plus the CSRFPreventionToken header on
  *   writes) or a PVE API token (`PVEAPIToken=user@realm!name=secret`) is checked by asking the local
- *   PVE API for the caller's own effective privileges on the operation's ACL path
+ *   PVE API for the caller's own effective privileges on an ACL path
  *   (GET /api2/json/access/permissions?path=...), with the caller's credentials: PVE answers 401 for
- *   bad credentials, else the privileges, of which the operation needs any one. The CSRF token is
- *   verified here, with PVE's algorithm and key (/etc/pve/priv/pve-www.key), since PVE checks it only
- *   on its own write requests.
+ *   bad credentials, else the privileges. `identify` needs nothing but the credentials; `authorize`
+ *   then asks about each path the operation needs (all of its Privileges, each any of its privs).
+ *   The CSRF token is verified here, with PVE's algorithm and key (/etc/pve/priv/pve-www.key), since
+ *   PVE checks it only on its own write requests.
  * Answers are cached for a few seconds per credential and path.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -30,7 +31,7 @@ export interface PveAuthConfig {
 export interface Caller {
   userid: string;
   via: 'gateway-token' | 'pve-ticket' | 'pve-token';
-  /** Privileges the caller holds on the path asked about (or everywhere for gateway tokens). */
+  /** Privileges the caller holds on the path asked about when identified (gateway tokens: everywhere). */
   privs: string[];
 }
 
@@ -110,6 +111,8 @@ interface CacheEntry { expires: number; caller: Caller }
 
 export class Authenticator {
   private readonly cache = new Map<string, CacheEntry>();
+  /** The credentials a PVE caller was identified with, to ask PVE about further paths (never exposed). */
+  private readonly pveCreds = new WeakMap<Caller, Record<string, string>>();
   private wwwKey: string | undefined;
   constructor(private readonly tokens: TokenStore, readonly pve?: PveAuthConfig, private readonly ttlMs = 10_000) {}
 
@@ -133,13 +136,35 @@ export class Authenticator {
   /** The caller, if the credentials are valid and hold one of the privileges asked for. */
   async check(cred: Credentials, method: string, privilege: Privilege): Promise<Caller> {
     const caller = await this.identify(cred, method, privilege.path);
-    if (privilege.privs.length && !privilege.privs.some((p) => caller.privs.includes(p))) {
-      throw new GatewayError('forbidden', `Permission check failed (${privilege.path}, ${privilege.privs.join('|')})`);
-    }
+    await this.authorize(caller, [privilege]);
     return caller;
   }
 
-  private async identify(cred: Credentials, method: string, aclPath: string): Promise<Caller> {
+  /** The privileges the caller holds on an ACL path (gateway tokens: theirs, on every path). */
+  async privilegesOn(caller: Caller, aclPath: string): Promise<string[]> {
+    if (caller.via === 'gateway-token') return caller.privs;
+    const headers = this.pveCreds.get(caller);
+    if (!headers) throw new GatewayError('unauthorized', 'authentication failure: caller not identified by this daemon');
+    return (await this.viaPve(caller.via, caller.userid, headers, aclPath)).privs;
+  }
+
+  /** Every one of the privileges must hold (each: any of its privs on its path), else 403 naming the first missing. */
+  async authorize(caller: Caller, required: readonly Privilege[]): Promise<void> {
+    for (const p of required) {
+      if (p.pveUser && caller.via !== 'gateway-token' && caller.userid !== p.pveUser) {
+        throw new GatewayError('forbidden', `Permission check failed (only ${p.pveUser} may do this with Proxmox VE credentials; an API token is not ${p.pveUser})`);
+      }
+      if (!p.privs.length) continue;
+      const held = await this.privilegesOn(caller, p.path);
+      if (!p.privs.some((x) => held.includes(x))) throw new GatewayError('forbidden', `Permission check failed (${p.path}, ${p.privs.join('|')})`);
+    }
+  }
+
+  /**
+   * Who is calling: 401 unless the credentials are valid (PVE checks its own credentials when asked
+   * for their privileges on aclPath, which this answer then carries). Nothing of the request body is needed.
+   */
+  async identify(cred: Credentials, method: string, aclPath = '/'): Promise<Caller> {
     if (cred.authorization) {
       const t = parseTokenHeader(cred.authorization);
       if (!t) throw new GatewayError('unauthorized', 'authentication failure: unsupported Authorization header (use PVEAPIToken=<tokenid>=<secret>)');
@@ -191,6 +216,8 @@ export class Authenticator {
     if (r.status !== 200) throw new GatewayError('unavailable', `cannot verify credentials with the Proxmox VE API: HTTP ${r.status}`);
     const data = ((r.body as { data?: Record<string, Record<string, unknown>> }).data ?? {});
     const privs = Object.keys(data[aclPath] ?? {});
-    return this.remember(k, { userid, via, privs });
+    const caller = this.remember(k, { userid, via, privs });
+    this.pveCreds.set(caller, headers);
+    return caller;
   }
 }

@@ -13,7 +13,7 @@ import { closeMetricsDbs, metricsDbFor, releaseMetricsDb, type MetricsDb } from 
 import { Authenticator, type PveAuthConfig } from './auth.ts';
 import { makeGateway, type Gateway } from './context.ts';
 import { metricsDbPath } from './operations/metrics.ts';
-import { nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer } from './server.ts';
+import { DEFAULT_LIMITS, nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer } from './server.ts';
 import { TokenStore } from './tokens.ts';
 
 export interface DaemonConfig {
@@ -34,6 +34,13 @@ export interface DaemonConfig {
   /** Other nodes' daemons: node -> {url, fingerprint}. On Proxmox VE, found from the cluster. */
   peers: Record<string, Peer>;
   metrics_db?: string;
+  /** Seconds to receive a request's headers (and the TLS handshake), and the whole request. */
+  headers_timeout: number;
+  request_timeout: number;
+  /** Connections open at once. */
+  max_connections: number;
+  /** Largest request body, bytes. */
+  max_body: number;
 }
 
 export const DEFAULT_PORT = 8116;
@@ -49,6 +56,10 @@ export function defaultDaemonConfig(settings: Settings): DaemonConfig {
     pve_ca: settings.isPve ? '/etc/pve/pve-root-ca.pem' : undefined,
     pve_www_key: '/etc/pve/priv/pve-www.key',
     peers: {},
+    headers_timeout: DEFAULT_LIMITS.headersTimeout / 1000,
+    request_timeout: DEFAULT_LIMITS.requestTimeout / 1000,
+    max_connections: DEFAULT_LIMITS.maxConnections,
+    max_body: DEFAULT_LIMITS.maxBody,
   };
 }
 
@@ -64,7 +75,17 @@ export function loadDaemonConfig(settings: Settings, file = process.env.SMBGATEW
     (c as unknown as Record<string, unknown>)[k] = v;
   }
   if (!Number.isFinite(c.interval) || c.interval < 1) throw new GatewayError('invalid', `${file}: interval must be at least 1 (seconds)`, 'interval');
+  checkLimits(c, file);
   return c;
+}
+
+/** The server limits must be positive numbers, the headers' time within the request's. */
+export function checkLimits(c: Pick<DaemonConfig, 'headers_timeout' | 'request_timeout' | 'max_connections' | 'max_body'>, where = 'daemon config'): void {
+  for (const k of ['headers_timeout', 'request_timeout', 'max_connections', 'max_body'] as const) {
+    if (typeof c[k] !== 'number' || !Number.isFinite(c[k]) || c[k] <= 0) throw new GatewayError('invalid', `${where}: ${k} must be a positive number`, k);
+  }
+  if (!Number.isInteger(c.max_connections) || !Number.isInteger(c.max_body)) throw new GatewayError('invalid', `${where}: max_connections and max_body must be whole numbers`, Number.isInteger(c.max_body) ? 'max_connections' : 'max_body');
+  if (c.headers_timeout > c.request_timeout) throw new GatewayError('invalid', `${where}: headers_timeout must not be longer than request_timeout`, 'headers_timeout');
 }
 
 export interface Daemon {
@@ -79,6 +100,7 @@ export interface Daemon {
 export async function startDaemon(opts: { settings?: Settings; config?: Partial<DaemonConfig>; log?: (m: string) => void } = {}): Promise<Daemon> {
   const settings = opts.settings ?? loadSettings();
   const config = { ...(opts.settings ? defaultDaemonConfig(settings) : loadDaemonConfig(settings)), ...(opts.config ?? {}) };
+  checkLimits(config);
   const gateway = makeGateway(settings, execRunner, opts.log ?? (() => undefined));
   const db = metricsDbFor(config.metrics_db ?? metricsDbPath(gateway));
   const collector = new Collector(gateway, { db, intervalMs: config.interval * 1000, tickMs: config.tick * 1000, usageRefreshMs: config.usage_refresh * 1000 });
@@ -91,6 +113,11 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
   const api = await startApiServer({
     gateway, auth, collector, tls, host: config.listen, port: config.port,
     peer: (node) => config.peers[node] ?? cluster?.(node),
+    storageCfg: settings.storageCfg,
+    limits: {
+      headersTimeout: config.headers_timeout * 1000, requestTimeout: config.request_timeout * 1000,
+      maxConnections: config.max_connections, maxBody: config.max_body,
+    },
   });
   collector.start();
   return {

@@ -2,7 +2,7 @@
  * The OpenAPI 3 document, generated from the operation declarations (the same ones the CLI and the
  * REST server use): path, method, parameters, result, privilege, async (task) or not.
  */
-import type { Operation } from '../core/operation.ts';
+import { describePrivilege, isPrivilegeRule, type Operation } from '../core/operation.ts';
 import { toJsonSchema, type Schema } from '../core/schema.ts';
 
 export const API_BASE = '/api2/json';
@@ -51,7 +51,7 @@ export function openApiDocument(ops: readonly Operation<never>[], info: { title?
     (paths[full] ??= {})[op.method.toLowerCase()] = {
       operationId,
       summary: op.description,
-      description: `${op.description}\n\nPrivilege: any of ${op.privilege.privs.join(', ') || '(authenticated)'} on ${op.privilege.path}.${op.async ? ' Runs as a task.' : ''}`,
+      description: `${op.description}\n\nPrivileges: ${describePrivilege(op.privilege)}.${op.async ? ' Runs as a task.' : ''}`,
       parameters,
       ...(requestBody ? { requestBody } : {}),
       responses: {
@@ -60,7 +60,8 @@ export function openApiDocument(ops: readonly Operation<never>[], info: { title?
         401: errorResponse('No or invalid credentials'),
         403: errorResponse('Permission check failed'),
       },
-      'x-privilege': op.privilege,
+      // A static privilege as {path, privs}; one computed from the call as the rule in words.
+      'x-privilege': isPrivilegeRule(op.privilege) ? { description: op.privilege.description } : op.privilege,
       ...(op.async ? { 'x-async-task': true } : {}),
       ...(op.command.length ? { 'x-cli': `pve-smbgateway ${op.command.join(' ')}` } : {}),
     };

@@ -7,7 +7,12 @@
  *   and .../log follow it (polling, or server-sent events with Accept: text/event-stream);
  * - a request naming another node is forwarded to that node's daemon, whose certificate is pinned;
  * - /metrics serves the collector's state in Prometheus text format.
- * Every request is authenticated (auth.ts); there is no anonymous access.
+ * Every request is authenticated (auth.ts); there is no anonymous access. A request goes through:
+ * request target (a path, never an absolute URL) → route → identity (credentials only: an
+ * unauthenticated request is answered 401 without its body being read) → body (size-limited, 413)
+ * → parameters (400) → the privileges the operation asks for these parameters (403) → handler.
+ * Headers must arrive within headersTimeout, the whole request within requestTimeout, and at most
+ * maxConnections connections are open at once.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,15 +23,17 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { GatewayError, invalid, toGatewayError, type ErrorCode } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
-import type { Operation, Privilege } from '../core/operation.ts';
+import { isPrivilegeRule, type AclPaths, type Operation, type Privilege } from '../core/operation.ts';
 import { validate, type Schema } from '../core/schema.ts';
 import type { Settings } from '../core/settings.ts';
 import type { Collector } from '../monitor/collector.ts';
+import { storageAclPaths } from '../pve/storagemap.ts';
 import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Authenticator, Caller } from './auth.ts';
 import type { Gateway } from './context.ts';
 import { API_BASE, openApiDocument, pathParams, restSchema } from './openapi.ts';
 import { webAsset } from '../web/static.ts';
+import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
 
@@ -49,7 +56,23 @@ export interface ApiServerOptions {
   port?: number;
   /** Where another node's daemon answers, and its certificate's SHA-256 fingerprint. */
   peer?: (node: string) => Peer | undefined;
+  /** The cluster's storage.cfg: which storage (/storage/<id>) holds a share's path (default /etc/pve/storage.cfg). */
+  storageCfg?: string;
+  limits?: Partial<ServerLimits>;
 }
+
+export interface ServerLimits {
+  /** Largest request body, bytes (larger: 413). */
+  maxBody: number;
+  /** Milliseconds from connecting to the end of the request headers (TLS handshake included). */
+  headersTimeout: number;
+  /** Milliseconds to receive the whole request. */
+  requestTimeout: number;
+  /** Connections open at once; further ones are closed at once. */
+  maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = { maxBody: 1 << 20, headersTimeout: 10_000, requestTimeout: 30_000, maxConnections: 256 };
 
 export interface ApiServer {
   url: string;
@@ -59,7 +82,6 @@ export interface ApiServer {
   close: () => Promise<void>;
 }
 
-const AUDIT: Privilege = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
 const NODE_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 // --- operations of the daemon itself (tasks, the API description) ---
@@ -116,9 +138,12 @@ function compile(ops: readonly Operation<ApiCtx>[]): Route[] {
   return ops.map((op) => ({ op, segs: op.path.split('/').filter(Boolean) }));
 }
 
-function match(routes: Route[], method: string, path: string): { route?: Route; params: Record<string, string>; pathKnown: boolean } {
-  let segs: string[];
-  try { segs = path.split('/').filter(Boolean).map(decodeURIComponent); } catch { return { params: {}, pathKnown: false }; }
+/** The decoded segments of a path, or undefined when one is not valid percent-encoding. */
+function segments(path: string): string[] | undefined {
+  try { return path.split('/').filter(Boolean).map(decodeURIComponent); } catch { return undefined; }
+}
+
+function match(routes: Route[], method: string, segs: string[]): { route?: Route; params: Record<string, string>; pathKnown: boolean } {
   let best: { route: Route; params: Record<string, string>; score: number } | undefined;
   let pathKnown = false;
   for (const r of routes) {
@@ -170,28 +195,39 @@ function sendError(res: ServerResponse, e: unknown, fieldErrors?: Record<string,
   send(res, httpStatusFor(err), { data: null, message, ...(errors ? { errors } : {}), ...(err.code !== 'invalid' ? { code: err.code } : {}) }, message);
 }
 
-const MAX_BODY = 1 << 20;
+function tooLarge(max: number): GatewayError {
+  const size = max % (1 << 20) === 0 ? `${max >> 20} MiB` : `${max} bytes`;
+  return new GatewayError('invalid', `request body: larger than ${size}`, undefined, { httpStatus: 413 });
+}
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+/** The body, up to max bytes: a larger Content-Length is refused before reading, a longer body as soon as it passes max. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) return Promise.reject(tooLarge(max));
   return new Promise((res, rej) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       n += c.length;
-      if (n > MAX_BODY) { rej(new GatewayError('invalid', 'request body larger than 1 MiB')); req.destroy(); return; }
+      if (n > max) { req.off('data', onData); req.pause(); rej(tooLarge(max)); return; }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => res(Buffer.concat(chunks)));
     req.on('error', rej);
+    req.on('close', () => { if (!req.complete) rej(new GatewayError('invalid', 'request body: the connection closed before its end')); });
   });
 }
 
-function formToObject(sp: URLSearchParams): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/** Form fields to an object, repeated keys to a list: one pass, linear in the number of fields. */
+export function formToObject(sp: URLSearchParams): Record<string, unknown> {
+  const lists = new Map<string, string[]>();
   for (const [k, v] of sp) {
-    const prev = out[k];
-    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    const l = lists.get(k);
+    if (l) l.push(v); else lists.set(k, [v]);
   }
+  const out: Record<string, unknown> = {};
+  for (const [k, l] of lists) out[k] = l.length === 1 ? l[0] : l;
   return out;
 }
 
@@ -293,8 +329,12 @@ function pinnedConnect(u: URL, fingerprint: string): Promise<TLSSocket> {
   });
 }
 
-async function forward(req: IncomingMessage, res: ServerResponse, peer: Peer, body: Buffer, from: string): Promise<void> {
-  const u = new URL(req.url ?? '/', peer.url);
+/**
+ * Relay a request to another node's daemon: the host and port are the peer entry's, the target is
+ * `target` (built by the caller from the routed path and the query string, never the request's own).
+ */
+async function forward(req: IncomingMessage, res: ServerResponse, peer: Peer, target: string, body: Buffer, from: string): Promise<void> {
+  const u = new URL(peer.url);
   const sock = await pinnedConnect(u, peer.fingerprint);
   const headers: Record<string, string> = { 'x-smbgateway-forwarded-by': from, 'content-length': String(body.length) };
   for (const h of ['authorization', 'cookie', 'csrfpreventiontoken', 'content-type', 'accept']) {
@@ -303,7 +343,7 @@ async function forward(req: IncomingMessage, res: ServerResponse, peer: Peer, bo
   }
   await new Promise<void>((resolve, reject) => {
     // Plain HTTP framing over the TLS socket verified above (an https agent would verify on its own).
-    const r = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: { ...headers, host: u.host }, createConnection: () => sock }, (pr) => {
+    const r = httpRequest({ host: u.hostname, port: u.port, path: target, method: req.method, headers: { ...headers, host: u.host }, createConnection: () => sock }, (pr) => {
       res.statusCode = pr.statusCode ?? 502;
       if (pr.statusMessage) res.statusMessage = pr.statusMessage;
       for (const [k, v] of Object.entries(pr.headers)) if (v !== undefined && !['connection', 'transfer-encoding'].includes(k)) res.setHeader(k, v);
@@ -318,12 +358,34 @@ async function forward(req: IncomingMessage, res: ServerResponse, peer: Peer, bo
 
 // --- the server ---
 
+/** How long a refused request's connection still reads (and drops) what the client sends before it is closed. */
+const LINGER_MS = 2000;
+
+/**
+ * The answer to a request whose body was not read to its end closes the connection. Node would
+ * destroy the socket as soon as the answer is written; the bytes the client is still sending would
+ * then make the kernel answer with a reset, which can discard the answer at the client before it is
+ * read. So the connection is half-closed instead, and what still comes is read and dropped for a
+ * little while (a "lingering close"), then it is closed for good.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  const sock = req.socket;
+  sock.destroySoon = function lingeringClose(this: typeof sock) {
+    this.end();
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+  };
+  req.resume();
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const g = o.gateway;
   const tasks = o.tasks ?? new TaskManager(g.settings.node, join(g.settings.stateDir, 'tasks'));
   const ops: Operation<ApiCtx>[] = [...(o.operations ?? registryOperations), ...daemonOperations];
   const routes = compile(ops);
   const node = g.settings.node;
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
+  const acl: AclPaths = storageAclPaths(o.storageCfg ?? '/etc/pve/storage.cfg', node);
 
   const credentials = (req: IncomingMessage) => ({
     authorization: typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined,
@@ -333,7 +395,14 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'https://localhost');
+    // Origin-form targets only: an absolute URL or //host (or /\host, which URL parsers read alike)
+    // would name a host, and nothing here may go where a caller says.
+    const raw = req.url ?? '';
+    const rawPath = raw.split('?', 1)[0]!;
+    if (!rawPath.startsWith('/') || rawPath.startsWith('//') || rawPath.includes('\\')) {
+      throw new GatewayError('invalid', 'request target: must be a path such as /api2/json/... (not an absolute URL, //host or a path with a backslash)');
+    }
+    const url = new URL(raw, 'https://localhost');
     const asset = method === 'GET' ? webAsset(url.pathname, node) : undefined;
     if (asset) {
       res.writeHead(200, { 'content-type': asset.type, ...asset.headers });
@@ -356,12 +425,21 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       return;
     }
     const path = url.pathname.slice(API_BASE.length) || '/';
-    const m = match(routes, method, path);
-    if (!m.route) { send(res, 501, { data: null, message: `Method '${method} ${API_BASE}${path}' not implemented` }, 'Method not implemented'); return; }
+    const segs = segments(path);
+    const m = segs ? match(routes, method, segs) : { route: undefined, params: {} as Record<string, string>, pathKnown: false };
+    if (!m.route || !segs) { send(res, 501, { data: null, message: `Method '${method} ${API_BASE}${path}' not implemented` }, 'Method not implemented'); return; }
     const op = m.route.op;
-    const body = method === 'POST' || method === 'PUT' ? await readBody(req) : Buffer.alloc(0);
 
-    // Another node's request goes to that node's daemon (which authenticates it again).
+    // 1. Who is calling, from the credentials alone: an unauthenticated request's body is never read.
+    const firstPath = isPrivilegeRule(op.privilege) ? '/storage' : expandPath(op.privilege.path, m.params);
+    const caller = await o.auth.identify(credentials(req), method, firstPath);
+
+    // 2. The body, limited.
+    const body = method === 'POST' || method === 'PUT' ? await readBody(req, limits.maxBody) : Buffer.alloc(0);
+    if (method !== 'POST' && method !== 'PUT' && Number(req.headers['content-length'] ?? 0) > limits.maxBody) throw tooLarge(limits.maxBody);
+
+    // Another node's request goes to that node's daemon (which authenticates it again and checks
+    // the privileges there), at the peer's address with the path routed here and the query string.
     const target = m.params.node;
     if (target !== undefined) {
       if (!NODE_RE.test(target)) throw invalid('node', 'must be a node name');
@@ -369,10 +447,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
         if (req.headers['x-smbgateway-forwarded-by']) throw new GatewayError('invalid', `node: request for ${target} was forwarded to ${node}`, 'node');
         const peer = o.peer?.(target);
         if (!peer) throw invalid('node', `no such cluster node '${target}'`);
-        // Authenticate here too, so that no unauthenticated request is relayed.
-        await o.auth.check(credentials(req), method, { path: expandPath(op.privilege.path, m.params), privs: [] });
         try {
-          await forward(req, res, peer, body, node);
+          await forward(req, res, peer, `${API_BASE}/${segs.map(encodeURIComponent).join('/')}${url.search}`, body, node);
         } catch (e) {
           if (!res.headersSent) throw new GatewayError('unavailable', `forwarding to node ${target} failed: ${(e as Error).message}`, undefined, { httpStatus: 502 });
           res.destroy();
@@ -381,8 +457,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       }
     }
 
-    const caller = await o.auth.check(credentials(req), method, { path: expandPath(op.privilege.path, m.params), privs: op.privilege.privs });
-
+    // 3. The parameters.
     const params: Record<string, unknown> = {
       ...formToObject(url.searchParams),
       ...parseBody(req, body),
@@ -396,7 +471,13 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     const errs = fieldErrors(op as Operation<never>, params);
     if (Object.keys(errs).length) { sendError(res, new GatewayError('invalid', 'Parameter verification failed.'), errs); return; }
 
+    // 4. The privileges this call needs, all of them.
     const ctx: ApiCtx = { ...g, tasks, caller, operations: ops };
+    const required: Privilege[] = isPrivilegeRule(op.privilege)
+      ? await op.privilege.required(validate(restSchema(op as Operation<never>), params), ctx, acl)
+      : [{ ...op.privilege, path: expandPath(op.privilege.path, m.params) }];
+    await o.auth.authorize(caller, required);
+
     if (op === taskLogOp && String(req.headers.accept ?? '').includes('text/event-stream')) {
       const v = validate(logParams, params);
       getTask(ctx, v.upid);
@@ -417,13 +498,34 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     send(res, 200, { data: result === undefined ? null : result });
   };
 
-  const server = createServer({ cert: o.tls.cert, key: o.tls.key }, (req, res) => {
+  // How often Node looks for requests past those timeouts.
+  const checkEvery = Math.max(50, Math.min(1000, Math.floor(Math.min(limits.headersTimeout, limits.requestTimeout) / 4)));
+  const server = createServer({
+    cert: o.tls.cert,
+    key: o.tls.key,
+    handshakeTimeout: limits.headersTimeout,
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    connectionsCheckingInterval: checkEvery,
+  }, (req, res) => {
     handle(req, res).catch((e) => {
       if (res.headersSent) { res.destroy(); return; }
+      if (!req.complete) closeAfterAnswer(req, res);
       sendError(res, e);
     });
   });
   server.keepAliveTimeout = 30_000;
+  server.maxConnections = limits.maxConnections;
+  // Node's headersTimeout starts with a request's first byte: a connection that sends nothing after
+  // the TLS handshake is dropped here when its first request has not arrived within the same time
+  // (a little later than Node's own check, which answers a started request 408).
+  const served = new WeakSet<object>();
+  server.on('request', (req: IncomingMessage) => served.add(req.socket));
+  server.on('secureConnection', (sock: TLSSocket) => {
+    const timer = setTimeout(() => { if (!served.has(sock)) sock.destroy(); }, limits.headersTimeout + 2 * checkEvery);
+    timer.unref();
+    sock.once('close', () => clearTimeout(timer));
+  });
   const port = await new Promise<number>((res, rej) => {
     server.once('error', rej);
     server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => res((server.address() as { port: number }).port));

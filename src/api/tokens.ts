@@ -16,8 +16,12 @@ import { atomicWrite } from '../core/store.ts';
 
 export const TOKEN_PREFIX = 'smbgateway!';
 export const TOKEN_NAME_RE = /^[A-Za-z][A-Za-z0-9._-]{1,63}$/;
-/** The privileges a gateway token can carry (the ones its operations ask for). */
-export const TOKEN_PRIVS = ['Datastore.Audit', 'Datastore.Allocate', 'Sys.Audit', 'Sys.Modify', 'Permissions.Modify'] as const;
+/** The privileges a gateway token can carry (the ones the operations ask for; see docs/api.md). */
+export const TOKEN_PRIVS = [
+  'Datastore.Audit', 'Datastore.Allocate', 'Datastore.AllocateSpace', 'Sys.Audit', 'Sys.Modify', 'Sys.Console', 'Permissions.Modify',
+  'VM.Audit', 'VM.Allocate', 'VM.Clone', 'VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options',
+  'VM.Config.Cloudinit', 'VM.PowerMgmt', 'Mapping.Modify', 'Mapping.Use', 'SDN.Use',
+] as const;
 
 export interface TokenEntry { name: string; hash: string; privs: string[]; comment?: string; created: number; expire?: number }
 export type PublicToken = Omit<TokenEntry, 'hash'> & { tokenid: string };

@@ -1,15 +1,38 @@
 /**
  * An operation is declared once, as Proxmox declares its API handlers: parameters, result,
- * required privilege, and the handler. The CLI, the REST API and the OpenAPI document are all
+ * required privileges, and the handler. The CLI, the REST API and the OpenAPI document are all
  * derived from these declarations.
  */
 import type { Schema } from './schema.ts';
 
 export interface Privilege {
-  /** ACL path, e.g. /storage */
+  /** ACL path, e.g. /storage or /storage/local-zfs */
   path: string;
-  /** Any one of these privileges suffices. */
+  /** Any one of these privileges suffices (none: being authenticated is enough). */
   privs: string[];
+  /**
+   * Callers with Proxmox VE credentials must moreover be this user (Proxmox allows some things, e.g.
+   * bind mounts of host paths into containers, to root@pam only; a PVE API token is not root@pam
+   * there). Gateway tokens need one of `privs` instead.
+   */
+  pveUser?: string;
+}
+
+/** Where things sit in Proxmox's ACL tree (the daemon's adapter answers from storage.cfg). */
+export interface AclPaths {
+  /** /storage/<id> of the storage whose directory holds `fsPath` (the deepest one), else /storage. */
+  storage(fsPath: string): Promise<string>;
+}
+
+/**
+ * Privileges that depend on the call, as Proxmox's `check => ['and', ...]`: every Privilege
+ * returned is required (each one is "any of its privs on its path").
+ */
+export interface PrivilegeRule<Ctx = unknown> {
+  /** The rule in words (OpenAPI document, docs). */
+  description: string;
+  /** From the validated parameters (defaults filled in) and the gateway (e.g. the stored share). */
+  required: (params: Record<string, unknown>, ctx: Ctx, acl: AclPaths) => Promise<Privilege[]>;
 }
 
 export interface Operation<Ctx = unknown> {
@@ -29,10 +52,32 @@ export interface Operation<Ctx = unknown> {
   /** Parameters the CLI refuses on argv (secrets). */
   apiOnly?: string[];
   returns: { description: string; schema?: Record<string, unknown> };
-  privilege: Privilege;
+  /** What an API caller needs (the CLI runs as root on the node and checks nothing, like pvesm). */
+  privilege: Privilege | PrivilegeRule<Ctx>;
   /** Long operations run as tasks in the daemon. */
   async?: boolean;
   handler: (params: Record<string, unknown>, ctx: Ctx) => Promise<unknown>;
   /** Human-readable rendering for the CLI without --json. */
   format?: (result: unknown) => string;
+}
+
+export function isPrivilegeRule<Ctx>(p: Privilege | PrivilegeRule<Ctx>): p is PrivilegeRule<Ctx> {
+  return typeof (p as PrivilegeRule<Ctx>).required === 'function';
+}
+
+/** One privilege in words: "Datastore.Audit or Datastore.Allocate on /storage". */
+export function privilegeText(p: Privilege): string {
+  const privs = p.privs.length ? `${p.privs.join(' or ')} on ${p.path}` : '';
+  const user = p.pveUser ? `being ${p.pveUser} (Proxmox VE credentials)${privs ? `; with a gateway token: ${privs}` : ''}` : '';
+  return user || privs || '(authenticated)';
+}
+
+/** The privilege declaration in words, for the OpenAPI document and the docs. */
+export function describePrivilege(p: Privilege | PrivilegeRule<never>): string {
+  return isPrivilegeRule(p) ? p.description : privilegeText(p);
+}
+
+/** A rule that always asks for the same privileges, all of them. */
+export function allOf<Ctx = unknown>(...privs: Privilege[]): PrivilegeRule<Ctx> {
+  return { description: privs.map(privilegeText).join(', and '), required: async () => privs };
 }

@@ -103,7 +103,8 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
       // A list given as one string is comma-separated (as stored, and as the CLI and form posts give it).
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
       if (!items) throw invalid(field, 'must be a list');
-      const out: string[] = [];
+      // A Set keeps the first of duplicates in order, in linear time (a long list must not stall the daemon).
+      const out = new Set<string>();
       for (const it of items) {
         if (typeof it !== 'string') throw invalid(field, 'items must be strings');
         if (it === '') continue;
@@ -111,9 +112,9 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
         checkStoredText(field, it);
         const broken = p.item?.(it);
         if (broken) throw invalid(field, `${JSON.stringify(it)}: ${broken}`);
-        if (!out.includes(it)) out.push(it);
+        out.add(it);
       }
-      return out;
+      return [...out];
     }
     case 'json': {
       let v = raw;

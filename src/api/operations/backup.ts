@@ -11,10 +11,9 @@ import {
 } from '../../backup/snapshots.ts';
 import { subvolumeUuid } from '../../provision/quota.ts';
 import type { Gateway } from '../context.ts';
+import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
 
 const nameParam = { sharename: shareSchema.sharename };
-const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate', 'Datastore.AllocateSpace'] };
-const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
 
 /** A name one second later than the newest if two backups fall in the same second. */
 function freshName(existing: string[], now: Date): string {
@@ -36,7 +35,7 @@ export const backupOp: Operation<Gateway> = {
   parameters: backupParams,
   positional: ['sharename'],
   returns: { description: 'The snapshot taken and those pruned' },
-  privilege: ALLOCATE,
+  privilege: backupPrivileges,
   handler: async (p, g) => {
     const { sharename, keep } = validate(backupParams, p);
     return g.store.locked(async () => {
@@ -73,7 +72,7 @@ export const snapshotsOp: Operation<Gateway> = {
   parameters: nameParam,
   positional: ['sharename'],
   returns: { description: 'Snapshots with their time' },
-  privilege: AUDIT,
+  privilege: readSharePrivileges,
   handler: async (p, g) => {
     const share = await g.store.require(validate(nameParam, p).sharename);
     const names = await listSnapshots(g.run, requireSnapshottable(share));
@@ -99,7 +98,7 @@ export const restoreOp: Operation<Gateway> = {
   parameters: restoreParams,
   positional: ['sharename'],
   returns: { description: 'What was done' },
-  privilege: ALLOCATE,
+  privilege: restorePrivileges,
   handler: async (p, g) => {
     const { sharename, snapshot, force } = validate(restoreParams, p);
     return g.store.locked(async () => {

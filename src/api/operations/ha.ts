@@ -1,7 +1,7 @@
 /** HA operations: deploy the CTDB cluster, show its state, move a share's VIP (failover). */
 import { GatewayError, invalid } from '../../core/errors.ts';
 import type { Runner } from '../../core/exec.ts';
-import type { Operation } from '../../core/operation.ts';
+import { allOf, type Operation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
@@ -15,9 +15,8 @@ import { pveClient } from '../../pve/connect.ts';
 import { table } from '../../cli/table.ts';
 import { globalParams } from '../../samba/profiles.ts';
 import type { Gateway } from '../context.ts';
+import { AUDIT, SYS_MODIFY } from '../privileges.ts';
 
-const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
-const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate'] };
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
@@ -182,7 +181,8 @@ export const haDeployOp: Operation<Gateway> = {
   description: 'Set up (or update) the CTDB cluster with clustered Samba on all nodes and serve the HA shares at their VIPs.',
   parameters: haDeploySchema,
   returns: { description: 'Nodes, VIPs, what changed on each node and where each VIP is' },
-  privilege: ALLOCATE,
+  // root over SSH on every node
+  privilege: SYS_MODIFY,
   async: true,
   handler: (p, g) => deployHa(g, p),
   format: (r) => {
@@ -217,7 +217,7 @@ export const failoverOp: Operation<Gateway> = {
   },
   positional: ['sharename'],
   returns: { description: 'VIP, from which node to which, and how long the move took' },
-  privilege: ALLOCATE,
+  privilege: SYS_MODIFY,
   handler: async (p, g) => {
     const { sharename, to } = validate(failoverOp.parameters, p) as { sharename: string; to?: string };
     const share = await haShare(g, sharename);
@@ -245,7 +245,8 @@ export const haGuestOp: Operation<Gateway> = {
   },
   positional: ['sharename'],
   returns: { description: 'The HA resource id and whether it is registered' },
-  privilege: ALLOCATE,
+  // Proxmox asks Sys.Console on / for /cluster/ha/resources
+  privilege: allOf(SYS_MODIFY, { path: '/', privs: ['Sys.Console'] }),
   handler: async (p, g) => {
     const x = validate(haGuestOp.parameters, p) as { sharename: string; max_restart: number; max_relocate: number; remove: boolean };
     const share = await g.store.require(x.sharename);

@@ -7,6 +7,7 @@ import { shareSchema } from '../../core/share.ts';
 import { humanBytes, table } from '../../cli/table.ts';
 import { CFS, metricsDbFor, TIMEFRAMES, type Point } from '../../monitor/db.ts';
 import type { Gateway } from '../context.ts';
+import { readSharePrivileges } from '../privileges.ts';
 
 /** The metrics database of this node (node-local state, never under /etc/pve). */
 export function metricsDbPath(g: Gateway): string {
@@ -44,7 +45,7 @@ export const metricsOp: Operation<Gateway> = {
   positional: ['sharename'],
   cliOnly: ['watch'],
   returns: { description: 'Samples, oldest first', schema: { type: 'array', items: POINT_SCHEMA } },
-  privilege: { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] },
+  privilege: readSharePrivileges,
   handler: async (p, g) => {
     const { sharename, timeframe, cf } = validate(params, p);
     const share = await g.store.require(sharename);

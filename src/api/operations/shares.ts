@@ -1,7 +1,7 @@
 /** Share operations: list, create, delete, status, migrate. */
 import { readFile } from 'node:fs/promises';
 import { GatewayError, invalid, toGatewayError } from '../../core/errors.ts';
-import type { Operation } from '../../core/operation.ts';
+import { allOf, type Operation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
@@ -16,6 +16,7 @@ import { smbConfSteps } from '../../samba/apply.ts';
 import { includesManaged } from '../../samba/render.ts';
 import { humanBytes, table } from '../../cli/table.ts';
 import type { Gateway } from '../context.ts';
+import { AUDIT, createPrivileges, deletePrivileges, readSharePrivileges, SYS_MODIFY } from '../privileges.ts';
 import { haState, type HaState } from './ha.ts';
 
 /** The share as users see it (internal bookkeeping left out). */
@@ -25,8 +26,6 @@ export function publicShare(s: Share): Omit<Share, 'created'> {
 }
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
-const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
-const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate'] };
 
 const { created: _c, ...userShareSchema } = shareSchema;
 
@@ -66,7 +65,7 @@ export const createOp: Operation<Gateway> = {
   cliOnly: ['password_file'],
   apiOnly: ['password'],
   returns: { description: 'The share created, the steps applied and any warnings' },
-  privilege: ALLOCATE,
+  privilege: createPrivileges,
   async: true,
   handler: async (p, g) => {
     const { password_file, password, adopt, ...rest } = p as Record<string, unknown> & { password_file?: string; password?: string; adopt?: unknown };
@@ -103,7 +102,7 @@ export const deleteOp: Operation<Gateway> = {
   },
   positional: ['sharename'],
   returns: { description: 'The steps applied' },
-  privilege: ALLOCATE,
+  privilege: deletePrivileges,
   async: true,
   handler: async (p, g) => {
     const { sharename, purge } = validate({ ...nameParam, purge: { type: 'boolean', default: false, optional: true, description: '' } }, p);
@@ -175,7 +174,7 @@ export const statusOp: Operation<Gateway> = {
   parameters: nameParam,
   positional: ['sharename'],
   returns: { description: 'Share status' },
-  privilege: AUDIT,
+  privilege: readSharePrivileges,
   handler: async (p, g) => shareStatus(g, await g.store.require(validate(nameParam, p).sharename)),
   format: (r) => {
     const s = r as ShareStatus;
@@ -237,7 +236,8 @@ export const migrateOp: Operation<Gateway> = {
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Report only, change nothing' },
   },
   returns: { description: 'What was imported, skipped or kept aside' },
-  privilege: ALLOCATE,
+  // It adds many shares at once, wherever storage.cfg says.
+  privilege: allOf({ path: '/storage', privs: ['Datastore.Allocate'] }, SYS_MODIFY),
   handler: async (p, g) => {
     const { dry_run } = validate(migrateOp.parameters, p) as { dry_run: boolean };
     const source = g.settings.storageCfg;

@@ -15,9 +15,9 @@ import { table } from '../../cli/table.ts';
 import { guestBaseSmbConf, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from '../../provision/guest.ts';
 import { guestCtx } from '../../provision/index.ts';
 import type { Gateway } from '../context.ts';
+import { templateCreatePrivileges } from '../privileges.ts';
 
 const AUDIT = { path: '/vms', privs: ['VM.Audit'] };
-const ALLOCATE = { path: '/vms', privs: ['VM.Allocate'] };
 
 export interface TemplateInfo { vmid: number; mode: 'lxc' | 'vm'; node: string; name?: string; tags?: string }
 
@@ -220,7 +220,7 @@ export const templateCreateOp: Operation<Gateway> = {
   description: 'Build a gateway template: Samba installed once in a Debian container (lxc) or cloud-init VM (vm), then converted to a Proxmox VE template.',
   parameters: createParams,
   returns: { description: 'The template created and the steps applied' },
-  privilege: ALLOCATE,
+  privilege: templateCreatePrivileges,
   async: true,
   handler: async (p, g) => {
     requirePve(g);

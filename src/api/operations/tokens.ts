@@ -3,6 +3,7 @@ import type { Operation } from '../../core/operation.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { table } from '../../cli/table.ts';
 import type { Gateway } from '../context.ts';
+import { tokenCreatePrivileges } from '../privileges.ts';
 import { publicToken, TOKEN_NAME_RE, TOKEN_PREFIX, TOKEN_PRIVS, TokenStore, type PublicToken } from '../tokens.ts';
 
 const MANAGE = { path: '/access', privs: ['Permissions.Modify'] };
@@ -34,7 +35,7 @@ export const tokenCreateOp: Operation<Gateway> = {
   positional: ['tokenid'],
   aliases: { priv: 'privs' },
   returns: { description: 'The token, its secret, and the Authorization header value to use', schema: { type: 'object' } },
-  privilege: MANAGE,
+  privilege: tokenCreatePrivileges,
   handler: async (p, g) => {
     const v = validate(createParams, p);
     const r = await new TokenStore(g.settings).create(bare(v.tokenid), v.privs, { comment: v.comment, expire: v.expire || undefined });

@@ -11,10 +11,8 @@ import { checkShare, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { servedHere, smbConfSteps } from '../../samba/apply.ts';
 import type { Gateway } from '../context.ts';
+import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
 import { publicShare } from './shares.ts';
-
-const AUDIT = { path: '/storage', privs: ['Datastore.Audit', 'Datastore.Allocate'] };
-const ALLOCATE = { path: '/storage', privs: ['Datastore.Allocate'] };
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
@@ -26,7 +24,7 @@ export const showOp: Operation<Gateway> = {
   parameters: nameParam,
   positional: ['sharename'],
   returns: { description: 'The share', schema: { type: 'object' } },
-  privilege: AUDIT,
+  privilege: readSharePrivileges,
   handler: async (p, g) => {
     const { sharename } = validate(nameParam, p);
     return publicShare(await g.store.require(sharename));
@@ -55,7 +53,7 @@ export const updateOp: Operation<Gateway> = {
   positional: ['sharename'],
   aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok' },
   returns: { description: 'The share after the change and the steps applied' },
-  privilege: ALLOCATE,
+  privilege: changeSharePrivileges,
   async: true,
   handler: async (p, g) => {
     const v = validate(updateParams, p, { defaults: false }) as Record<string, unknown> & { sharename: string; delete?: string[] };
