@@ -236,8 +236,9 @@ test('a request naming another node is forwarded to that node\'s daemon, whose c
   const r = await api('PUT', '/api2/json/nodes/othernode/smbgateway/apishare', { token: tok.admin, body: { comment: 'set via a forwarded request' } });
   assert.equal(r.status, 200, r.text);
   assert.match(r.json.data, /^UPID:othernode:/);
-  const st = await waitTask(r.json.data).catch(() => undefined);
-  assert.equal(st, undefined, 'the task lives on the other node, not here');
+  const here = await api('GET', `/api2/json/nodes/testnode/tasks/${encodeURIComponent(r.json.data)}/status`, { token: tok.audit });
+  assert.equal(here.status, 404, 'the task lives on the other node, not here');
+  assert.match(here.json.message, /no such task UPID:othernode:/);
   for (const end = Date.now() + 30_000; ;) {
     const s = await api('GET', `/api2/json/nodes/othernode/tasks/${encodeURIComponent(r.json.data)}/status`, { token: tok.audit });
     assert.equal(s.status, 200, s.text);
