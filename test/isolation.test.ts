@@ -8,6 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
+import { zfsPool, type TestFs } from './helpers/fs.ts';
 
 describe('share roots and their ACLs', () => {
   let g: TestGateway;
@@ -151,6 +152,25 @@ describe('share roots and their ACLs', () => {
     const after = await getfacl(path, '-R', '-n');
     assert.doesNotMatch(after, new RegExp(`user:${uid}:`), `entries for uid ${uid} are left:\n${after}`);
     assert.ok(del.json!.data.steps.includes('revoke-permissions'), JSON.stringify(del.json!.data.steps));
+  });
+
+  describe('without POSIX ACLs (zfs-fuse)', () => {
+    let fs: TestFs & { pool: string };
+    before(async () => { fs = await zfsPool(g.dir, `smbgwi${g.id}`, join(g.storage, 'zfs')); });
+    after(async () => { await fs?.cleanup(); });
+
+    it('the first writer owns the new dataset with mode 0700: other local accounts cannot list it', async () => {
+      const path = join(fs.mountpoint, 'zshare');
+      const r = await create('zshare', path, ['--user', alice, '--read-user', bob]);
+      assert.equal(r.code, 0, r.stdout);
+      assert.ok(r.json!.data.warnings.some((w: string) => w.includes(`has no POSIX ACLs: ${path} belongs to ${alice} (mode 0700); ${bob} can reach it only where unix permissions allow`)), JSON.stringify(r.json!.data.warnings));
+      const st = await stat(path);
+      assert.equal(st.mode & 0o7777, 0o700);
+      assert.equal(st.uid, Number((await sh('id', ['-u', alice])).stdout.trim()));
+      assert.notEqual((await as(carol, `ls ${path}`)).code, 0, 'carol listed the dataset');
+      await put('zshare', alice, 'z.txt', 'on zfs');
+      assert.equal((await g.smb('zshare', alice, pw, 'ls z.txt')).code, 0);
+    });
   });
 
   it('delete keeps the entries that a share in the same tree still grants', async () => {
