@@ -36,7 +36,8 @@ export function rootAclEntries(s: Share, fresh: boolean): string {
   const base = fresh
     ? ['u::rwx', 'g::---', `o::${other}`, 'd:u::rwx', 'd:g::---', `d:o::${other}`]
     : s.guest_ok ? [] : ['o::---', 'd:o::---'];
-  return [...base, ...(aclSpec(s) ? [aclSpec(s)] : [])].join(',');
+  const named = aclSpec(s);
+  return [...base, ...(named ? [named] : [])].join(',');
 }
 
 const notSupported = (stderr: string) => /not supported/i.test(stderr);
