@@ -74,6 +74,24 @@ describe('backup and restore of native shares', () => {
       assert.equal(await get('docs'), 'version 2', 'a restore can itself be undone');
     });
 
+    it('refuses a restore that would drop a subvolume the gateway did not make inside the share', async () => {
+      const nested = join(fs.mountpoint, 'docs', 'nested');
+      assert.equal((await sh('btrfs', ['subvolume', 'create', nested])).code, 0);
+      await writeFile(join(nested, 'keep.txt'), 'inside a nested subvolume');
+      try {
+        const before = (await g.cli(['snapshots', 'docs', '--json'])).json!.data;
+        const snap: string = before[0].name;
+        const r = await g.cli(['restore', 'docs', '--snapshot', snap, '--json']);
+        assert.equal(r.code, 2, r.stdout);
+        assert.equal(r.json!.error!.field, 'snapshot');
+        assert.match(r.json!.error!.message, /contains btrfs subvolumes the gateway did not make \(docs\/nested\).*move them out of the share first/);
+        assert.equal(await readFile(join(nested, 'keep.txt'), 'utf8'), 'inside a nested subvolume');
+        assert.deepEqual((await g.cli(['snapshots', 'docs', '--json'])).json!.data, before, 'the safety snapshot was undone');
+      } finally {
+        await sh('btrfs', ['subvolume', 'delete', nested]);
+      }
+    });
+
     it('backup --keep prunes the oldest, and a failed backup leaves no snapshot', async () => {
       const failed = await g.cli(['backup', 'docs', '--json'], { env: { SMBGW_FAIL_AT: 'snapshot' } });
       assert.equal(failed.code, 1);
@@ -127,6 +145,33 @@ describe('backup and restore of native shares', () => {
       assert.equal(await get('zdocs'), 'zfs v1');
       // smb.conf publishes ZFS snapshots the usual way (.zfs/snapshot; zfs-fuse has none to browse)
       assert.match(await readFile(g.settings.managedConf, 'utf8'), /\[zdocs\][^[]*shadow:snapdir = \.zfs\/snapshot/);
+    });
+
+    it('restore --force never destroys a newer snapshot the gateway did not make', async () => {
+      const ds = `${fs.pool}/zdocs`;
+      const snaps = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', ds])).stdout.trim().split('\n').filter(Boolean).map((n) => n.slice(ds.length + 1));
+      await put('zdocs', 'zfs w1');
+      const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      // the admin's own snapshot (a replication tool's, say), then one more of ours
+      assert.equal((await sh('zfs', ['snapshot', `${ds}@admin-keep`])).code, 0);
+      const s2: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      await put('zdocs', 'zfs w2');
+      const before = await snaps();
+      assert.deepEqual(before.slice(-3), [s1, 'admin-keep', s2]);
+
+      const r = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--force', '--json']);
+      assert.equal(r.code, 2, r.stdout);
+      assert.equal(r.json!.error!.field, 'snapshot');
+      assert.match(r.json!.error!.message, new RegExp(`${ds}@admin-keep was not made by the gateway: it destroys only its own`));
+      assert.deepEqual(await snaps(), before, 'no snapshot was destroyed');
+      assert.equal(await get('zdocs'), 'zfs w2', 'nor was the share rolled back');
+
+      // newer than s2 there are only the live data: fine; once the admin's snapshot is gone, s1 is too
+      assert.equal((await sh('zfs', ['destroy', `${ds}@admin-keep`])).code, 0);
+      const ok = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--force', '--json']);
+      assert.equal(ok.code, 0, ok.stdout);
+      assert.deepEqual(ok.json!.data.destroyed, [s2]);
+      assert.equal(await get('zdocs'), 'zfs w1');
     });
   });
 });

@@ -27,6 +27,7 @@ describe('smb.conf renderer', () => {
    read only = yes
    write list = alice @team
    valid users = alice @team bob
+   invalid users = root
    guest ok = no
    hide dot files = yes
 
@@ -35,6 +36,7 @@ describe('smb.conf renderer', () => {
    read only = yes
    write list = alice @team
    valid users = alice @team bob
+   invalid users = root
    guest ok = no
    smb encrypt = required
 `);

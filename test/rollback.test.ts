@@ -86,7 +86,7 @@ describe('rollback at every step on a real smbd', () => {
     await writeFile(src, 'keep me');
     assert.equal((await g.smb('rb', alice, 'Rollback-pw-1', `put ${src} f.txt`)).code, 0);
     const withShare = await state();
-    const steps = ['save-config', 'write-smb-conf', 'reload-smbd', 'close-share', 'remove-secrets', 'remove-samba-users', 'remove-unix-users', 'purge-storage'];
+    const steps = ['save-config', 'write-smb-conf', 'reload-smbd', 'close-share', 'remove-secrets', 'revoke-permissions', 'remove-samba-users', 'remove-unix-users', 'purge-storage'];
     for (const step of steps) {
       const r = await g.cli(['delete', 'rb', '--purge', '--json'], { env: { SMBGW_FAIL_AT: step } });
       assert.equal(r.code, 1, `${step}: ${r.stdout}`);

@@ -138,11 +138,11 @@ describe('safety: nothing a caller types can destroy, hide or expose data outsid
     assert.equal(inner.code, 2);
     assert.match(inner.json!.error!.message, /^path: .*data\/projects lies inside share "outer" \(.*data\): share paths must not be nested$/);
     assert.equal((await g.cli(['delete', 'outer', '--json'])).code, 0);
-    await mkdir(join(g.storage, 'data', 'projects'), { recursive: true });
-    assert.equal((await create('inner', join(g.storage, 'data', 'projects'))).code, 0);
-    const outer = await create('outer2', join(g.storage, 'data'));
+    await mkdir(join(g.storage, 'tree', 'projects'), { recursive: true });
+    assert.equal((await create('inner', join(g.storage, 'tree', 'projects'))).code, 0);
+    const outer = await create('outer2', join(g.storage, 'tree'));
     assert.equal(outer.code, 2);
-    assert.match(outer.json!.error!.message, /^path: .*\/data contains share "inner"/);
+    assert.match(outer.json!.error!.message, /^path: .*\/tree contains share "inner"/);
     assert.equal((await g.cli(['delete', 'inner', '--json'])).code, 0);
   });
 

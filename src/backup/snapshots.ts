@@ -99,22 +99,66 @@ export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string
 }
 
 /**
+ * The snapshots of a ZFS dataset taken after `name`, oldest first, whatever their names (creation
+ * order, by transaction group): what `zfs rollback -r` to `name` destroys.
+ */
+export async function zfsSnapshotsAfter(run: Runner, dataset: string, name: string): Promise<string[]> {
+  const r = await run('zfs', ['list', '-H', '-o', 'name,createtxg', '-t', 'snapshot', '-s', 'createtxg', '-d', '1', dataset]);
+  const all = r.stdout.split('\n').map((l) => l.split('\t')[0] ?? '').filter((n) => n.startsWith(`${dataset}@`)).map((n) => n.slice(dataset.length + 1));
+  const i = all.indexOf(name);
+  return i < 0 ? [] : all.slice(i + 1);
+}
+
+/** Subvolumes below a btrfs path (`btrfs subvolume list -o`), as paths relative to the filesystem. */
+export async function btrfsNestedSubvolumes(run: Runner, path: string): Promise<string[]> {
+  const r = await run('btrfs', ['subvolume', 'list', '-o', path]);
+  return r.stdout.split('\n').map((l) => /\spath\s+(.+)$/.exec(l)?.[1]).filter((p): p is string => !!p);
+}
+
+/** Refuse a ZFS rollback that would destroy snapshots the gateway did not make (or any, without force). */
+export function checkZfsRollback(s: Share, dataset: string, name: string, newer: readonly string[], force: boolean): void {
+  const foreign = newer.filter((n) => !SNAPSHOT_RE.test(n));
+  if (foreign.length) {
+    throw invalid('snapshot', `ZFS can only roll back ${s.sharename} to ${name} by destroying the newer snapshots, and ${foreign.map((n) => `${dataset}@${n}`).join(', ')} ${foreign.length > 1 ? 'were' : 'was'} not made by the gateway: it destroys only its own (smbgw-...). Move them out of the way (zfs destroy, or zfs send them elsewhere) or restore from an older state by other means`);
+  }
+  if (newer.length && !force) {
+    throw invalid('force', `ZFS can only roll back to ${name} by destroying the newer snapshots (${newer.join(', ')}): add --force to do so`);
+  }
+}
+
+/**
  * Restore a whole share to a snapshot. btrfs: the live subvolume is set aside, a writable snapshot of
  * the chosen one takes its place (with the quota limit again), then the old one is deleted. ZFS:
- * `zfs rollback`, which can only go back past newer snapshots by destroying them (force).
+ * `zfs rollback`, which can only go back past newer snapshots by destroying them (force), and only
+ * when every one of them is the gateway's (checked again when the step runs). `newer`: for ZFS, every
+ * snapshot taken after `name` (zfsSnapshotsAfter).
  */
 export function restoreSteps(run: Runner, s: Share, t: Snapshottable, name: string, opts: { force: boolean; limitBytes?: number; newer: string[] }): Step[] {
   if (t.kind === 'zfs') {
-    if (opts.newer.length && !opts.force) {
-      throw invalid('force', `ZFS can only roll back to ${name} by destroying the newer snapshots (${opts.newer.join(', ')}): add --force to do so`);
-    }
-    return [{ name: 'rollback', do: async () => { await run('zfs', ['rollback', ...(opts.newer.length ? ['-r'] : []), `${t.dataset}@${name}`]); } }];
+    checkZfsRollback(s, t.dataset, name, opts.newer, opts.force);
+    return [{
+      name: 'rollback',
+      do: async () => {
+        // What -r destroys is decided now, not when the plan was made: a snapshot taken since counts.
+        const newer = await zfsSnapshotsAfter(run, t.dataset, name);
+        checkZfsRollback(s, t.dataset, name, newer, opts.force);
+        await run('zfs', ['rollback', ...(newer.length ? ['-r'] : []), `${t.dataset}@${name}`]);
+      },
+    }];
   }
   const aside = join(dirname(s.path), `.${s.path.split('/').pop()}.smbgw-restore-${Date.now()}`);
   return [
     {
       name: 'set-aside-live',
-      do: () => rename(s.path, aside),
+      do: async () => {
+        // A snapshot does not descend into nested subvolumes: the restored share would lose them from
+        // view and the old one could not be deleted. The gateway never makes any there: refuse.
+        const nested = await btrfsNestedSubvolumes(run, s.path);
+        if (nested.length) {
+          throw invalid('snapshot', `share "${s.sharename}" contains btrfs subvolumes the gateway did not make (${nested.join(', ')}); a snapshot does not include them, so a restore would drop them: move them out of the share first`);
+        }
+        await rename(s.path, aside);
+      },
       undo: () => rename(aside, s.path),
     },
     {

@@ -2,6 +2,11 @@
  * A lock that Proxmox's own tools respect: a directory created with mkdir (atomic, also on pmxcfs,
  * where /etc/pve/priv/lock/<name> is cluster-wide), retried until a timeout; a lock older than the
  * stale limit (pmxcfs expires locks after 120 s) is broken.
+ *
+ * Breaking is serialized: two waiters that both saw the stale lock must not both remove "it", since
+ * the second removal would hit the fresh lock the first one has taken meanwhile. A waiter breaks the
+ * lock only while it holds a second mkdir lock (`<name>.break`), and only if, checked again under it,
+ * the lock is still stale.
  */
 import { mkdir, rmdir, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,10 +30,7 @@ export async function withLock<T>(lockDir: string, name: string, fn: () => Promi
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const st = await stat(path).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > staleMs) {
-        await rmdir(path).catch(() => undefined);
-        continue;
-      }
+      if (st && Date.now() - st.mtimeMs > staleMs && (await breakStale(path, staleMs))) continue;
       if (Date.now() > deadline) throw new GatewayError('locked', `could not get lock ${path} within ${timeoutMs / 1000} s (held by another operation)`);
       await new Promise((r) => setTimeout(r, retryMs + Math.random() * retryMs));
     }
@@ -43,3 +45,31 @@ export async function withLock<T>(lockDir: string, name: string, fn: () => Promi
     await rmdir(path).catch(() => undefined);
   }
 }
+
+/**
+ * Remove the lock at `path` if it is (still) stale, holding the break guard. Returns whether this
+ * waiter broke it; false when another waiter holds the guard (the caller waits and tries again).
+ */
+async function breakStale(path: string, staleMs: number): Promise<boolean> {
+  const guard = `${path}.break`;
+  try {
+    await mkdir(guard);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // A guard is held for a stat and an rmdir; one older than that was left by a waiter that died
+    // while breaking, and would keep everyone from ever breaking the lock.
+    const g = await stat(guard).catch(() => undefined);
+    if (g && Date.now() - g.mtimeMs > Math.min(staleMs, GUARD_STALE_MS)) await rmdir(guard).catch(() => undefined);
+    return false;
+  }
+  try {
+    const st = await stat(path).catch(() => undefined);
+    if (!st || Date.now() - st.mtimeMs <= staleMs) return false;
+    await rmdir(path).catch(() => undefined);
+    return true;
+  } finally {
+    await rmdir(guard).catch(() => undefined);
+  }
+}
+
+const GUARD_STALE_MS = 5_000;

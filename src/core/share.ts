@@ -127,6 +127,20 @@ function guestIpRule(v: string): string | undefined {
 }
 
 /**
+ * A value that goes into smb.conf as it is: Samba expands `%` variables (%U, %m, %H, ...) in most
+ * parameters, and a backslash at the end of a line continues it onto the next one.
+ */
+export function smbValueRule(v: string): string | undefined {
+  if (v.includes('%')) return 'must not contain % (Samba would expand it as a variable such as %U)';
+  if (/\\\s*$/.test(v)) return 'must not end with a backslash (smb.conf would continue the line)';
+  return undefined;
+}
+
+/** Unix permission bits only: 000 to 0777, without setuid, setgid or the sticky bit. */
+const MODE_RE = /^0?[0-7]{3}$/;
+const MODE_TEXT = 'must be permission bits 000 to 0777 in octal (setuid, setgid and the sticky bit are refused)';
+
+/**
  * Per-share smb.conf parameters a user may add (`--option name=value`). An allowlist: anything that
  * could point Samba at another path, run a program, or weaken the security profile is refused.
  */
@@ -135,10 +149,10 @@ export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
   'hide dot files': /^(yes|no)$/i,
   'hide unreadable': /^(yes|no)$/i,
   'access based share enum': /^(yes|no)$/i,
-  'create mask': /^0?[0-7]{3,4}$/,
-  'directory mask': /^0?[0-7]{3,4}$/,
-  'force create mode': /^0?[0-7]{3,4}$/,
-  'force directory mode': /^0?[0-7]{3,4}$/,
+  'create mask': MODE_RE,
+  'directory mask': MODE_RE,
+  'force create mode': MODE_RE,
+  'force directory mode': MODE_RE,
   'inherit permissions': /^(yes|no)$/i,
   'inherit acls': /^(yes|no)$/i,
   'oplocks': /^(yes|no)$/i,
@@ -148,11 +162,21 @@ export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
   'store dos attributes': /^(yes|no)$/i,
   'ea support': /^(yes|no)$/i,
   'map archive': /^(yes|no)$/i,
-  'veto files': /^(\/[^/\\]+)+\/$/,
+  // /pattern/pattern/: no %, which Samba expands (a pattern per logged-on user or client).
+  'veto files': /^(\/[^/\\%]+)+\/$/,
   'delete veto files': /^(yes|no)$/i,
   // Samba reads a leading 0 as octal here: 010 would mean 8.
   'max connections': /^(0|[1-9]\d{0,5})$/,
   'strict sync': /^(yes|no)$/i,
+};
+
+/** Why a value is refused, for the parameters with more than yes/no. */
+const OPTION_RULE_TEXT: Record<string, string> = {
+  'create mask': MODE_TEXT,
+  'directory mask': MODE_TEXT,
+  'force create mode': MODE_TEXT,
+  'force directory mode': MODE_TEXT,
+  'veto files': 'must be /pattern/.../ without % or backslashes',
 };
 
 export function shareOptionRule(item: string): string | undefined {
@@ -162,7 +186,7 @@ export function shareOptionRule(item: string): string | undefined {
   const value = item.slice(eq + 1).trim();
   const rule = ALLOWED_SHARE_OPTIONS[name];
   if (!rule) return `parameter "${name}" may not be set through options (allowed: ${Object.keys(ALLOWED_SHARE_OPTIONS).join(', ')})`;
-  if (!rule.test(value)) return `value ${JSON.stringify(value)} is not valid for "${name}"`;
+  if (!rule.test(value)) return `value ${JSON.stringify(value)} is not valid for "${name}"${OPTION_RULE_TEXT[name] ? `: ${OPTION_RULE_TEXT[name]}` : ''}`;
   return undefined;
 }
 
@@ -177,7 +201,7 @@ export function shareOptions(items: readonly string[]): [string, string][] {
 export const shareSchema = {
   sharename: { type: 'string', description: 'SMB share name (Samba rules; unique ignoring case)', check: shareNameRule },
   mode: { type: 'string', enum: MODES, description: 'Where Samba runs: native (host), lxc (container), vm (virtual machine)' },
-  path: { type: 'string', description: 'Storage path to share (inside an allowed storage root; its parent directory must exist)', check: pathRule, maxLength: 4096 },
+  path: { type: 'string', description: 'Storage path to share (inside an allowed storage root; its parent directory must exist)', check: (v) => pathRule(v) ?? smbValueRule(v), maxLength: 4096 },
   quota: { type: 'string', optional: true, description: 'Size limit enforced by the filesystem (ZFS quota or btrfs qgroup), e.g. 50G', check: sizeRule },
   ad_domain: {
     type: 'string', optional: true, description: 'Active Directory domain to join',
@@ -192,7 +216,7 @@ export const shareSchema = {
   vm_memory: { type: 'integer', default: 2048, optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB' },
   vm_cores: { type: 'integer', default: 2, optional: true, minimum: 1, maximum: 128, description: 'VM cores' },
   node: { type: 'string', optional: true, description: 'Proxmox VE node serving the share', pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name' },
-  comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients', check: (v) => (v.endsWith('\\') ? 'must not end with a backslash (smb.conf would continue the line)' : undefined) },
+  comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients (no %, no trailing backslash)', check: smbValueRule },
   read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
   users: { type: 'list', default: [], optional: true, description: 'Users with read and write access', item: accountRule },
   read_users: { type: 'list', default: [], optional: true, description: 'Users with read-only access', item: accountRule },

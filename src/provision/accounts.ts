@@ -20,6 +20,13 @@ export async function deleteUnixUser(run: Runner, name: string): Promise<void> {
   await run('groupdel', [name], { allowFail: true });
 }
 
+export async function getUnixGroup(run: Runner, name: string): Promise<{ name: string; gid: number } | undefined> {
+  const r = await run('getent', ['group', name], { allowFail: true });
+  if (r.code !== 0) return undefined;
+  const gid = Number(r.stdout.trim().split(':')[2]);
+  return Number.isInteger(gid) ? { name, gid } : undefined;
+}
+
 export async function groupExists(run: Runner, name: string): Promise<boolean> {
   return (await run('getent', ['group', name], { allowFail: true })).code === 0;
 }

@@ -12,7 +12,7 @@ import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
 import { backingTag } from '../backup/snapshots.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
-import { permissionSteps } from './permissions.ts';
+import { permissionSteps, revokePermissionsStep } from './permissions.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { placeNewShare, requireQuotaSupport } from './storage.ts';
@@ -223,7 +223,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       },
     });
   }
-  steps.push(...permissionSteps(run, path, share, warnings));
+  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists }));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
   steps.push(store.saveStep(() => after, () => accounts));
@@ -259,6 +259,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     { name: 'close-share', do: () => samba.closeShare(share.sharename) },
   ];
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
+  steps.push(revokePermissionsStep(run, share, rest)); // before the accounts go: their ids stay in ACLs
   const sambaUsers = gone.filter((a) => a.samba).map((a) => a.name);
   if (sambaUsers.length) {
     const hashes = new Map<string, string>();

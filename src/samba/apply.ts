@@ -30,7 +30,8 @@ export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]):
     {
       name: 'write-smb-conf',
       do: async () => {
-        const text = renderManagedConf(servedHere(sharesAfter()));
+        // Read last, the managed [global] must not weaken what the admin's smb.conf sets.
+        const text = renderManagedConf(servedHere(sharesAfter()), { adminGlobals: await samba.adminGlobals() });
         await samba.checkText(text);
         before = await readManaged(samba);
         await atomicWrite(samba.target.managedConf, text);

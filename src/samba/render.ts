@@ -5,12 +5,14 @@
  */
 import { shareOptions, type Share } from '../core/share.ts';
 import { shadowCopyParams } from '../backup/snapshots.ts';
-import { globalParams, shareProfileParams, type Params } from './profiles.ts';
+import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
 
 function line(k: string, v: string): string {
   if (/[\r\n\0]/.test(k + v)) throw new Error(`refusing to render a line break in smb.conf parameter ${JSON.stringify(k)}`);
+  // A backslash at the end of a line makes Samba read the next line as part of this value.
+  if (/\\\s*$/.test(v)) throw new Error(`refusing to render a trailing backslash in smb.conf parameter ${JSON.stringify(k)}`);
   return `   ${k} = ${v}`;
 }
 
@@ -32,6 +34,8 @@ export function shareParams(s: Share, pathInside?: string): Params {
     if (writers.length + readers.length) p.push(['valid users', [...writers, ...readers].join(' ')]);
     else p.push(['available', 'no']);
   }
+  // root bypasses every file permission: never a session as root, whatever the lists (or guest access) allow.
+  p.push(['invalid users', 'root']);
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
   if (pathInside === undefined) p.push(...shadowCopyParams(s));
@@ -39,17 +43,42 @@ export function shareParams(s: Share, pathInside?: string): Params {
   return p;
 }
 
-export function renderManagedConf(shares: readonly Share[], opts: { pathInside?: (s: Share) => string | undefined } = {}): string {
+/**
+ * The managed file. `adminGlobals`: the admin's own [global] values (smb.conf without our include),
+ * which the managed [global] must not weaken since it is read last.
+ */
+export function renderManagedConf(shares: readonly Share[], opts: { pathInside?: (s: Share) => string | undefined; adminGlobals?: AdminGlobals } = {}): string {
   const sorted = [...shares].sort((a, b) => a.sharename.localeCompare(b.sharename));
-  const parts = [MANAGED_HEADER, section('global', globalParams(sorted))];
+  const parts = [MANAGED_HEADER, section('global', globalParams(sorted, opts.adminGlobals))];
   for (const s of sorted) parts.push(section(s.sharename, shareParams(s, opts.pathInside?.(s))));
   return parts.join('\n\n') + '\n';
 }
 
+/** Whether one smb.conf line is an `include =` of the managed file. */
+export function isManagedInclude(line: string, managedPath: string): boolean {
+  const m = /^\s*include\s*=\s*(.+?)\s*$/i.exec(line);
+  return !!m && m[1] === managedPath;
+}
+
 /** Whether an smb.conf text loads the managed file through an `include =` line in effect. */
 export function includesManaged(smbConfText: string, managedPath: string): boolean {
-  return smbConfText.split('\n').some((l) => {
-    const m = /^\s*include\s*=\s*(.+?)\s*$/i.exec(l);
-    return !!m && m[1] === managedPath;
-  });
+  return smbConfText.split('\n').some((l) => isManagedInclude(l, managedPath));
+}
+
+/** smb.conf as the admin wrote it, without the line that includes the managed file. */
+export function withoutManagedInclude(smbConfText: string, managedPath: string): string {
+  return smbConfText.split('\n').filter((l) => !isManagedInclude(l, managedPath)).join('\n');
+}
+
+/** The [global] section of `testparm -s` output as name -> value (names in lower case). */
+export function parseTestparmGlobals(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let inGlobal = false;
+  for (const l of text.split('\n')) {
+    const sec = /^\s*\[(.*)\]\s*$/.exec(l);
+    if (sec) { inGlobal = sec[1]!.toLowerCase() === 'global'; continue; }
+    const kv = /^\s*([^=#;]+?)\s*=\s*(.*?)\s*$/.exec(l);
+    if (inGlobal && kv) out[kv[1]!.toLowerCase()] = kv[2]!;
+  }
+  return out;
 }

@@ -2,11 +2,12 @@
  * Thin adapter over the Samba tools for one smbd instance (named by its smb.conf).
  * Every call goes through the Runner; passwords go on stdin.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
+import { parseTestparmGlobals, withoutManagedInclude } from './render.ts';
 
 export interface SambaTarget {
   smbConf: string;
@@ -60,6 +61,30 @@ export class Samba {
       const f = join(dir, 'candidate.conf');
       await writeFile(f, text, { mode: 0o600 });
       await this.check(f);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The [global] parameters the admin set (those differing from Samba's defaults), as testparm reads
+   * smb.conf without the line that includes the managed file: what the managed [global] must not weaken.
+   */
+  async adminGlobals(): Promise<Record<string, string>> {
+    const text = await readFile(this.target.smbConf, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw new GatewayError('failed', `cannot read ${this.target.smbConf}: ${e.message}`);
+    });
+    if (text === undefined) return {};
+    const dir = await mkdtemp(join(tmpdir(), 'smbgw-admin-'));
+    try {
+      const f = join(dir, 'smb.conf');
+      await writeFile(f, withoutManagedInclude(text, this.target.managedConf), { mode: 0o600 });
+      const r = await this.run('testparm', ['-s', '--suppress-prompt', f], { allowFail: true });
+      if (r.code !== 0) {
+        throw new GatewayError('failed', `testparm rejected ${this.target.smbConf} (read without the gateway's include line): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      }
+      return parseTestparmGlobals(r.stdout);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
 import { table } from '../../cli/table.ts';
 import {
-  deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime,
+  deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime, zfsSnapshotsAfter,
 } from '../../backup/snapshots.ts';
 import { subvolumeUuid } from '../../provision/quota.ts';
 import type { Gateway } from '../context.ts';
@@ -87,7 +87,7 @@ export const snapshotsOp: Operation<Gateway> = {
 const restoreParams = {
   ...nameParam,
   snapshot: { type: 'string', pattern: /^smbgw-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$/, patternText: 'must be a snapshot name as listed by `snapshots`', description: 'Snapshot to go back to' },
-  force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored' },
+  force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored (only when the gateway made every one of them)' },
 } as const;
 
 export const restoreOp: Operation<Gateway> = {
@@ -106,7 +106,7 @@ export const restoreOp: Operation<Gateway> = {
       const t = requireSnapshottable(share);
       const all = await listSnapshots(g.run, t);
       if (!all.includes(snapshot)) throw invalid('snapshot', `share "${share.sharename}" has no snapshot ${snapshot} (see: pve-smbgateway snapshots ${share.sharename})`);
-      const newer = all.filter((n) => n > snapshot);
+      const newer = t.kind === 'zfs' ? await zfsSnapshotsAfter(g.run, t.dataset, snapshot) : all.filter((n) => n > snapshot);
       const safety = t.kind === 'btrfs' ? freshName(all, new Date()) : undefined;
       const limit = share.quota ? parseSize(share.quota) : undefined;
       const shares = await g.store.list();
