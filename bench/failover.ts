@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeGateway } from '../src/api/context.ts';
+import { makeGateway } from '../src/provision/context.ts';
 import { deployHa } from '../src/api/operations/ha.ts';
 import { execRunner } from '../src/core/exec.ts';
 import { defaultSettings } from '../src/core/settings.ts';

@@ -18,7 +18,7 @@ import { parseShare } from '../src/core/share.ts';
 import { Collector } from '../src/monitor/collector.ts';
 import { MetricsDb, type Sample } from '../src/monitor/db.ts';
 import { renderManagedConf } from '../src/samba/render.ts';
-import { freePort, waitPort } from '../src/samba/sandbox.ts';
+import { freePort, waitPort } from '../src/demo/sandbox.ts';
 import { openSession, type SmbSession } from '../test/helpers/smbsession.ts';
 import { sh, startGateway, type TestGateway } from '../test/helpers/gateway.ts';
 

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeGateway } from '../src/api/context.ts';
+import { makeGateway } from '../src/provision/context.ts';
 import { deployHa, failoverOp, haState, type HaDeployResult, type HaState } from '../src/api/operations/ha.ts';
 import { statusOp } from '../src/api/operations/shares.ts';
 import { execRunner } from '../src/core/exec.ts';

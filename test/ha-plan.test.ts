@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeGateway } from '../src/api/context.ts';
+import { makeGateway } from '../src/provision/context.ts';
 import { deployHa, failoverOp, haState } from '../src/api/operations/ha.ts';
 import { GatewayError } from '../src/core/errors.ts';
 import { execRunner, type Runner } from '../src/core/exec.ts';

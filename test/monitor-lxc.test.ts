@@ -14,7 +14,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeGateway } from '../src/api/context.ts';
+import { makeGateway } from '../src/provision/context.ts';
 import { execRunner, type Runner } from '../src/core/exec.ts';
 import type { Share } from '../src/core/share.ts';
 import { Collector } from '../src/monitor/collector.ts';

@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { colourStats, readPng } from './helpers/png.ts';
 import { startDemo, type Demo } from '../src/demo/main.ts';
 import { sh } from './helpers/gateway.ts';
 
@@ -79,6 +80,12 @@ describe('web wizard in chromium', () => {
     assert.match(await page.textContent('#step-body') ?? '', /webshare[\s\S]*native[\s\S]*high/);
     const shot = join(demo.root, 'wizard.png');
     await page.screenshot({ path: shot });
+    // What a person would see: a rendered page, not a blank or error screen.
+    const img = readPng(await readFile(shot));
+    const stats = colourStats(img);
+    assert.ok(img.width >= 800 && img.height >= 500, `screenshot ${img.width}x${img.height}`);
+    assert.ok(stats.colours > 30 && stats.foreground > 0.03, `the wizard looks blank: ${JSON.stringify(stats)}`);
+    if (process.env.SMBGW_KEEP_SCREENSHOT) await writeFile(process.env.SMBGW_KEEP_SCREENSHOT, await readFile(shot));
     await page.click('#create');
     await page.waitForSelector('#shares tr[data-share="webshare"]', { timeout: 60_000 });
     assert.match(await page.textContent('#shares tr[data-share="webshare"]') ?? '', /native.*webshare.*high/);

@@ -9,11 +9,11 @@ import { GatewayError } from '../core/errors.ts';
 import { execRunner } from '../core/exec.ts';
 import { loadSettings, type Settings } from '../core/settings.ts';
 import { Collector } from '../monitor/collector.ts';
-import { closeMetricsDbs, metricsDbFor, releaseMetricsDb, type MetricsDb } from '../monitor/db.ts';
+import { metricsDbFor, releaseMetricsDb, type MetricsDb } from '../monitor/db.ts';
 import { Authenticator, type PveAuthConfig } from './auth.ts';
-import { makeGateway, type Gateway } from './context.ts';
+import { makeGateway, type Gateway } from '../provision/context.ts';
 import { metricsDbPath } from './operations/metrics.ts';
-import { DEFAULT_LIMITS, nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer } from './server.ts';
+import { DEFAULT_LIMITS, nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer, type AssetSource } from './server.ts';
 import { TokenStore } from './tokens.ts';
 
 export interface DaemonConfig {
@@ -97,7 +97,15 @@ export interface Daemon {
   stop: () => Promise<void>;
 }
 
-export async function startDaemon(opts: { settings?: Settings; config?: Partial<DaemonConfig>; log?: (m: string) => void } = {}): Promise<Daemon> {
+export interface DaemonOptions {
+  settings?: Settings;
+  config?: Partial<DaemonConfig>;
+  log?: (m: string) => void;
+  /** Static files served at / (the web UI, wired in by web/main.ts). */
+  assets?: AssetSource;
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const settings = opts.settings ?? loadSettings();
   const config = { ...(opts.settings ? defaultDaemonConfig(settings) : loadDaemonConfig(settings)), ...(opts.config ?? {}) };
   checkLimits(config);
@@ -114,6 +122,7 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
     gateway, auth, collector, tls, host: config.listen, port: config.port,
     peer: (node) => config.peers[node] ?? cluster?.(node),
     storageCfg: settings.storageCfg,
+    assets: opts.assets,
     limits: {
       headersTimeout: config.headers_timeout * 1000, requestTimeout: config.request_timeout * 1000,
       maxConnections: config.max_connections, maxBody: config.max_body,
@@ -128,25 +137,4 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
       releaseMetricsDb(db.path);
     },
   };
-}
-
-async function main(): Promise<void> {
-  const verbose = process.argv.includes('--verbose') || !!process.env.SMBGW_VERBOSE;
-  const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-  const d = await startDaemon({ log: verbose ? log : undefined });
-  log(`pve-smbgatewayd on ${d.api.url}${d.config.listen !== '127.0.0.1' ? ` (listening on ${d.config.listen})` : ''}, node ${d.gateway.settings.node}, collecting every ${d.config.interval} s into ${d.db.path}`);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await d.stop();
-    closeMetricsDbs();
-    process.exit(0);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-}
-
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/pve-smbgatewayd') || process.argv[1]?.endsWith('/api/daemon.js')) {
-  main().catch((e: Error) => { process.stderr.write(`pve-smbgatewayd: ${e.message}\n`); process.exit(1); });
 }

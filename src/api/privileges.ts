@@ -10,7 +10,7 @@
 import type { Privilege, PrivilegeRule } from '../core/operation.ts';
 import type { Settings } from '../core/settings.ts';
 import type { Share } from '../core/share.ts';
-import type { Gateway } from './context.ts';
+import type { Gateway } from '../provision/context.ts';
 
 export const AUDIT_PRIVS = ['Datastore.Audit', 'Datastore.Allocate'];
 /** Reading: the privilege over all storages (lists, tasks, metrics of every share). */

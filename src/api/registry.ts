@@ -1,6 +1,6 @@
 /** Every operation the gateway offers; the CLI, REST API and OpenAPI document are built from this list. */
 import type { Operation } from '../core/operation.ts';
-import type { Gateway } from './context.ts';
+import type { Gateway } from '../provision/context.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';

@@ -30,9 +30,8 @@ import type { Collector } from '../monitor/collector.ts';
 import { storageAclPaths } from '../pve/storagemap.ts';
 import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Authenticator, Caller } from './auth.ts';
-import type { Gateway } from './context.ts';
+import type { Gateway } from '../provision/context.ts';
 import { API_BASE, openApiDocument, pathParams, restSchema } from './openapi.ts';
-import { webAsset } from '../web/static.ts';
 import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
@@ -45,7 +44,13 @@ export interface ApiCtx extends Gateway {
 
 export interface Peer { url: string; fingerprint: string }
 
+/** A static file the server answers a GET with (the web UI's, see web/static.ts). */
+export interface StaticAsset { type: string; body: Buffer; headers: Record<string, string> }
+export type AssetSource = (pathname: string, node: string) => StaticAsset | undefined;
+
 export interface ApiServerOptions {
+  /** Static files served at / (none unless given). */
+  assets?: AssetSource;
   gateway: Gateway;
   auth: Authenticator;
   tls: { cert: string | Buffer; key: string | Buffer };
@@ -403,7 +408,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       throw new GatewayError('invalid', 'request target: must be a path such as /api2/json/... (not an absolute URL, //host or a path with a backslash)');
     }
     const url = new URL(raw, 'https://localhost');
-    const asset = method === 'GET' ? webAsset(url.pathname, node) : undefined;
+    const asset = method === 'GET' ? o.assets?.(url.pathname, node) : undefined;
     if (asset) {
       res.writeHead(200, { 'content-type': asset.type, ...asset.headers });
       res.end(asset.body);

@@ -1,64 +1,16 @@
 /**
  * Snapshots of native-mode shares, coordinated with the filesystem that holds the data (a ZFS
  * dataset, a btrfs subvolume), named so that Samba's shadow_copy2 shows them to Windows clients as
- * "Previous Versions". Pure naming and smb.conf parameters here; the steps that run commands follow.
+ * "Previous Versions" (naming: core/snapshot.ts). The steps that run commands.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
-import type { Backing } from '../provision/storage.ts';
+import { snapshottable, SNAPSHOT_RE, type Snapshottable } from '../core/snapshot.ts';
 
-/** shadow_copy2's format and the matching name of a snapshot taken at `date` (UTC). */
-export const SNAPSHOT_FORMAT = 'smbgw-%Y.%m.%d-%H.%M.%S';
-export const SNAPSHOT_RE = /^smbgw-(\d{4})\.(\d{2})\.(\d{2})-(\d{2})\.(\d{2})\.(\d{2})$/;
-
-export function snapshotName(date: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `smbgw-${date.getUTCFullYear()}.${p(date.getUTCMonth() + 1)}.${p(date.getUTCDate())}-${p(date.getUTCHours())}.${p(date.getUTCMinutes())}.${p(date.getUTCSeconds())}`;
-}
-
-export function snapshotTime(name: string): Date | undefined {
-  const m = SNAPSHOT_RE.exec(name);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
-  return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
-}
-
-/** The tag stored with the share (`backing`), from what the provisioner found. */
-export function backingTag(b: Backing, willBeSubvolume: boolean): string {
-  if (b.kind === 'zfs') return `zfs:${b.dataset}`;
-  if (b.kind === 'btrfs' && (b.subvolume || willBeSubvolume)) return `btrfs:${b.mountpoint}`;
-  return 'dir';
-}
-
-export type Snapshottable = { kind: 'zfs'; dataset: string } | { kind: 'btrfs'; mountpoint: string; snapdir: string };
-
-/** Where a share's snapshots live; undefined where the filesystem cannot snapshot it. */
-export function snapshottable(s: Share): Snapshottable | undefined {
-  const tag = s.backing ?? '';
-  if (tag.startsWith('zfs:')) return { kind: 'zfs', dataset: tag.slice(4) };
-  if (tag.startsWith('btrfs:')) {
-    const mountpoint = tag.slice(6);
-    // A directory name Samba will not expand (no %) and that stays unique per share.
-    const safe = s.sharename.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
-    const hash = createHash('sha256').update(s.sharename).digest('hex').slice(0, 8);
-    return { kind: 'btrfs', mountpoint, snapdir: join(mountpoint, '.smbgateway-snapshots', `${safe}-${hash}`) };
-  }
-  return undefined;
-}
-
-/** smb.conf parameters that publish the snapshots as Previous Versions. */
-export function shadowCopyParams(s: Share): [string, string][] {
-  const t = s.backup_enabled && s.mode === 'native' ? snapshottable(s) : undefined;
-  if (!t) return [];
-  const common: [string, string][] = [['shadow:format', SNAPSHOT_FORMAT], ['shadow:sort', 'desc'], ['shadow:localtime', 'no']];
-  if (t.kind === 'zfs') return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', '.zfs/snapshot'], ...common];
-  return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', t.snapdir], ['shadow:mountpoint', s.path], ...common];
-}
 
 export function requireSnapshottable(s: Share): Snapshottable {
   if (s.mode !== 'native') throw new GatewayError('unavailable', `sharename: snapshots of ${s.mode} shares are taken with vzdump (not available here)`, 'sharename');

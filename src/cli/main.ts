@@ -4,8 +4,9 @@
  * `--json` prints exactly one JSON document {success, data, error, timestamp}; failures exit non-zero.
  */
 import { GatewayError, toGatewayError } from '../core/errors.ts';
+import { printers } from './printers.ts';
 import type { Operation } from '../core/operation.ts';
-import { makeGateway, type Gateway } from '../api/context.ts';
+import { makeGateway, type Gateway } from '../provision/context.ts';
 import { operations } from '../api/registry.ts';
 import { wantsWatch, watch } from './watch.ts';
 
@@ -96,7 +97,7 @@ export async function main(argv: string[], gw?: Gateway): Promise<number> {
     if (wantsWatch(parsed.op, parsed.params)) return await watch(parsed.op, parsed.params, g, json);
     const result = await parsed.op.handler(parsed.params, g);
     if (json) out(result);
-    else process.stdout.write((parsed.op.format ? parsed.op.format(result) : JSON.stringify(result, null, 2)) + '\n');
+    else process.stdout.write((printers[parsed.op.command.join(' ')]?.(result) ?? JSON.stringify(result, null, 2)) + '\n');
     return 0;
   } catch (e) {
     const err = toGatewayError(e);

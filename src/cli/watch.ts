@@ -3,7 +3,8 @@
  * handler runs again every few seconds (SMBGW_WATCH_SECONDS, default 2) until interrupted; the
  * screen is redrawn, or with --json one JSON line is printed per refresh.
  */
-import type { Gateway } from '../api/context.ts';
+import type { Gateway } from '../provision/context.ts';
+import { printers } from './printers.ts';
 import type { Operation } from '../core/operation.ts';
 
 export function wantsWatch(op: Operation<Gateway>, params: Record<string, unknown>): boolean {
@@ -19,7 +20,7 @@ export async function watch(op: Operation<Gateway>, params: Record<string, unkno
   for (let round = 1; !stop; round++) {
     const result = await op.handler({ ...params, watch: false }, g);
     if (json) process.stdout.write(JSON.stringify({ success: true, data: result, timestamp: new Date().toISOString() }) + '\n');
-    else process.stdout.write(`\x1b[H\x1b[2J${new Date().toISOString()}  pve-smbgateway ${op.command.join(' ')} ${Object.values(params).filter((v) => typeof v === 'string' && v !== 'true').join(' ')} (every ${seconds} s, Ctrl-C to stop)\n\n${op.format ? op.format(result) : JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(`\x1b[H\x1b[2J${new Date().toISOString()}  pve-smbgateway ${op.command.join(' ')} ${Object.values(params).filter((v) => typeof v === 'string' && v !== 'true').join(' ')} (every ${seconds} s, Ctrl-C to stop)\n\n${printers[op.command.join(' ')]?.(result) ?? JSON.stringify(result, null, 2)}\n`);
     if (maxRounds && round >= maxRounds) break;
     await new Promise((r) => setTimeout(r, seconds * 1000));
   }

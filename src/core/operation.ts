@@ -57,8 +57,6 @@ export interface Operation<Ctx = unknown> {
   /** Long operations run as tasks in the daemon. */
   async?: boolean;
   handler: (params: Record<string, unknown>, ctx: Ctx) => Promise<unknown>;
-  /** Human-readable rendering for the CLI without --json. */
-  format?: (result: unknown) => string;
 }
 
 export function isPrivilegeRule<Ctx>(p: Privilege | PrivilegeRule<Ctx>): p is PrivilegeRule<Ctx> {

@@ -10,12 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeGateway, type Gateway } from '../api/context.ts';
+import { makeGateway, type Gateway } from '../provision/context.ts';
 import { createOp, deleteOp } from '../api/operations/shares.ts';
 import { startDaemon, type Daemon } from '../api/daemon.ts';
+import { webAsset } from '../web/static.ts';
 import { TokenStore } from '../api/tokens.ts';
 import { defaultSettings } from '../core/settings.ts';
-import { startSandbox, type Sandbox } from '../samba/sandbox.ts';
+import { startSandbox, type Sandbox } from './sandbox.ts';
 
 export interface Demo {
   info: { host: string; port: number; share: string; user: string; password: string; api: string; node: string; token: string };
@@ -61,7 +62,7 @@ export async function startDemo(opts: { share?: string; log?: (m: string) => voi
       comment: 'pve-smbgateway demo share',
     }, gateway);
     // The daemon: its API on a free loopback port, its collector writing to <root>/state/metrics.db.
-    daemon = await startDaemon({ settings, config: { listen: '127.0.0.1', port: Number(process.env.SMBGW_DEMO_API_PORT ?? 0) }, log: opts.log });
+    daemon = await startDaemon({ settings, assets: webAsset, config: { listen: '127.0.0.1', port: Number(process.env.SMBGW_DEMO_API_PORT ?? 0) }, log: opts.log });
     const token = await new TokenStore(settings).create('demo', ['Datastore.Audit', 'Datastore.Allocate'], { comment: 'demo share' });
     return {
       info: { host: sandbox.host, port: sandbox.port, share, user, password, api: daemon.api.url, node: settings.node, token: token.header },

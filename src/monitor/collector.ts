@@ -9,7 +9,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { Gateway } from '../api/context.ts';
+import type { Gateway } from '../provision/context.ts';
 import type { Share } from '../core/share.ts';
 import { NativeIoTracker, cgroupSmbdIo, MonotonicCounter } from './attribution.ts';
 import type { MetricsDb, Sample } from './db.ts';

@@ -10,16 +10,12 @@
  * Bind mounts (mp0 with a host path) are allowed by Proxmox to root@pam only: this mode needs the
  * pvesh transport (or a root@pam ticket), and `pct` on the node for exec/push.
  */
-import { rm } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
 import { renderManagedConf } from '../samba/render.ts';
-import {
-  assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep,
-  LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare,
-} from './guest.ts';
+import { assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep, LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare } from './guest.ts';
 import type { CreatePlan } from './native.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';

@@ -10,12 +10,11 @@ import { passwordRule, shareUsers, type Made, type Share } from '../core/share.t
 import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
-import { backingTag } from '../backup/snapshots.ts';
 import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
-import { placeNewShare, requireQuotaSupport } from './storage.ts';
+import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export interface NativeCtx {
   run: Runner;

@@ -15,7 +15,8 @@ import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import type { Made, Share } from '../core/share.ts';
-import { deleteSnapshot, listSnapshots, snapshottable } from '../backup/snapshots.ts';
+import { deleteSnapshot, listSnapshots } from '../backup/snapshots.ts';
+import { snapshottable } from '../core/snapshot.ts';
 import { datasetGuid, destroyDataset, subvolumeUuid } from './quota.ts';
 import { parseMountinfo, within } from './storage.ts';
 

@@ -142,6 +142,13 @@ export function checkNoOverlap(path: string, others: readonly { sharename: strin
   }
 }
 
+/** The tag stored with the share (`backing`), from what the provisioner found. */
+export function backingTag(b: Backing, willBeSubvolume: boolean): string {
+  if (b.kind === 'zfs') return `zfs:${b.dataset}`;
+  if (b.kind === 'btrfs' && (b.subvolume || willBeSubvolume)) return `btrfs:${b.mountpoint}`;
+  return 'dir';
+}
+
 /** Convert ZFS/btrfs human sizes (1.5G, 512M, 100K) to bytes. */
 export function humanToBytes(v: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)([KMGTPE]?)i?B?$/i.exec(v.trim());

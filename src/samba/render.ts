@@ -4,7 +4,7 @@
  * `include =` line (see README). No value can carry a line break, a section header or a second parameter.
  */
 import { shareOptions, type Share } from '../core/share.ts';
-import { shadowCopyParams } from '../backup/snapshots.ts';
+import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -81,4 +81,13 @@ export function parseTestparmGlobals(text: string): Record<string, string> {
     if (inGlobal && kv) out[kv[1]!.toLowerCase()] = kv[2]!;
   }
   return out;
+}
+
+/** smb.conf parameters that publish the snapshots as Previous Versions. */
+export function shadowCopyParams(s: Share): [string, string][] {
+  const t = s.backup_enabled && s.mode === 'native' ? snapshottable(s) : undefined;
+  if (!t) return [];
+  const common: [string, string][] = [['shadow:format', SNAPSHOT_FORMAT], ['shadow:sort', 'desc'], ['shadow:localtime', 'no']];
+  if (t.kind === 'zfs') return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', '.zfs/snapshot'], ...common];
+  return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', t.snapdir], ['shadow:mountpoint', s.path], ...common];
 }

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { cp, mkdir, readFile, rm, writeFile, chmod, stat, readdir, copyFile, open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '../../src/samba/sandbox.ts';
+import { freePort } from '../../src/demo/sandbox.ts';
 import { alive, cacheRoot, note, run, since, sleep, uid, waitFor } from './common.ts';
 import { buildRootfs, cached, inChroot, maskUnit, recipeKey, SUITE, type Built } from './rootfs.ts';
 import { reapStale, writeOwner } from './reap.ts';

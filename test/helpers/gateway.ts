@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { makeGateway, type Gateway } from '../../src/api/context.ts';
+import { makeGateway, type Gateway } from '../../src/provision/context.ts';
 import { defaultSettings, settingsJson, type Settings } from '../../src/core/settings.ts';
-import { startSandbox, type Sandbox } from '../../src/samba/sandbox.ts';
+import { startSandbox, type Sandbox } from '../../src/demo/sandbox.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'bin/pve-smbgateway');

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeGateway, type Gateway } from '../../src/api/context.ts';
+import { makeGateway, type Gateway } from '../../src/provision/context.ts';
 import { operations } from '../../src/api/registry.ts';
 import { execRunner, type Runner } from '../../src/core/exec.ts';
 import { defaultSettings, settingsJson, type Settings } from '../../src/core/settings.ts';

@@ -5,12 +5,10 @@ import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { validate } from '../../core/schema.ts';
 import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
-import { table } from '../../cli/table.ts';
-import {
-  deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotName, snapshotStep, snapshotTime, zfsSnapshotsAfter,
-} from '../../backup/snapshots.ts';
+import { deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '../../backup/snapshots.ts';
+import { snapshotName, snapshotTime } from '../../core/snapshot.ts';
 import { subvolumeUuid } from '../../provision/quota.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
 
 const nameParam = { sharename: shareSchema.sharename };
@@ -58,10 +56,6 @@ export const backupOp: Operation<Gateway> = {
       return { sharename: share.sharename, snapshot: name, time: snapshotTime(name)!.toISOString(), pruned };
     });
   },
-  format: (r) => {
-    const x = r as { sharename: string; snapshot: string; pruned: string[] };
-    return `snapshot ${x.snapshot} of ${x.sharename}${x.pruned.length ? `; pruned ${x.pruned.join(', ')}` : ''}`;
-  },
 };
 
 export const snapshotsOp: Operation<Gateway> = {
@@ -77,10 +71,6 @@ export const snapshotsOp: Operation<Gateway> = {
     const share = await g.store.require(validate(nameParam, p).sharename);
     const names = await listSnapshots(g.run, requireSnapshottable(share));
     return names.map((name) => ({ name, time: snapshotTime(name)!.toISOString() }));
-  },
-  format: (r) => {
-    const rows = (r as { name: string; time: string }[]).map((x) => [x.name, x.time]);
-    return rows.length ? table(['SNAPSHOT', 'TIME (UTC)'], rows) : 'no snapshots';
   },
 };
 
@@ -136,10 +126,6 @@ export const restoreOp: Operation<Gateway> = {
       await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
       return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
     });
-  },
-  format: (r) => {
-    const x = r as { sharename: string; restored: string; safety_snapshot?: string; destroyed: string[] };
-    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}`;
   },
 };
 

@@ -6,15 +6,14 @@ import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
 import { addressAnswers, loadHaConfig, requireHaConfig, resolveVips, saveHaConfig, type HaConfig } from '../../ha/config.ts';
-import { moveVip, snapshot, type FailoverResult, type HaNode } from '../../ha/ctdb.ts';
+import { moveVip, snapshot, type HaNode } from '../../ha/ctdb.ts';
 import { deployCluster, type DeployReport } from '../../ha/deploy.ts';
 import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from '../../ha/plan.ts';
 import { sshRunner } from '../../ha/transport.ts';
 import { guestHaRegistered, guestHaRemoveSteps, guestHaSteps, haResourceSid } from '../../ha/pveha.ts';
 import { pveClient } from '../../pve/connect.ts';
-import { table } from '../../cli/table.ts';
 import { globalParams } from '../../samba/profiles.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, SYS_MODIFY } from '../privileges.ts';
 
 
@@ -157,15 +156,6 @@ export async function haState(g: Gateway, share?: Share): Promise<HaState> {
   }
 }
 
-export function formatHaState(s: HaState): string {
-  const lines: string[] = [];
-  if (s.vip) lines.push(`vip:      ${s.vip} on ${s.holder ?? 'NO NODE'}`);
-  if (s.nodes.length) lines.push(table(['NODE', 'ADDRESS', 'PNN', 'FLAGS'], s.nodes.map((n) => [n.name, n.address, n.pnn === null ? '-' : String(n.pnn), n.flags.join(',')])));
-  lines.push(`health:   ${s.ok ? 'ok' : 'PROBLEM'}`);
-  for (const p of s.problems) lines.push(`problem:  ${p}`);
-  return lines.join('\n');
-}
-
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 async function haShare(g: Gateway, name: string): Promise<Share> {
@@ -185,13 +175,6 @@ export const haDeployOp: Operation<Gateway> = {
   privilege: SYS_MODIFY,
   async: true,
   handler: (p, g) => deployHa(g, p),
-  format: (r) => {
-    const x = r as HaDeployResult;
-    const lines = [`CTDB cluster of ${x.nodes.length} node(s) healthy`];
-    for (const [share, vip] of Object.entries(x.vips)) lines.push(`  ${share}: ${vip} on ${x.holders[share] ?? '-'}`);
-    for (const [node, ch] of Object.entries(x.changes)) lines.push(`  ${node}: ${ch.length ? ch.join('; ') : 'unchanged'}`);
-    return lines.join('\n');
-  },
 };
 
 export const haStatusOp: Operation<Gateway> = {
@@ -203,7 +186,6 @@ export const haStatusOp: Operation<Gateway> = {
   returns: { description: 'Cluster state' },
   privilege: AUDIT,
   handler: (_p, g) => haState(g),
-  format: (r) => formatHaState(r as HaState),
 };
 
 export const failoverOp: Operation<Gateway> = {
@@ -225,10 +207,6 @@ export const failoverOp: Operation<Gateway> = {
     const vip = shareVip(cfg, share);
     const nodes: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: g.run }));
     return moveVip(nodes, g.run, vip, to);
-  },
-  format: (r) => {
-    const x = r as FailoverResult;
-    return x.from === x.to ? `VIP ${x.vip} is already on ${x.to}` : `VIP ${x.vip} moved from ${x.from} to ${x.to} in ${x.seconds.toFixed(2)} s`;
   },
 };
 
@@ -256,10 +234,6 @@ export const haGuestOp: Operation<Gateway> = {
     const o = { maxRestart: x.max_restart, maxRelocate: x.max_relocate };
     await applyPlan(x.remove ? guestHaRemoveSteps(api, share, o) : guestHaSteps(api, share, o), { failAt: failAtFromEnv(), log: g.log });
     return { sharename: share.sharename, sid, registered: !!(await guestHaRegistered(api, sid)) };
-  },
-  format: (r) => {
-    const x = r as { sharename: string; sid: string; registered: boolean };
-    return `${x.sharename}: ${x.sid} ${x.registered ? 'is a Proxmox HA resource' : 'is not an HA resource'}`;
   },
 };
 

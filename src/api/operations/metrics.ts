@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import type { Operation } from '../../core/operation.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { shareSchema } from '../../core/share.ts';
-import { humanBytes, table } from '../../cli/table.ts';
-import { CFS, metricsDbFor, TIMEFRAMES, type Point } from '../../monitor/db.ts';
-import type { Gateway } from '../context.ts';
+import { CFS, metricsDbFor, TIMEFRAMES } from '../../monitor/db.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { readSharePrivileges } from '../privileges.ts';
 
 /** The metrics database of this node (node-local state, never under /etc/pve). */
@@ -52,18 +51,5 @@ export const metricsOp: Operation<Gateway> = {
     const path = metricsDbPath(g);
     if (!existsSync(path)) return [];
     return metricsDbFor(path).query(share.sharename, timeframe as (typeof TIMEFRAMES)[number], cf as (typeof CFS)[number]);
-  },
-  format: (r) => {
-    const pts = r as Point[];
-    if (!pts.length) return 'no samples yet (the collector of pve-smbgatewayd writes one every interval)';
-    const rate = (v: number | null) => (v === null ? '-' : `${humanBytes(v)}/s`);
-    const n = (v: number | null) => (v === null ? '-' : v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10));
-    const rows = pts.slice(-15).map((x) => [
-      new Date(x.time * 1000).toISOString().slice(0, 19).replace('T', ' '), rate(x.throughput_read), rate(x.throughput_write),
-      n(x.iops_read), n(x.iops_write), n(x.connections), n(x.errors),
-      x.storage_used === null ? '-' : `${humanBytes(x.storage_used)}${x.storage_total ? ' / ' + humanBytes(x.storage_total) : ''}`,
-    ]);
-    const head = pts.length > 15 ? `last 15 of ${pts.length} samples\n` : '';
-    return head + table(['TIME (UTC)', 'READ', 'WRITE', 'R-IOPS', 'W-IOPS', 'CONN', 'ERRORS', 'STORAGE'], rows);
   },
 };

@@ -8,22 +8,14 @@ import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
 import { accountRule, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, requireShare } from '../../core/store.ts';
 import { checkPasswords, planAccounts, readPasswordFile, type Passwords } from '../../provision/native.ts';
-import { guestShareStatus, nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
-import { quotaSteps, usageOf } from '../../provision/quota.ts';
-import { detectBacking, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
-import { backingTag } from '../../backup/snapshots.ts';
+import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
+import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
+import { quotaSteps } from '../../provision/quota.ts';
+import { backingTag, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
-import { includesManaged } from '../../samba/render.ts';
-import { humanBytes, table } from '../../cli/table.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, createPrivileges, deletePrivileges, readSharePrivileges, SYS_MODIFY } from '../privileges.ts';
 import { haState, type HaState } from './ha.ts';
-
-/** The share as users see it (internal bookkeeping left out). */
-export function publicShare(s: Share): Omit<Share, 'created'> {
-  const { created: _created, ...rest } = s;
-  return rest;
-}
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
@@ -43,10 +35,6 @@ export const listOp: Operation<Gateway> = {
   returns: { description: 'The shares' },
   privilege: AUDIT,
   handler: async (_p, g) => (await g.store.list()).map(publicShare),
-  format: (r) => {
-    const rows = (r as Share[]).map((s) => [s.sharename, s.mode, s.path, s.quota, s.security_profile, [...s.users, ...s.read_users.map((u) => u + '(ro)')].join(',') || (s.guest_ok ? 'guest' : ''), s.ha_enabled ? 'yes' : 'no']);
-    return rows.length ? table(['NAME', 'MODE', 'PATH', 'QUOTA', 'PROFILE', 'USERS', 'HA'], rows) : 'no shares';
-  },
 };
 
 export const createOp: Operation<Gateway> = {
@@ -85,10 +73,6 @@ export const createOp: Operation<Gateway> = {
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
   },
-  format: (r) => {
-    const x = r as { share: Share; warnings: string[] };
-    return [`created share ${x.share.sharename} (${x.share.mode}) on ${x.share.path}`, ...x.warnings.map((w) => `warning: ${w}`)].join('\n');
-  },
 };
 
 export const deleteOp: Operation<Gateway> = {
@@ -114,57 +98,7 @@ export const deleteOp: Operation<Gateway> = {
       return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
     });
   },
-  format: (r) => `deleted share ${(r as { sharename: string }).sharename}`,
 };
-
-export interface ShareStatus {
-  share: Omit<Share, 'created'>;
-  smbd_running: boolean;
-  in_config: boolean;
-  served: boolean;
-  probe?: string;
-  usage?: { used: number; limit?: number; total?: number; source: string };
-  sessions: { user: string; machine: string; encrypted?: boolean }[];
-  warnings: string[];
-  /** HA shares: the node holding the VIP and each node's CTDB flags. */
-  ha?: HaState;
-}
-
-export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus> {
-  if (share.mode !== 'native') return guestShareStatus(g, share);
-  const warnings: string[] = [];
-  const { samba, settings, run } = g;
-  const smbConfText = await readFile(settings.smbConf, 'utf8').catch(() => '');
-  if (!includesManaged(smbConfText, settings.managedConf)) warnings.push(`${settings.smbConf} does not load the gateway's shares: add the line "include = ${settings.managedConf}" at its end`);
-  const loaded = await run('testparm', ['-s', '--suppress-prompt', settings.smbConf], { allowFail: true });
-  const in_config = loaded.stdout.split('\n').some((l) => l.trim().toLowerCase() === `[${share.sharename.toLowerCase()}]`);
-  const running = await samba.running();
-  const sessions: ShareStatus['sessions'] = [];
-  let probe: string | undefined;
-  if (running) {
-    const st = await samba.status().catch((e: Error) => { warnings.push(`smbstatus: ${e.message}`); return undefined; });
-    for (const t of st?.tcons ?? []) {
-      if (t.service.toLowerCase() !== share.sharename.toLowerCase()) continue;
-      const sess = st!.sessions.find((s) => s.id === t.sessionId);
-      sessions.push({ user: sess?.username ?? '', machine: t.machine, encrypted: t.encrypted });
-    }
-    const user = shareUsers(share)[0];
-    const pw = user ? await g.store.readSecret(share.sharename, user) : undefined;
-    if (user && pw !== undefined) {
-      const r = await samba.probe(share.sharename, user, pw, 'ls', share.security_profile === 'high' ? ['--client-protection=encrypt'] : []);
-      probe = r.ok ? `ok (logged on as ${user})` : `failed: ${r.output.split('\n').slice(-1)[0]}`;
-      // smbclient's own session shows up in smbstatus: count only the others.
-    }
-  } else warnings.push('smbd is not running');
-  let usage: ShareStatus['usage'];
-  try {
-    usage = await usageOf(run, share.path, await detectBacking(run, share.path, true));
-  } catch (e) {
-    warnings.push(`usage: ${(e as Error).message}`);
-  }
-  const served = running && in_config && (probe === undefined || probe.startsWith('ok'));
-  return { share: publicShare(share), smbd_running: running, in_config, served, probe, usage, sessions, warnings, ...(share.ha_enabled ? { ha: await haState(g, share) } : {}) };
-}
 
 export const statusOp: Operation<Gateway> = {
   command: ['status'],
@@ -175,25 +109,18 @@ export const statusOp: Operation<Gateway> = {
   positional: ['sharename'],
   returns: { description: 'Share status' },
   privilege: readSharePrivileges,
-  handler: async (p, g) => shareStatus(g, await g.store.require(validate(nameParam, p).sharename)),
-  format: (r) => {
-    const s = r as ShareStatus;
-    const u = s.usage;
-    return [
-      `share:    ${s.share.sharename} (${s.share.mode}, ${s.share.security_profile}) on ${s.share.path}`,
-      `served:   ${s.served ? 'yes' : 'NO'} (smbd ${s.smbd_running ? 'running' : 'stopped'}, ${s.in_config ? 'in smb.conf' : 'NOT in smb.conf'}${s.probe ? `, probe ${s.probe}` : ''})`,
-      `usage:    ${u ? `${humanBytes(u.used)} used${u.limit ? ` of ${humanBytes(u.limit)} quota` : u.total ? ` of ${humanBytes(u.total)}` : ''} (${u.source})` : '-'}`,
-      `sessions: ${s.sessions.length}${s.sessions.length ? ' (' + s.sessions.map((x) => `${x.user}@${x.machine}`).join(', ') + ')' : ''}`,
-      ...(s.ha ? [`ha:       VIP ${s.ha.vip ?? '-'} on ${s.ha.holder ?? 'NO NODE'}; ${s.ha.nodes.map((n) => `${n.name} ${n.flags.join(',')}`).join(', ')}${s.ha.problems.length ? `; ${s.ha.problems.join('; ')}` : ''}`] : []),
-      ...s.warnings.map((w) => `warning:  ${w}`),
-    ].join('\n');
+  handler: async (p, g): Promise<ShareStatus & { ha?: HaState }> => {
+    const share = await g.store.require(validate(nameParam, p).sharename);
+    const st = await shareStatus(g, share);
+    // HA shares: the node holding the VIP and each node's CTDB flags.
+    return share.ha_enabled ? { ...st, ha: await haState(g, share) } : st;
   },
 };
 
 /** Keys of the older Perl plugin's storage.cfg entries that have no place in a share (storage-generic). */
 const STORAGE_ONLY_KEYS = new Set(['content', 'disable', 'shared', 'nodes', 'prune-backups', 'maxfiles']);
 
-interface Imported { storage: string; sharename: string; mode: string; path: string; unmapped: Record<string, string> }
+export interface Imported { storage: string; sharename: string; mode: string; path: string; unmapped: Record<string, string> }
 
 /**
  * One storage.cfg entry as a share, through the checks create makes: the schema (internal fields such
@@ -266,13 +193,6 @@ export const migrateOp: Operation<Gateway> = {
       }
       return { source, dry_run, imported, skipped };
     });
-  },
-  format: (r) => {
-    const x = r as { dry_run: boolean; imported: Imported[]; skipped: { storage: string; reason: string }[] };
-    const lines = [`${x.dry_run ? 'would import' : 'imported'} ${x.imported.length} share(s), skipped ${x.skipped.length}`];
-    for (const i of x.imported) lines.push(`  + ${i.sharename} (${i.mode}) ${i.path}${Object.keys(i.unmapped).length ? `  kept aside: ${JSON.stringify(i.unmapped)}` : ''}`);
-    for (const s of x.skipped) lines.push(`  - ${s.storage}: ${s.reason}`);
-    return lines.join('\n');
   },
 };
 

@@ -11,10 +11,9 @@ import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import { atomicWrite } from '../../core/store.ts';
 import type { PveApi } from '../../pve/api.ts';
-import { table } from '../../cli/table.ts';
 import { guestBaseSmbConf, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from '../../provision/guest.ts';
 import { guestCtx } from '../../provision/index.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { templateCreatePrivileges } from '../privileges.ts';
 
 const AUDIT = { path: '/vms', privs: ['VM.Audit'] };
@@ -46,10 +45,6 @@ export const templateListOp: Operation<Gateway> = {
     requirePve(g);
     const { mode } = validate(listParams, p);
     return listTemplates(guestCtx(g).api, mode);
-  },
-  format: (r) => {
-    const rows = (r as TemplateInfo[]).map((t) => [String(t.vmid), t.mode, t.node, t.name ?? '']);
-    return rows.length ? table(['VMID', 'MODE', 'NODE', 'NAME'], rows) : 'no gateway templates (create one with: pve-smbgateway template create --mode lxc|vm)';
   },
 };
 
@@ -229,10 +224,6 @@ export const templateCreateOp: Operation<Gateway> = {
     const plan = v.mode === 'lxc' ? await lxcTemplatePlan(g, args) : await vmTemplatePlan(g, args);
     const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
     return { template: plan.result(), steps };
-  },
-  format: (r) => {
-    const t = (r as { template: TemplateInfo }).template;
-    return `created ${t.mode} template ${t.vmid} (${t.name}) on ${t.node}`;
   },
 };
 

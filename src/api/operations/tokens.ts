@@ -1,10 +1,9 @@
 /** API tokens of the gateway itself: token create|list|delete (see src/api/tokens.ts). */
 import type { Operation } from '../../core/operation.ts';
 import { validate, type Schema } from '../../core/schema.ts';
-import { table } from '../../cli/table.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { tokenCreatePrivileges } from '../privileges.ts';
-import { publicToken, TOKEN_NAME_RE, TOKEN_PREFIX, TOKEN_PRIVS, TokenStore, type PublicToken } from '../tokens.ts';
+import { publicToken, TOKEN_NAME_RE, TOKEN_PREFIX, TOKEN_PRIVS, TokenStore } from '../tokens.ts';
 
 const MANAGE = { path: '/access', privs: ['Permissions.Modify'] };
 
@@ -41,10 +40,6 @@ export const tokenCreateOp: Operation<Gateway> = {
     const r = await new TokenStore(g.settings).create(bare(v.tokenid), v.privs, { comment: v.comment, expire: v.expire || undefined });
     return { ...r.token, value: r.value, authorization: r.header };
   },
-  format: (r) => {
-    const x = r as PublicToken & { value: string; authorization: string };
-    return [`token ${x.tokenid} created with ${x.privs.join(', ')}`, `secret (shown once): ${x.value}`, `use the header: Authorization: ${x.authorization}`].join('\n');
-  },
 };
 
 export const tokenListOp: Operation<Gateway> = {
@@ -56,10 +51,6 @@ export const tokenListOp: Operation<Gateway> = {
   returns: { description: 'The tokens', schema: { type: 'array', items: { type: 'object' } } },
   privilege: MANAGE,
   handler: async (_p, g) => (await new TokenStore(g.settings).list()).map(publicToken),
-  format: (r) => {
-    const rows = (r as PublicToken[]).map((t) => [t.tokenid, t.privs.join(','), new Date(t.created * 1000).toISOString(), t.expire ? new Date(t.expire * 1000).toISOString() : 'never', t.comment]);
-    return rows.length ? table(['TOKEN', 'PRIVILEGES', 'CREATED', 'EXPIRES', 'COMMENT'], rows) : 'no tokens';
-  },
 };
 
 const deleteParams = { tokenid } as const satisfies Schema;
@@ -78,7 +69,6 @@ export const tokenDeleteOp: Operation<Gateway> = {
     await new TokenStore(g.settings).delete(name);
     return { tokenid: TOKEN_PREFIX + name };
   },
-  format: (r) => `deleted token ${(r as { tokenid: string }).tokenid}`,
 };
 
 export const tokenOperations = [tokenCreateOp, tokenListOp, tokenDeleteOp];

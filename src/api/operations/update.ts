@@ -10,9 +10,9 @@ import { validate, type Schema } from '../../core/schema.ts';
 import { checkShare, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { servedHere, smbConfSteps } from '../../samba/apply.ts';
-import type { Gateway } from '../context.ts';
+import type { Gateway } from '../../provision/context.ts';
 import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
-import { publicShare } from './shares.ts';
+import { publicShare } from '../../provision/status.ts';
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
@@ -29,7 +29,6 @@ export const showOp: Operation<Gateway> = {
     const { sharename } = validate(nameParam, p);
     return publicShare(await g.store.require(sharename));
   },
-  format: (r) => Object.entries(r as Record<string, unknown>).map(([k, v]) => `${k.padEnd(20)} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'),
 };
 
 /** Settings an update may change. */
@@ -82,5 +81,4 @@ export const updateOp: Operation<Gateway> = {
       return { share: publicShare(next), steps };
     });
   },
-  format: (r) => `updated share ${(r as { share: Share }).share.sharename}`,
 };
