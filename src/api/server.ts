@@ -31,7 +31,7 @@ import { storageAclPaths } from '../pve/storagemap.ts';
 import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Authenticator, Caller } from './auth.ts';
 import type { Gateway } from '../provision/context.ts';
-import { API_BASE, openApiDocument, pathParams, restSchema } from './openapi.ts';
+import { API_BASE, openApiDocument, restSchema } from './openapi.ts';
 import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
@@ -547,4 +547,3 @@ function expandPath(p: string, params: Record<string, string>): string {
   return p.replace(/\{([^}]+)\}/g, (_, k: string) => params[k] ?? `{${k}}`);
 }
 
-export { pathParams };

@@ -30,12 +30,9 @@ export function binaryFor(tool: string): string {
   return process.env[key] ?? tool;
 }
 
-const trace: string[] | undefined = process.env.SMBGW_TRACE_EXEC ? [] : undefined;
-
 export const execRunner: Runner = (tool, args, opts = {}) =>
   new Promise((resolve, reject) => {
     const bin = binaryFor(tool);
-    trace?.push([bin, ...args].join(' '));
     const child = execFile(
       bin,
       [...args],

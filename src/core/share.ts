@@ -5,7 +5,6 @@ import { invalid } from './errors.ts';
 import { validate, type Infer, type Schema } from './schema.ts';
 
 export const MODES = ['native', 'lxc', 'vm'] as const;
-export type Mode = (typeof MODES)[number];
 export const SECURITY_PROFILES = ['standard', 'high'] as const;
 
 /** Section names Samba gives a meaning of its own (compared ignoring case). */

@@ -26,7 +26,3 @@ export async function getUnixGroup(run: Runner, name: string): Promise<{ name: s
   const gid = Number(r.stdout.trim().split(':')[2]);
   return Number.isInteger(gid) ? { name, gid } : undefined;
 }
-
-export async function groupExists(run: Runner, name: string): Promise<boolean> {
-  return (await run('getent', ['group', name], { allowFail: true })).code === 0;
-}

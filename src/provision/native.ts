@@ -10,7 +10,7 @@ import { passwordRule, shareUsers, type Made, type Share } from '../core/share.t
 import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
-import { addUnixUser, deleteUnixUser, getUnixUser } from './accounts.ts';
+import { addUnixUser, deleteUnixUser, getUnixGroup, getUnixUser } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
@@ -143,7 +143,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
       continue;
     }
     if (adopt.includes(u)) throw invalid('adopt', `${u} does not exist: only existing accounts can be adopted`);
-    if ((await run('getent', ['group', u], { allowFail: true })).code === 0) {
+    if (await getUnixGroup(run, u)) {
       throw invalid(field, `${u} is the name of an existing group: pve-smbgateway makes each new user a group of its own name`);
     }
     if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
@@ -154,9 +154,9 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   for (const u of given.explicit.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
   for (const [field, list] of [['groups', share.groups], ['read_groups', share.read_groups]] as const) {
     for (const gname of list) {
-      const r = await run('getent', ['group', gname], { allowFail: true });
-      if (r.code !== 0) throw invalid(field, `group ${gname} does not exist (create it first; the gateway makes no groups)`);
-      const gid = Number(r.stdout.split(':')[2]);
+      const grp = await getUnixGroup(run, gname);
+      if (!grp) throw invalid(field, `group ${gname} does not exist (create it first; the gateway makes no groups)`);
+      const gid = grp.gid;
       if (!(gid >= ctx.uidMin && gid <= ctx.uidMax)) throw invalid(field, `${gname} is a system group (gid ${gid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);
     }
   }
