@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startDaemon, type Daemon } from '../src/api/daemon.ts';
-import { fingerprintOf } from '../src/api/server.ts';
+import { fingerprintOf } from '../src/pve/tls.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { call, type Reply } from './helpers/https.ts';
 
@@ -252,5 +252,5 @@ test('a request naming another node is forwarded to that node\'s daemon, whose c
   d.config.peers.othernode = { url: other.api.url, fingerprint: 'AA:'.repeat(31) + 'AA' };
   const pinned = await api('GET', '/api2/json/nodes/othernode/smbgateway', { token: tok.audit });
   assert.equal(pinned.status, 502);
-  assert.match(pinned.json.message, /does not match the pinned fingerprint/);
+  assert.match(pinned.json.message, /^forwarding to node othernode failed: .* has fingerprint [0-9A-F:]{95}, not the pinned (AA:){31}AA: refusing to talk to it$/);
 });

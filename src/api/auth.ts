@@ -196,7 +196,7 @@ export class Authenticator {
   private csrfKey(): string {
     if (this.wwwKey === undefined) {
       try { this.wwwKey = readFileSync(this.pve!.wwwKeyFile, 'utf8'); } catch {
-        throw new GatewayError('unavailable', `cannot verify CSRF tokens: ${this.pve!.wwwKeyFile} is not readable`);
+        throw new GatewayError('unreachable', `cannot verify CSRF tokens: ${this.pve!.wwwKeyFile} is not readable`);
       }
     }
     return this.wwwKey;
@@ -210,10 +210,10 @@ export class Authenticator {
     try {
       r = await pveGetJson(this.pve!, `/api2/json/access/permissions?path=${encodeURIComponent(aclPath)}`, headers);
     } catch (e) {
-      throw new GatewayError('unavailable', `cannot verify credentials with the Proxmox VE API: ${(e as Error).message}`);
+      throw new GatewayError('unreachable', `cannot verify credentials with the Proxmox VE API: ${(e as Error).message}`);
     }
     if (r.status === 401) throw new GatewayError('unauthorized', 'authentication failure (rejected by the Proxmox VE API)');
-    if (r.status !== 200) throw new GatewayError('unavailable', `cannot verify credentials with the Proxmox VE API: HTTP ${r.status}`);
+    if (r.status !== 200) throw new GatewayError('unreachable', `cannot verify credentials with the Proxmox VE API: HTTP ${r.status}`);
     const data = ((r.body as { data?: Record<string, Record<string, unknown>> }).data ?? {});
     const privs = Object.keys(data[aclPath] ?? {});
     const caller = this.remember(k, { userid, via, privs });

@@ -13,7 +13,9 @@ import { metricsDbFor, releaseMetricsDb, type MetricsDb } from '../monitor/db.ts
 import { Authenticator, type PveAuthConfig } from './auth.ts';
 import { makeGateway, type Gateway } from '../provision/context.ts';
 import { metricsDbPath } from './operations/metrics.ts';
-import { DEFAULT_LIMITS, nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer, type AssetSource } from './server.ts';
+import { DEFAULT_LIMITS, startApiServer, type ApiServer, type AssetSource } from './server.ts';
+import { nodeCertificate } from './tls.ts';
+import { pveClusterPeer, type Peer } from '../pve/cluster.ts';
 import { TokenStore } from './tokens.ts';
 
 export interface DaemonConfig {

@@ -4,6 +4,7 @@ export type ErrorCode =
   | 'not_found'
   | 'exists'
   | 'unavailable'      // the host cannot do this (e.g. lxc mode without Proxmox VE)
+  | 'unreachable'      // something the gateway depends on (the PVE API, a key file, storage.cfg) cannot be reached or read now
   | 'locked'
   | 'failed'           // an external command or step failed
   | 'forbidden'

@@ -8,7 +8,7 @@
  * Asynchronous calls return a UPID that `waitTask` follows to its end.
  */
 import { request as httpRequest } from 'node:http';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { normFingerprint, pinnedSocket } from './tls.ts';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 
@@ -45,12 +45,6 @@ export function formEncode(params: Params = {}): string {
   return parts.join('&');
 }
 
-/** Normalise a fingerprint to upper-case colon-separated hex (as `pvenode cert info` prints it). */
-export function normFingerprint(fp: string): string {
-  const hex = fp.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
-  if (hex.length !== 64) throw new GatewayError('invalid', 'pve_fingerprint: must be a SHA-256 fingerprint (64 hex digits, colons allowed)', 'pve_fingerprint');
-  return hex.match(/../g)!.join(':');
-}
 
 export type Auth =
   | { kind: 'token'; /** user@realm!tokenid */ tokenId: string; secret: string }
@@ -76,26 +70,6 @@ export function parseTokenLine(line: string): { tokenId: string; secret: string 
 
 interface RawResponse { status: number; reason: string; body: string }
 
-/** A request that is only sent once the peer's certificate matched the pin. */
-function pinnedSocket(host: string, port: number, fingerprint: string | undefined, timeoutMs: number): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const sock = tlsConnect({ host, port, servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: !fingerprint, ALPNProtocols: ['http/1.1'] });
-    const timer = setTimeout(() => { sock.destroy(); reject(new GatewayError('failed', `Proxmox VE: no TLS connection to ${host}:${port} within ${timeoutMs} ms`)); }, timeoutMs);
-    sock.once('error', (e) => { clearTimeout(timer); reject(new GatewayError('failed', `Proxmox VE: cannot connect to ${host}:${port}: ${e.message}`)); });
-    sock.once('secureConnect', () => {
-      clearTimeout(timer);
-      if (fingerprint) {
-        const got = sock.getPeerCertificate()?.fingerprint256 ?? '';
-        if (got.toUpperCase() !== fingerprint) {
-          sock.destroy();
-          reject(new GatewayError('forbidden', `Proxmox VE: the certificate of ${host}:${port} has fingerprint ${got || '(none)'}, not the pinned ${fingerprint}: refusing to talk to it`));
-          return;
-        }
-      }
-      resolve(sock);
-    });
-  });
-}
 
 export class ApiTransport implements Transport {
   readonly user: string;
@@ -113,7 +87,7 @@ export class ApiTransport implements Transport {
     const timeoutMs = this.opts.timeoutMs ?? 30_000;
     const host = this.u.hostname.replace(/^\[|\]$/g, '');
     const port = Number(this.u.port || 8006);
-    const sock = await pinnedSocket(host, port, this.fp, timeoutMs);
+    const sock = await pinnedSocket(host, port, this.fp, timeoutMs, 'Proxmox VE');
     const form = formEncode(params);
     const inBody = method === 'POST' || method === 'PUT';
     const fullPath = '/api2/json' + path + (!inBody && form ? `?${form}` : '');

@@ -91,7 +91,7 @@ export function storageAclPaths(file: string | undefined, node: string): AclPath
       let text = '';
       if (file) {
         try { text = await readFile(file, 'utf8'); } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GatewayError('unavailable', `${file} is not readable: cannot find the storage that holds ${fsPath}`);
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GatewayError('unreachable', `${file} is not readable: cannot find the storage that holds ${fsPath}`);
         }
       }
       // Where things really are: a symbolic link must not move a path into another storage.

@@ -1,0 +1,60 @@
+/** Operations of the daemon itself: its tasks (status, log) and the API description. */
+import { GatewayError } from '../../core/errors.ts';
+import type { Operation } from '../../core/operation.ts';
+import { validate, type Schema } from '../../core/schema.ts';
+import type { Gateway } from '../../provision/context.ts';
+import type { Caller } from '../auth.ts';
+import { openApiDocument } from '../openapi.ts';
+import { AUDIT } from '../privileges.ts';
+import { taskStatus, type TaskManager } from '../tasks.ts';
+
+/** What an operation served by the daemon gets: the gateway, the task manager and who is calling. */
+export interface ApiCtx extends Gateway {
+  tasks: TaskManager;
+  caller: Caller;
+  operations: readonly Operation<ApiCtx>[];
+}
+
+const upidParam = { upid: { type: 'string', maxLength: 512, pattern: /^UPID:[^\s]+$/, patternText: 'must be a task id (UPID:...)', description: 'Task id' } } satisfies Schema;
+
+export function getTask(ctx: ApiCtx, upid: string) {
+  const t = ctx.tasks.get(upid);
+  if (!t) throw new GatewayError('not_found', `no such task ${upid}`, 'upid');
+  return t;
+}
+
+export const tasksListOp: Operation<ApiCtx> = {
+  command: [], method: 'GET', path: '/nodes/{node}/tasks', description: 'The daemon\'s recent tasks, newest first.',
+  parameters: {}, returns: { description: 'Tasks', schema: { type: 'array', items: { type: 'object' } } }, privilege: AUDIT,
+  handler: async (_p, ctx) => ctx.tasks.list().map(taskStatus),
+};
+
+export const taskStatusOp: Operation<ApiCtx> = {
+  command: [], method: 'GET', path: '/nodes/{node}/tasks/{upid}/status', description: 'Status of a task: running or stopped, its exit status and result.',
+  parameters: upidParam, returns: { description: 'Task status', schema: { type: 'object' } }, privilege: AUDIT,
+  handler: async (p, ctx) => taskStatus(getTask(ctx, validate(upidParam, p).upid)),
+};
+
+export const logParams = {
+  ...upidParam,
+  start: { type: 'integer', optional: true, default: 0, minimum: 0, description: 'First line (0-based)' },
+  limit: { type: 'integer', optional: true, default: 500, minimum: 0, maximum: 100000, description: 'At most this many lines' },
+} as const satisfies Schema;
+
+export const taskLogOp: Operation<ApiCtx> = {
+  command: [], method: 'GET', path: '/nodes/{node}/tasks/{upid}/log',
+  description: 'A task\'s log lines {n, t}. With Accept: text/event-stream, the log is followed as server-sent events until the task ends (event "end" carries its status).',
+  parameters: logParams, returns: { description: 'Log lines', schema: { type: 'array', items: { type: 'object' } } }, privilege: AUDIT,
+  handler: async (p, ctx) => {
+    const v = validate(logParams, p);
+    return getTask(ctx, v.upid).lines.slice(v.start, v.start + v.limit);
+  },
+};
+
+export const openApiOp: Operation<ApiCtx> = {
+  command: [], method: 'GET', path: '/smbgateway/openapi', description: 'This API, as an OpenAPI 3 document generated from the operation declarations.',
+  parameters: {}, returns: { description: 'OpenAPI document', schema: { type: 'object' } }, privilege: { path: '/', privs: [] },
+  handler: async (_p, ctx) => openApiDocument(ctx.operations as readonly Operation<never>[]),
+};
+
+export const daemonOperations: Operation<ApiCtx>[] = [tasksListOp, taskStatusOp, taskLogOp, openApiOp];
