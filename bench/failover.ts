@@ -13,10 +13,11 @@
  * Last line: failover_median_s=<x> failover_max_s=<y> trials=<n>
  */
 import { randomBytes } from 'node:crypto';
+import { validate } from '../src/core/schema.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeGateway } from '../src/provision/context.ts';
-import { deployHa } from '../src/api/operations/ha.ts';
+import { deployHa, haDeploySchema } from '../src/api/operations/ha.ts';
 import { execRunner } from '../src/core/exec.ts';
 import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
@@ -57,11 +58,11 @@ async function main(): Promise<void> {
     const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
     const haNodes: HaNode[] = c.nodes.map((n) => ({ name: n.name, address: n.address, run: n.run }));
     const t0 = Date.now();
-    const dep = await deployHa(gw, {
+    const dep = await deployHa(gw, validate(haDeploySchema, {
       nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
       vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `BENCH${c.id}`,
       ...(process.env.FAILOVER_LEADER_TIMEOUT ? { leader_timeout: Number(process.env.FAILOVER_LEADER_TIMEOUT) } : {}),
-    }, runnerFor);
+    }), runnerFor);
     const vip = dep.vips[sharename]!.split('/')[0]!;
     out(`cluster ${c.id} (${c.net}.0/24) deployed in ${((Date.now() - t0) / 1000).toFixed(1)} s; VIP ${vip} on ${dep.holders[sharename]}`);
     await c.nodes[0]!.run('smbpasswd', ['-s', '-a', user], { input: `${password}\n${password}\n` });
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       results.push(s);
       byKind[kind]!.push(s);
       out(`trial ${i}: kill -9 ${victim.name} (${kind === 'leader' ? 'VIP holder and CTDB leader' : 'VIP holder, not the leader'}) -> VIP on ${newHolder} after ${((moved - start) / 1000).toFixed(2)} s, SMB answers after ${s.toFixed(2)} s`);
-      if (i < trials) await deployHa(gw, {}, runnerFor); // brings the dead node back (starts its ctdbd and smbd)
+      if (i < trials) await deployHa(gw, validate(haDeploySchema, {}), runnerFor); // brings the dead node back (starts its ctdbd and smbd)
     }
     for (const [k, xs] of Object.entries(byKind)) if (xs.length) out(`holder ${k === 'leader' ? 'was' : 'was not'} the leader: median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s over ${xs.length}`);
     out(`failover_median_s=${median(results).toFixed(2)} failover_max_s=${Math.max(...results).toFixed(2)} trials=${results.length}`);

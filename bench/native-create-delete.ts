@@ -5,6 +5,7 @@
  *   node --import tsx bench/native-create-delete.ts [runs]
  */
 import { writeFile } from 'node:fs/promises';
+import { invoke } from '../src/core/operation.ts';
 import { join } from 'node:path';
 import { createOp, deleteOp } from '../src/api/operations/shares.ts';
 import { startGateway } from '../test/helpers/gateway.ts';
@@ -27,10 +28,10 @@ try {
     if (d.code !== 0) throw new Error(d.stdout);
     t.cliDelete.push(performance.now() - s);
     s = performance.now();
-    await createOp.handler({ sharename: `p${i}`, mode: 'native', path: join(g.storage, `p${i}`), users: [alice], password: 'Bench-pw-1234' }, g.gw);
+    await invoke(createOp, { sharename: `p${i}`, mode: 'native', path: join(g.storage, `p${i}`), users: [alice], password: 'Bench-pw-1234' }, g.gw);
     t.create.push(performance.now() - s);
     s = performance.now();
-    await deleteOp.handler({ sharename: `p${i}`, purge: true }, g.gw);
+    await invoke(deleteOp, { sharename: `p${i}`, purge: true }, g.gw);
     t.del.push(performance.now() - s);
   }
   const line = (name: string, xs: number[]) => console.log(`${name.padEnd(22)} p50=${pct(xs, 50).toFixed(0)}ms p90=${pct(xs, 90).toFixed(0)}ms (n=${xs.length})`);

@@ -6,12 +6,14 @@
  * removing one.
  */
 import assert from 'node:assert/strict';
+import { validate } from '../src/core/schema.ts';
+import { invoke } from '../src/core/operation.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeGateway } from '../src/provision/context.ts';
-import { deployHa, failoverOp, haState, type HaDeployResult, type HaState } from '../src/api/operations/ha.ts';
+import { deployHa, failoverOp, haDeploySchema, haState, type HaDeployResult, type HaState } from '../src/api/operations/ha.ts';
 import { statusOp } from '../src/api/operations/shares.ts';
 import { execRunner } from '../src/core/exec.ts';
 import { defaultSettings } from '../src/core/settings.ts';
@@ -67,7 +69,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
 
   await t.test('deploy: every node OK, the auto VIP comes from the range and is hosted exactly once, SMB answers there', async () => {
     const t0 = Date.now();
-    const r: HaDeployResult = await deployHa(gw, deployParams, runnerFor);
+    const r: HaDeployResult = await deployHa(gw, validate(haDeploySchema, deployParams), runnerFor);
     t.diagnostic(`cold deploy took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     vip = r.vips[sharename]!.split('/')[0]!;
     assert.equal(r.vips[sharename], `${c.net}.100/24`, 'first free address of the range');
@@ -101,7 +103,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
   await t.test('re-running deploy changes nothing and keeps the VIP where it is', async () => {
     deployed();
     const before = (await holderNode())[0]!.name;
-    const r = await deployHa(gw, {}, runnerFor);
+    const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
     for (const n of members) assert.deepEqual(r.changes[n.name], [], `${n.name} unchanged`);
     assert.equal(r.vips[sharename], `${vip}/24`);
     assert.equal((await holderNode())[0]!.name, before);
@@ -109,7 +111,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
 
   await t.test('status shows the HA state: the node holding the VIP and every node\'s flags', async () => {
     deployed();
-    const s = await statusOp.handler({ sharename }, gw) as { ha?: HaState };
+    const s = await invoke(statusOp, { sharename }, gw) as { ha?: HaState };
     assert.ok(s.ha, 'status has an ha field');
     assert.equal(s.ha.vip, vip);
     assert.equal(s.ha.holder, (await holderNode())[0]!.name);
@@ -168,7 +170,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
       assert.equal(sha(await readFile(join(back, w.name))), w.sum, `${w.name} checksum`);
     }
     // the dead node comes back: re-running deploy restarts what is missing there, and only there
-    const r = await deployHa(gw, {}, runnerFor);
+    const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
     assert.ok(r.changes[victim.name]!.includes('started ctdbd') && r.changes[victim.name]!.includes('started smbd'), `${victim.name}: ${r.changes[victim.name]}`);
     for (const n of survivors) assert.deepEqual(r.changes[n.name], []);
   });
@@ -178,7 +180,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     await waitHealthy(haNodes, [vip], 60_000, { checkInterfaces: true });
     const from = (await holderNode())[0]!;
     const to = members.find((n) => n !== from)!;
-    const r = await failoverOp.handler({ sharename, to: to.name }, gw) as { from: string; to: string; seconds: number };
+    const r = await invoke(failoverOp, { sharename, to: to.name }, gw) as { from: string; to: string; seconds: number };
     assert.deepEqual([r.from, r.to], [from.name, to.name]);
     t.diagnostic(`ctdb moveip took ${r.seconds.toFixed(2)} s`);
     assert.deepEqual((await holderNode()).map((n) => n.name), [to.name]);
@@ -187,7 +189,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     const st = await haState(gw, (await gw.store.get(sharename))!);
     assert.equal(st.holder, to.name);
     // to a node that does not exist: refused, naming the field
-    await assert.rejects(failoverOp.handler({ sharename, to: 'nosuchnode' }, gw), /to: nosuchnode is not a node of the HA cluster/);
+    await assert.rejects(invoke(failoverOp, { sharename, to: 'nosuchnode' }, gw), /to: nosuchnode is not a node of the HA cluster/);
   });
 
   await t.test('a partitioned node never takes the VIP (the cluster lock stops it); it rejoins when healed', async () => {
@@ -236,7 +238,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     deployed();
     await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
     const four = [...members, spare];
-    const add = await deployHa(gw, { nodes: four.map((n) => `${n.name}=${n.address}`) }, runnerFor);
+    const add = await deployHa(gw, validate(haDeploySchema, { nodes: four.map((n) => `${n.name}=${n.address}`) }), runnerFor);
     assert.ok(add.changes[spare.name]!.includes('started ctdbd') && add.changes[spare.name]!.includes('started smbd'), `${spare.name}: ${add.changes[spare.name]}`);
     assert.ok(members.some((n) => add.changes[n.name]!.includes('ctdb reloadnodes')), JSON.stringify(add.changes));
     const addrs = four.map((n) => n.address);
@@ -247,7 +249,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
 
     const gone = members[1]!;
     const kept = four.filter((n) => n !== gone);
-    const rm = await deployHa(gw, { nodes: kept.map((n) => `${n.name}=${n.address}`) }, runnerFor);
+    const rm = await deployHa(gw, validate(haDeploySchema, { nodes: kept.map((n) => `${n.name}=${n.address}`) }), runnerFor);
     assert.ok(rm.changes[gone.name]!.includes('stopped ctdbd (removed from the cluster)'), JSON.stringify(rm.changes));
     const expected = addrs.map((a) => (a === gone.address ? `#${a}` : a)).join('\n') + '\n';
     for (const n of kept) assert.equal(await readFile(join(n.dir, 'etc-ctdb', 'nodes'), 'utf8'), expected, `nodes file on ${n.name}`);

@@ -4,13 +4,15 @@
  * Samba registry), CTDB output parsing, SSH quoting, and refusals (no cluster lock, bad input).
  */
 import assert from 'node:assert/strict';
+import { validate } from '../src/core/schema.ts';
+import { invoke } from '../src/core/operation.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeGateway } from '../src/provision/context.ts';
-import { deployHa, failoverOp, haState } from '../src/api/operations/ha.ts';
+import { deployHa, failoverOp, haDeploySchema, haState } from '../src/api/operations/ha.ts';
 import { GatewayError } from '../src/core/errors.ts';
 import { execRunner, type Runner } from '../src/core/exec.ts';
 import { defaultSettings, settingsJson } from '../src/core/settings.ts';
@@ -63,11 +65,11 @@ test('deploy refuses a cluster without a lock before touching any node', async (
     const calls: string[] = [];
     const spy: Runner = async (tool, args) => { calls.push([tool, ...args].join(' ')); return { code: 0, stdout: '', stderr: '' }; };
     const g = makeGateway({ ...defaultSettings(), storeDir: join(dir, 'etc'), lockDir: join(dir, 'lock'), node: 'pve1', isPve: false }, spy);
-    await assert.rejects(deployHa(g, { nodes: ['pve1=10.0.0.1', 'pve2=10.0.0.2'], interface: 'eth0', cluster_lock: 'none' }, () => spy),
+    await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1', 'pve2=10.0.0.2'], interface: 'eth0', cluster_lock: 'none' }), () => spy),
       (e: GatewayError) => e.field === 'cluster_lock' && /refused/.test(e.message));
     assert.deepEqual(calls, [], 'no command ran on any node');
-    await assert.rejects(deployHa(g, { nodes: ['pve1=10.0.0.1', 'pve1=10.0.0.2'], interface: 'eth0', cluster_lock: '/s/l' }, () => spy), /nodes: node pve1 is listed twice/);
-    await assert.rejects(deployHa(g, { nodes: ['pve1=10.0.0.1'], cluster_lock: '/s/l' }, () => spy), /interface: give the network interface/);
+    await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1', 'pve1=10.0.0.2'], interface: 'eth0', cluster_lock: '/s/l' }), () => spy), /nodes: node pve1 is listed twice/);
+    await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1'], cluster_lock: '/s/l' }), () => spy), /interface: give the network interface/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -222,7 +224,7 @@ test('failover and HA status without a cluster: clear errors, on the CLI too', a
     assert.equal(st.holder, null);
     assert.equal(st.ok, false);
     assert.match(st.problems[0]!, /no node's ctdbd answers/);
-    await assert.rejects(failoverOp.handler({ sharename: name, to: 'bad name!' }, g), /to: must be a node name/);
+    await assert.rejects(invoke(failoverOp, { sharename: name, to: 'bad name!' }, g), /to: must be a node name/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -140,7 +140,7 @@ test('refused before anything changes: groups, missing password, unknown templat
   const g = await t.cli(['create', 'g1', '--mode', 'lxc', '--path', join(t.storage, 'g1'), '--group', 'staff', '--json']);
   assert.equal(g.json!.error!.field, 'groups');
   const p = await t.cli(['create', 'g2', '--mode', 'lxc', '--path', join(t.storage, 'g2'), '--user', 'alice', '--json']);
-  assert.equal(p.json!.error!.field, 'password_file');
+  assert.equal(p.json!.error!.field, 'password');
   const m = await t.cli(['create', 'g3', '--mode', 'lxc', '--path', join(t.storage, 'g3'), '--user', 'alice', '--password-file', await pwFile(), '--vm-template', '4242', '--json']);
   assert.equal(m.json!.error!.field, 'vm_template');
   const ip = await t.cli(['create', 'g4', '--mode', 'lxc', '--path', join(t.storage, 'g4'), '--user', 'alice', '--ip', '10.1.2.3', '--json']);

@@ -121,7 +121,7 @@ describe('safety: nothing a caller types can destroy, hide or expose data outsid
     // adopting with a password for it is refused; adopting without one works and keeps the password
     await writeFile(join(g.dir, 'pw-bob'), `${bob}:Other-pass-99\n`, { mode: 0o600 });
     const withPw = await g.cli(['create', 'bobshare', '--mode', 'native', '--path', join(g.storage, 'bob'), '--user', bob, '--adopt', bob, '--password-file', join(g.dir, 'pw-bob'), '--json']);
-    assert.match(withPw.json!.error!.message, /^password_file: .* is adopted: pve-smbgateway does not change the password/);
+    assert.match(withPw.json!.error!.message, /^passwords: .* is adopted: pve-smbgateway does not change the password/);
     const ok = await g.cli(['create', 'bobshare', '--mode', 'native', '--path', join(g.storage, 'bob'), '--user', bob, '--adopt', bob, '--json']);
     assert.equal(ok.code, 0, ok.stdout);
     assert.equal(await g.gw.samba.ntHash(bob), hash);

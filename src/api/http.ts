@@ -91,7 +91,7 @@ export function fieldErrors(op: Operation<never>, params: Record<string, unknown
   const errors: Record<string, string> = {};
   for (const [k, v] of Object.entries(params)) {
     const p = schema[k];
-    if (!p) { errors[k] = op.cliOnly?.includes(k) ? 'not accepted over the API' : 'property is not defined in schema and the schema does not allow additional properties'; continue; }
+    if (!p) { errors[k] = 'property is not defined in schema and the schema does not allow additional properties'; continue; }
     try {
       validate({ [k]: p }, { [k]: v }, { partial: true });
     } catch (e) {

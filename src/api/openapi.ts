@@ -14,7 +14,7 @@ export function pathParams(path: string): string[] {
 /** The parameters a REST caller may send (CLI-only ones left out). */
 export function restSchema(op: Operation<never>): Schema {
   const out: Schema = {};
-  for (const [k, p] of Object.entries(op.parameters)) if (!p.internal && !op.cliOnly?.includes(k)) out[k] = p;
+  for (const [k, p] of Object.entries(op.parameters)) if (!p.internal) out[k] = p;
   return out;
 }
 

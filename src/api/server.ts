@@ -30,7 +30,7 @@ import type { Authenticator } from './auth.ts';
 import { forward } from './forward.ts';
 import { closeAfterAnswer, fieldErrors, formToObject, parseBody, readBody, send, sendError, tooLarge } from './http.ts';
 import { API_BASE, restSchema } from './openapi.ts';
-import { daemonOperations, getTask, logParams, taskLogOp, type ApiCtx } from './operations/daemon.ts';
+import { daemonOperations, getTask, taskLogOp, type ApiCtx } from './operations/daemon.ts';
 import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { compile, expandPath, match, segments } from './router.ts';
@@ -175,16 +175,18 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     delete params.node;
     const errs = fieldErrors(op as Operation<never>, params);
     if (Object.keys(errs).length) { sendError(res, new GatewayError('invalid', 'Parameter verification failed.'), errs); return; }
+    // Validated once, defaults filled in: the privilege rule and the handler get these values.
+    const values = validate(restSchema(op as Operation<never>), params);
 
     // 4. The privileges this call needs, all of them.
     const ctx: ApiCtx = { ...g, tasks, caller, operations: ops };
     const required: Privilege[] = isPrivilegeRule(op.privilege)
-      ? await op.privilege.required(validate(restSchema(op as Operation<never>), params), ctx, acl)
+      ? await op.privilege.required(values, ctx, acl)
       : [{ ...op.privilege, path: expandPath(op.privilege.path, m.params) }];
     await o.auth.authorize(caller, required);
 
     if (op === taskLogOp && String(req.headers.accept ?? '').includes('text/event-stream')) {
-      const v = validate(logParams, params);
+      const v = values as { upid: string; start: number };
       getTask(ctx, v.upid);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       const stop = tasks.follow(v.upid, v.start, (l) => res.write(`data: ${JSON.stringify(l)}\n\n`), (t) => {
@@ -194,12 +196,12 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       return;
     }
     if (op.async) {
-      const id = typeof params.sharename === 'string' ? params.sharename : '';
-      const upid = tasks.start(op.command.join('-') || 'task', id, caller.userid, (log) => op.handler(params, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
+      const id = typeof values.sharename === 'string' ? values.sharename : '';
+      const upid = tasks.start(op.command.join('-') || 'task', id, caller.userid, (log) => op.handler(values, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
       send(res, 200, { data: upid });
       return;
     }
-    const result = await op.handler(params, ctx);
+    const result = await op.handler(values, ctx);
     send(res, 200, { data: result === undefined ? null : result });
   };
 

@@ -8,9 +8,11 @@ import { printers } from './printers.ts';
 import type { Operation } from '../core/operation.ts';
 import { makeGateway, type Gateway } from '../provision/context.ts';
 import { operations } from '../api/registry.ts';
-import { wantsWatch, watch } from './watch.ts';
+import { watch } from './watch.ts';
+import { cliOptions } from './mappings.ts';
+import { validate } from '../core/schema.ts';
 
-export interface Parsed { op: Operation<Gateway>; params: Record<string, unknown>; json: boolean }
+export interface Parsed { op: Operation<Gateway>; params: Record<string, unknown>; cli: Record<string, unknown>; json: boolean }
 
 function usage(): string {
   const lines = ['usage: pve-smbgateway <command> [args] [--json]', '', 'commands:'];
@@ -26,7 +28,7 @@ function helpFor(op: Operation<Gateway>): string {
   const lines = [`usage: pve-smbgateway ${op.command.join(' ')} ${(op.positional ?? []).map((p) => `<${p}>`).join(' ')} [options] [--json]`, '', op.description, ''];
   const rev = new Map<string, string>();
   for (const [flag, param] of Object.entries(op.aliases ?? {})) rev.set(param, flag);
-  for (const [k, p] of Object.entries(op.parameters)) {
+  for (const [k, p] of Object.entries({ ...op.parameters, ...cliOptions[op.command.join(' ')]?.options })) {
     if (p.internal || op.apiOnly?.includes(k) || op.positional?.includes(k)) continue;
     const flag = rev.get(k) ?? k.replace(/_/g, '-');
     const extra = p.type === 'string' && p.enum ? ` (${p.enum.join('|')})` : p.type === 'list' ? ' (repeatable)' : '';
@@ -48,6 +50,8 @@ export function parseArgs(argv: string[]): Parsed | { help: string } {
   if (wantHelp || words.includes('--help')) return { help: helpFor(op) };
   const rest = words.slice(op.command.length);
   const params: Record<string, unknown> = {};
+  const cli: Record<string, unknown> = {};
+  const own = cliOptions[op.command.join(' ')]?.options ?? {};
   const positional = [...(op.positional ?? [])];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
@@ -62,8 +66,9 @@ export function parseArgs(argv: string[]): Parsed | { help: string } {
     const eq = flag.indexOf('=');
     if (eq >= 0) { value = flag.slice(eq + 1); flag = flag.slice(0, eq); }
     const name = op.aliases?.[flag] ?? flag.replace(/-/g, '_');
-    const prop = op.parameters[name];
+    const prop = op.parameters[name] ?? own[name];
     if (!prop || prop.internal) throw new GatewayError('invalid', `${name}: unknown option --${flag}`, name);
+    const into = op.parameters[name] ? params : cli;
     if (op.apiOnly?.includes(name)) throw new GatewayError('invalid', `${name}: not accepted on the command line (it would show in the process list); use --password-file FILE or --password-file - for stdin`, name);
     if (value === undefined) {
       const next = rest[i + 1];
@@ -71,12 +76,12 @@ export function parseArgs(argv: string[]): Parsed | { help: string } {
       else if (next === undefined) throw new GatewayError('invalid', `${name}: --${flag} needs a value`, name);
       else { value = next; i++; }
     }
-    if (prop.type === 'list') params[name] = [...((params[name] as string[] | undefined) ?? []), ...value.split(',')];
-    else params[name] = value;
+    if (prop.type === 'list') into[name] = [...((into[name] as string[] | undefined) ?? []), ...value.split(',')];
+    else into[name] = value;
   }
   if (positional.length && op.parameters[positional[0]!] && !op.parameters[positional[0]!]!.optional)
     throw new GatewayError('invalid', `${positional[0]}: missing argument <${positional[0]}>`, positional[0]);
-  return { op, params, json };
+  return { op, params, cli, json };
 }
 
 export async function main(argv: string[], gw?: Gateway): Promise<number> {
@@ -94,8 +99,13 @@ export async function main(argv: string[], gw?: Gateway): Promise<number> {
       return 0;
     }
     const g = gw ?? makeGateway(undefined, undefined, process.env.SMBGW_VERBOSE ? (m) => process.stderr.write(m + '\n') : undefined);
-    if (wantsWatch(parsed.op, parsed.params)) return await watch(parsed.op, parsed.params, g, json);
-    const result = await parsed.op.handler(parsed.params, g);
+    // The CLI's own options, then the operation's parameters, each validated once.
+    const extra = cliOptions[parsed.op.command.join(' ')];
+    const cli = validate(extra?.options ?? {}, parsed.cli);
+    await extra?.apply?.(cli, parsed.params);
+    const params = validate(parsed.op.parameters, parsed.params);
+    if (cli.watch === true) return await watch(parsed.op, params, g, json);
+    const result = await parsed.op.handler(params, g);
     if (json) out(result);
     else process.stdout.write((printers[parsed.op.command.join(' ')]?.(result) ?? JSON.stringify(result, null, 2)) + '\n');
     return 0;

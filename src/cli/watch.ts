@@ -1,15 +1,11 @@
 /**
- * `--watch` for operations that declare a CLI-only `watch` parameter (e.g. `metrics`): the
+ * `--watch` for commands with that CLI option (cli/mappings.ts, e.g. `metrics`): the
  * handler runs again every few seconds (SMBGW_WATCH_SECONDS, default 2) until interrupted; the
  * screen is redrawn, or with --json one JSON line is printed per refresh.
  */
 import type { Gateway } from '../provision/context.ts';
 import { printers } from './printers.ts';
 import type { Operation } from '../core/operation.ts';
-
-export function wantsWatch(op: Operation<Gateway>, params: Record<string, unknown>): boolean {
-  return !!op.cliOnly?.includes('watch') && /^(1|true|yes|on)$/i.test(String(params.watch ?? ''));
-}
 
 export async function watch(op: Operation<Gateway>, params: Record<string, unknown>, g: Gateway, json: boolean, maxRounds = Number(process.env.SMBGW_WATCH_ROUNDS ?? 0)): Promise<number> {
   const seconds = Math.max(0.2, Number(process.env.SMBGW_WATCH_SECONDS ?? 2));
@@ -18,7 +14,7 @@ export async function watch(op: Operation<Gateway>, params: Record<string, unkno
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   for (let round = 1; !stop; round++) {
-    const result = await op.handler({ ...params, watch: false }, g);
+    const result = await op.handler(params, g);
     if (json) process.stdout.write(JSON.stringify({ success: true, data: result, timestamp: new Date().toISOString() }) + '\n');
     else process.stdout.write(`\x1b[H\x1b[2J${new Date().toISOString()}  pve-smbgateway ${op.command.join(' ')} ${Object.values(params).filter((v) => typeof v === 'string' && v !== 'true').join(' ')} (every ${seconds} s, Ctrl-C to stop)\n\n${printers[op.command.join(' ')]?.(result) ?? JSON.stringify(result, null, 2)}\n`);
     if (maxRounds && round >= maxRounds) break;

@@ -3,7 +3,7 @@
  * required privileges, and the handler. The CLI, the REST API and the OpenAPI document are all
  * derived from these declarations.
  */
-import type { Schema } from './schema.ts';
+import { validate, type Infer, type Schema } from './schema.ts';
 
 export interface Privilege {
   /** ACL path, e.g. /storage or /storage/local-zfs */
@@ -28,35 +28,51 @@ export interface AclPaths {
  * Privileges that depend on the call, as Proxmox's `check => ['and', ...]`: every Privilege
  * returned is required (each one is "any of its privs on its path").
  */
-export interface PrivilegeRule<Ctx = unknown> {
+export interface PrivilegeRule<Ctx = unknown, P = any> {
   /** The rule in words (OpenAPI document, docs). */
   description: string;
   /** From the validated parameters (defaults filled in) and the gateway (e.g. the stored share). */
-  required: (params: Record<string, unknown>, ctx: Ctx, acl: AclPaths) => Promise<Privilege[]>;
+  required(params: P, ctx: Ctx, acl: AclPaths): Promise<Privilege[]>;
 }
 
-export interface Operation<Ctx = unknown> {
+/**
+ * The declaration. The REST server and the CLI validate the parameters against `parameters` once
+ * (defaults filled in); the privilege rule and the handler get the typed values, `Infer<S>`.
+ */
+export interface Operation<Ctx = unknown, S extends Schema = Schema, R = unknown> {
   /** CLI command words, e.g. ['create'] or ['template', 'list']. */
   command: string[];
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** REST path under /api2/json, with {placeholders} that are parameters. */
   path: string;
   description: string;
-  parameters: Schema;
+  parameters: S;
   /** Parameters given as positional CLI arguments, in order. */
   positional?: string[];
   /** CLI flag aliases: flag name (without --) to parameter name (repeatable for lists). */
   aliases?: Record<string, string>;
-  /** Parameters that exist only on the CLI (e.g. files on the caller's machine). */
-  cliOnly?: string[];
-  /** Parameters the CLI refuses on argv (secrets). */
+  /** Parameters the CLI refuses on argv (secrets; cli/mappings.ts may fill them from a file). */
   apiOnly?: string[];
   returns: { description: string; schema?: Record<string, unknown> };
   /** What an API caller needs (the CLI runs as root on the node and checks nothing, like pvesm). */
-  privilege: Privilege | PrivilegeRule<Ctx>;
+  privilege: Privilege | PrivilegeRule<Ctx, Infer<S>>;
   /** Long operations run as tasks in the daemon. */
   async?: boolean;
-  handler: (params: Record<string, unknown>, ctx: Ctx) => Promise<unknown>;
+  // Method syntax: a registry of operations with different schemas is one list.
+  handler(params: Infer<S>, ctx: Ctx): Promise<R>;
+}
+
+/** Calls an operation from code (the demo, benchmarks): its parameters are validated as the CLI and REST do. */
+export async function invoke<Ctx, S extends Schema, R>(op: Operation<Ctx, S, R>, params: Record<string, unknown>, ctx: Ctx): Promise<R> {
+  return op.handler(validate(op.parameters, params), ctx);
+}
+
+/**
+ * Declares operations for a context, inferring each one's parameter and result types from its
+ * declaration: `const op = defineOperation<Gateway>(); export const listOp = op({ ... });`.
+ */
+export function defineOperation<Ctx>() {
+  return <const S extends Schema, R>(op: Operation<Ctx, S, R>): Operation<Ctx, S, R> => op;
 }
 
 export function isPrivilegeRule<Ctx>(p: Privilege | PrivilegeRule<Ctx>): p is PrivilegeRule<Ctx> {

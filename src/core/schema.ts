@@ -53,6 +53,12 @@ type Req<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? 
 type Opt<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? never : K) : never]?: ValueOf<S[K]> };
 export type Infer<S extends Schema> = Req<S> & Opt<S>;
 
+/** The same property, optional and without a default (partial updates: absent means unchanged). */
+export function optionalNoDefault<P extends Prop>(p: P): Omit<P, 'default' | 'optional'> & { optional: true } {
+  const { default: _d, ...rest } = p;
+  return { ...rest, optional: true } as Omit<P, 'default' | 'optional'> & { optional: true };
+}
+
 /** No value may carry a line break or NUL into a config file or a command. */
 export function checkSingleLine(field: string, v: string): void {
   if (/[\r\n\0]/.test(v)) throw invalid(field, 'must not contain a line break or NUL character');

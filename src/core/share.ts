@@ -57,6 +57,21 @@ export function passwordRule(pw: string): string | undefined {
   return undefined;
 }
 
+/** Per-user passwords as the API takes them: {"user": "password"}. */
+export function parsePasswords(v: unknown): Record<string, string> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('must be an object of user names to passwords');
+  const out: Record<string, string> = {};
+  for (const [u, pw] of Object.entries(v)) {
+    const bad = accountRule(u);
+    if (bad) throw new Error(`${JSON.stringify(u)}: ${bad}`);
+    if (typeof pw !== 'string') throw new Error(`the password for ${u} must be a string`);
+    const rule = passwordRule(pw);
+    if (rule) throw new Error(`the password for ${u} ${rule}`);
+    out[u] = pw;
+  }
+  return out;
+}
+
 /** A share path: absolute, normalised, and something Samba reads back exactly (no %-macros, no trailing backslash). */
 export function pathRule(v: string): string | undefined {
   if (!v.startsWith('/')) return 'must be an absolute path';

@@ -3,6 +3,7 @@
  * pmxcfs on Proxmox VE), secrets in a 0600 priv/ directory beside it. Writes are atomic
  * (temp file + rename); read-modify-write happens under the mkdir lock.
  */
+import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { withLock } from './lock.ts';
@@ -128,6 +129,11 @@ export class ShareStore {
     const acc = accounts ?? (await this.accounts());
     const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
     await atomicWrite(this.cfgPath, text, 0o640);
+  }
+
+  /** SHA-1 of the file as it is now, as Proxmox's config digests (changes whenever anything changes). */
+  async digest(): Promise<string> {
+    return createHash('sha1').update((await this.readRaw()) ?? '').digest('hex');
   }
 
   /** The file as it is now (undefined when it does not exist), to put back exactly on rollback. */

@@ -7,6 +7,7 @@
  * {host,port,share,user,password,api,node,token}: token is a whole Authorization header value.
  */
 import { randomBytes } from 'node:crypto';
+import { invoke } from '../core/operation.ts';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,12 +53,12 @@ export async function startDemo(opts: { share?: string; log?: (m: string) => voi
   let daemon: Daemon | undefined;
   const cleanup = async () => {
     await daemon?.stop().catch(() => undefined);
-    await deleteOp.handler({ sharename: share, purge: true }, gateway).catch(() => undefined);
+    await invoke(deleteOp, { sharename: share, purge: true }, gateway).catch(() => undefined);
     await sandbox.stop();
     await rm(root, { recursive: true, force: true });
   };
   try {
-    await createOp.handler({
+    await invoke(createOp, {
       sharename: share, mode: 'native', path: join(storage, share), users: [user], password,
       comment: 'pve-smbgateway demo share',
     }, gateway);

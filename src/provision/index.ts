@@ -15,7 +15,7 @@ export function guestCtx(g: Gateway): GuestCtx {
 }
 
 function guestPasswords(p: Passwords, users: readonly string[]): Map<string, string> {
-  for (const u of p.explicit.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  for (const u of p.explicit.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   return newAccountPasswords(p, users);
 }
 

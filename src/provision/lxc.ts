@@ -103,8 +103,8 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
-  for (const u of users) if (!passwords.has(u)) throw invalid('password_file', `user ${u} needs a password: the container keeps its own Samba accounts`);
-  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the container keeps its own Samba accounts (on the command line: --password-file)`);
+  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   bindMountSpec(path, req.read_only);
   if (api.c.user !== 'root@pam') throw new GatewayError('forbidden', `mode: lxc mode bind-mounts the share path into the container, which Proxmox VE allows only to root@pam; this gateway talks to it as ${api.c.user} (use the pvesh transport on the node, see docs/proxmox.md)`, 'mode');
   const tmpl = await findTemplate(api, 'lxc', req.vm_template);

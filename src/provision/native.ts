@@ -2,11 +2,10 @@
  * Native mode: Samba on the host. Planning (what to do, from the request and what exists) is
  * kept apart from applying it (applyPlan, with rollback).
  */
-import { readFile } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
-import { passwordRule, shareUsers, type Made, type Share } from '../core/share.ts';
+import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
@@ -34,50 +33,11 @@ export interface NativeCtx {
  */
 export interface Passwords { explicit: Map<string, string>; blanket?: string }
 
-export function checkPasswords(p: Passwords, field: string): void {
-  if (p.blanket !== undefined) { const rule = passwordRule(p.blanket); if (rule) throw invalid(field, `the password ${rule}`); }
-  for (const [u, pw] of p.explicit) { const rule = passwordRule(pw); if (rule) throw invalid(field, `the password for ${u} ${rule}`); }
-}
-
 /** The password each of these users gets when their account is new. */
 export function newAccountPasswords(p: Passwords, users: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const u of users) { const pw = p.explicit.get(u) ?? p.blanket; if (pw !== undefined) out.set(u, pw); }
   return out;
-}
-
-/**
- * Passwords from a file: one line = the password of every new user; `user:password` lines name
- * the user. `-` reads standard input.
- */
-export async function readPasswordFile(file: string, users: readonly string[]): Promise<Passwords> {
-  let text: string;
-  try {
-    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-  } catch {
-    throw invalid('password_file', `cannot read ${file}`);
-  }
-  const lines = text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
-  const out: Passwords = { explicit: new Map() };
-  if (lines.length === 1 && !users.some((u) => lines[0]!.startsWith(u + ':'))) out.blanket = lines[0]!;
-  else {
-    for (const l of lines) {
-      const i = l.indexOf(':');
-      if (i > 0) out.explicit.set(l.slice(0, i), l.slice(i + 1));
-    }
-  }
-  checkPasswords(out, 'password_file');
-  return out;
-}
-
-function readStdin(): Promise<string> {
-  return new Promise((res, rej) => {
-    let s = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d) => (s += d));
-    process.stdin.on('end', () => res(s));
-    process.stdin.on('error', rej);
-  });
 }
 
 export interface CreatePlan { steps: Step[]; share: Share; warnings: string[] }
@@ -123,7 +83,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
       if (own.unix && own.uid !== undefined && unix && unix.uid !== own.uid) throw invalid(field, `${u} was made by pve-smbgateway with uid ${own.uid}, but now has uid ${unix.uid}: fix or remove the account by hand`);
       if (!unix) out.newUnix.push(u);
       if (!hasSamba) {
-        if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
+        if (!passwords.has(u)) throw invalid('password', `user ${u} has no Samba account yet: give a password for it (on the command line: --password-file)`);
         out.newSamba.push(u);
         need(u);
       } else if (passwords.has(u)) { out.resetSamba.push(u); need(u); }
@@ -134,9 +94,9 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
         throw invalid(field, `${u} is an existing account that pve-smbgateway did not create; to give it access as it is (its password unchanged), adopt it explicitly (--adopt ${u})`);
       }
       if (!unix) throw invalid('adopt', `${u} has a Samba account but no unix account: it cannot be adopted`);
-      if (hasSamba && given.explicit.has(u)) throw invalid('password_file', `${u} is adopted: pve-smbgateway does not change the password of an account it did not create`);
+      if (hasSamba && given.explicit.has(u)) throw invalid('passwords', `${u} is adopted: pve-smbgateway does not change the password of an account it did not create`);
       if (!hasSamba) {
-        if (!passwords.has(u)) throw invalid('password_file', `adopted user ${u} has no Samba account yet: give a password for it`);
+        if (!passwords.has(u)) throw invalid('password', `adopted user ${u} has no Samba account yet: give a password for it (on the command line: --password-file)`);
         out.newSamba.push(u);
         need(u);
       }
@@ -146,12 +106,12 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
     if (await getUnixGroup(run, u)) {
       throw invalid(field, `${u} is the name of an existing group: pve-smbgateway makes each new user a group of its own name`);
     }
-    if (!passwords.has(u)) throw invalid('password_file', `user ${u} has no Samba account yet: give a password for it`);
+    if (!passwords.has(u)) throw invalid('password', `user ${u} has no Samba account yet: give a password for it (on the command line: --password-file)`);
     out.newUnix.push(u);
     out.newSamba.push(u);
     need(u);
   }
-  for (const u of given.explicit.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  for (const u of given.explicit.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   for (const [field, list] of [['groups', share.groups], ['read_groups', share.read_groups]] as const) {
     for (const gname of list) {
       const grp = await getUnixGroup(run, gname);

@@ -134,8 +134,8 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   const attachment = chooseAttachment(req.vm_attach, backing);
   if (attachment !== 'rbd') requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
-  for (const u of users) if (!passwords.has(u)) throw invalid('password_file', `user ${u} needs a password: the VM keeps its own Samba accounts`);
-  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('password_file', `names user ${u}, who is not given access to this share`);
+  for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the VM keeps its own Samba accounts (on the command line: --password-file)`);
+  for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
 
   const tmpl = await findTemplate(api, 'qemu', req.vm_template);
   const node = req.node ?? tmpl.node;

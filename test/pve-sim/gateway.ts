@@ -3,6 +3,7 @@
  * transport (pvesh shim as root@pam, or the HTTPS API with a token), the node's `pct` shim and, for
  * the fake backend, an `smbclient` shim that asks the simulator. `cli()` runs the real command.
  */
+import { invoke } from '../../src/core/operation.ts';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,7 +137,7 @@ export async function startSimGateway(opts: SimGatewayOptions = {}): Promise<Sim
     if (!o) throw new Error(`no operation ${command}`);
     const saved = process.env.SMBGW_FAIL_AT;
     if (failAt) process.env.SMBGW_FAIL_AT = failAt; else delete process.env.SMBGW_FAIL_AT;
-    try { return await o.handler(params, inGw); } finally { if (saved === undefined) delete process.env.SMBGW_FAIL_AT; else process.env.SMBGW_FAIL_AT = saved; }
+    try { return await invoke(o, params, inGw); } finally { if (saved === undefined) delete process.env.SMBGW_FAIL_AT; else process.env.SMBGW_FAIL_AT = saved; }
   };
   const cleanup = async () => {
     await sim.stop();

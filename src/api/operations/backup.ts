@@ -1,8 +1,7 @@
 /** Snapshots of native shares: take one (backup), list them, restore a share to one. */
 import { invalid } from '../../core/errors.ts';
-import type { Operation } from '../../core/operation.ts';
+import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
-import { validate } from '../../core/schema.ts';
 import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
 import { deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '../../backup/snapshots.ts';
@@ -10,6 +9,8 @@ import { snapshotName, snapshotTime } from '../../core/snapshot.ts';
 import { subvolumeUuid } from '../../provision/quota.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
+
+const op = defineOperation<Gateway>();
 
 const nameParam = { sharename: shareSchema.sharename };
 
@@ -25,7 +26,7 @@ const backupParams = {
   keep: { type: 'integer', optional: true, minimum: 1, maximum: 10000, description: 'Keep only this many snapshots, deleting the oldest' },
 } as const;
 
-export const backupOp: Operation<Gateway> = {
+export const backupOp = op({
   command: ['backup'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/backup',
@@ -35,7 +36,7 @@ export const backupOp: Operation<Gateway> = {
   returns: { description: 'The snapshot taken and those pruned' },
   privilege: backupPrivileges,
   handler: async (p, g) => {
-    const { sharename, keep } = validate(backupParams, p);
+    const { sharename, keep } = p;
     return g.store.locked(async () => {
       const share = await g.store.require(sharename);
       const t = requireSnapshottable(share);
@@ -56,9 +57,9 @@ export const backupOp: Operation<Gateway> = {
       return { sharename: share.sharename, snapshot: name, time: snapshotTime(name)!.toISOString(), pruned };
     });
   },
-};
+});
 
-export const snapshotsOp: Operation<Gateway> = {
+export const snapshotsOp = op({
   command: ['snapshots'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}/snapshots',
@@ -68,11 +69,11 @@ export const snapshotsOp: Operation<Gateway> = {
   returns: { description: 'Snapshots with their time' },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
-    const share = await g.store.require(validate(nameParam, p).sharename);
+    const share = await g.store.require(p.sharename);
     const names = await listSnapshots(g.run, requireSnapshottable(share));
     return names.map((name) => ({ name, time: snapshotTime(name)!.toISOString() }));
   },
-};
+});
 
 const restoreParams = {
   ...nameParam,
@@ -80,7 +81,7 @@ const restoreParams = {
   force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored (only when the gateway made every one of them)' },
 } as const;
 
-export const restoreOp: Operation<Gateway> = {
+export const restoreOp = op({
   command: ['restore'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/restore',
@@ -90,7 +91,7 @@ export const restoreOp: Operation<Gateway> = {
   returns: { description: 'What was done' },
   privilege: restorePrivileges,
   handler: async (p, g) => {
-    const { sharename, snapshot, force } = validate(restoreParams, p);
+    const { sharename, snapshot, force } = p;
     return g.store.locked(async () => {
       const share = await g.store.require(sharename);
       const t = requireSnapshottable(share);
@@ -127,6 +128,6 @@ export const restoreOp: Operation<Gateway> = {
       return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
     });
   },
-};
+});
 
 export const backupOperations = [backupOp, snapshotsOp, restoreOp];

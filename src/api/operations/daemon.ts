@@ -1,12 +1,14 @@
 /** Operations of the daemon itself: its tasks (status, log) and the API description. */
 import { GatewayError } from '../../core/errors.ts';
-import type { Operation } from '../../core/operation.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { defineOperation, type Operation } from '../../core/operation.ts';
+import { type Schema } from '../../core/schema.ts';
 import type { Gateway } from '../../provision/context.ts';
 import type { Caller } from '../auth.ts';
 import { openApiDocument } from '../openapi.ts';
 import { AUDIT } from '../privileges.ts';
 import { taskStatus, type TaskManager } from '../tasks.ts';
+
+const op = defineOperation<ApiCtx>();
 
 /** What an operation served by the daemon gets: the gateway, the task manager and who is calling. */
 export interface ApiCtx extends Gateway {
@@ -23,17 +25,17 @@ export function getTask(ctx: ApiCtx, upid: string) {
   return t;
 }
 
-export const tasksListOp: Operation<ApiCtx> = {
+export const tasksListOp = op({
   command: [], method: 'GET', path: '/nodes/{node}/tasks', description: 'The daemon\'s recent tasks, newest first.',
   parameters: {}, returns: { description: 'Tasks', schema: { type: 'array', items: { type: 'object' } } }, privilege: AUDIT,
   handler: async (_p, ctx) => ctx.tasks.list().map(taskStatus),
-};
+});
 
-export const taskStatusOp: Operation<ApiCtx> = {
+export const taskStatusOp = op({
   command: [], method: 'GET', path: '/nodes/{node}/tasks/{upid}/status', description: 'Status of a task: running or stopped, its exit status and result.',
   parameters: upidParam, returns: { description: 'Task status', schema: { type: 'object' } }, privilege: AUDIT,
-  handler: async (p, ctx) => taskStatus(getTask(ctx, validate(upidParam, p).upid)),
-};
+  handler: async (p, ctx) => taskStatus(getTask(ctx, p.upid)),
+});
 
 export const logParams = {
   ...upidParam,
@@ -41,20 +43,20 @@ export const logParams = {
   limit: { type: 'integer', optional: true, default: 500, minimum: 0, maximum: 100000, description: 'At most this many lines' },
 } as const satisfies Schema;
 
-export const taskLogOp: Operation<ApiCtx> = {
+export const taskLogOp = op({
   command: [], method: 'GET', path: '/nodes/{node}/tasks/{upid}/log',
   description: 'A task\'s log lines {n, t}. With Accept: text/event-stream, the log is followed as server-sent events until the task ends (event "end" carries its status).',
   parameters: logParams, returns: { description: 'Log lines', schema: { type: 'array', items: { type: 'object' } } }, privilege: AUDIT,
   handler: async (p, ctx) => {
-    const v = validate(logParams, p);
+    const v = p;
     return getTask(ctx, v.upid).lines.slice(v.start, v.start + v.limit);
   },
-};
+});
 
-export const openApiOp: Operation<ApiCtx> = {
+export const openApiOp = op({
   command: [], method: 'GET', path: '/smbgateway/openapi', description: 'This API, as an OpenAPI 3 document generated from the operation declarations.',
   parameters: {}, returns: { description: 'OpenAPI document', schema: { type: 'object' } }, privilege: { path: '/', privs: [] },
   handler: async (_p, ctx) => openApiDocument(ctx.operations as readonly Operation<never>[]),
-};
+});
 
 export const daemonOperations: Operation<ApiCtx>[] = [tasksListOp, taskStatusOp, taskLogOp, openApiOp];

@@ -1,9 +1,10 @@
 /** HA operations: deploy the CTDB cluster, show its state, move a share's VIP (failover). */
 import { GatewayError, invalid } from '../../core/errors.ts';
+import { pveApi } from '../../pve/connect.ts';
 import type { Runner } from '../../core/exec.ts';
-import { allOf, type Operation } from '../../core/operation.ts';
+import { allOf, defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { type Schema, type Infer } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
 import { addressAnswers, loadHaConfig, requireHaConfig, resolveVips, saveHaConfig, type HaConfig } from '../../ha/config.ts';
 import { moveVip, snapshot, type HaNode } from '../../ha/ctdb.ts';
@@ -16,12 +17,13 @@ import { globalParams } from '../../samba/profiles.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, SYS_MODIFY } from '../privileges.ts';
 
+const op = defineOperation<Gateway>();
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
   interface: { type: 'string', optional: true, description: 'Network interface that carries the VIPs on every node', pattern: /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, patternText: 'must be an interface name' },
   cluster_lock: { type: 'string', optional: true, description: 'CTDB cluster lock: a file on storage shared by all nodes, rados:<cluster>:<user>:<pool>:<object> for Ceph, or none (needs force_no_lock)' },
-  force_no_lock: { type: 'boolean', optional: true, default: false, description: 'Accept running without a cluster lock (risk of split brain)' },
+  force_no_lock: { type: 'boolean', optional: true, description: 'Accept running without a cluster lock (risk of split brain); kept from the last deploy unless given' },
   netbios_name: { type: 'string', optional: true, description: 'NetBIOS name all nodes answer to (default SMBGW)', pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,14}$/, patternText: 'must be 1..15 letters, digits or -' },
   vip_range: { type: 'string', optional: true, description: 'Addresses for ctdb_vip auto: first-last or a CIDR', check: (v) => { try { parseVipRange(v); return undefined; } catch (e) { return (e as GatewayError).message.replace(/^vip_range: /, ''); } } },
   vip_prefix: { type: 'integer', optional: true, minimum: 8, maximum: 32, description: 'Prefix length of VIPs given without one (default 24)' },
@@ -36,9 +38,9 @@ export function defaultRunnerFor(g: Gateway): (n: ClusterNode) => Runner {
   return (n) => (n.name === g.settings.node ? g.run : sshRunner(g.run, n.address, `node ${n.name}`));
 }
 
+/** The cluster's nodes and their addresses, from Proxmox VE's /cluster/status. */
 async function pveNodes(g: Gateway): Promise<ClusterNode[]> {
-  const r = await g.run('pvesh', ['get', '/cluster/status', '--output-format', 'json'], { timeoutMs: 30_000 });
-  return nodesFromPveClusterStatus(JSON.parse(r.stdout) as Record<string, unknown>[]);
+  return nodesFromPveClusterStatus((await pveApi(g.settings, g.run).clusterStatus()) as unknown as Record<string, unknown>[]);
 }
 
 export interface HaDeployResult {
@@ -53,8 +55,7 @@ export interface HaDeployResult {
  * Deploy (or re-deploy, idempotently) the CTDB cluster and every HA share. `runnerFor` gives the
  * Runner of each node (tests pass namespace runners; the default is SSH).
  */
-export async function deployHa(g: Gateway, params: Record<string, unknown>, runnerFor: (n: ClusterNode) => Runner = defaultRunnerFor(g)): Promise<HaDeployResult> {
-  const p = validate(haDeploySchema, params);
+export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner = defaultRunnerFor(g)): Promise<HaDeployResult> {
   return g.store.locked(async () => {
     const prev = await loadHaConfig(g.settings.storeDir);
     const nodes = p.nodes?.length ? parseNodeList(p.nodes) : prev?.nodes ?? (g.settings.isPve ? await pveNodes(g) : undefined);
@@ -67,7 +68,7 @@ export async function deployHa(g: Gateway, params: Record<string, unknown>, runn
       nodes,
       interface: iface,
       cluster_lock: lockText,
-      force_no_lock: p.force_no_lock || (params.force_no_lock === undefined && !!prev?.force_no_lock),
+      force_no_lock: p.force_no_lock ?? !!prev?.force_no_lock,
       netbios_name: p.netbios_name ?? prev?.netbios_name ?? 'SMBGW',
       vip_range: p.vip_range ?? prev?.vip_range,
       vip_prefix: p.vip_prefix ?? prev?.vip_prefix ?? 24,
@@ -164,7 +165,7 @@ async function haShare(g: Gateway, name: string): Promise<Share> {
   return s;
 }
 
-export const haDeployOp: Operation<Gateway> = {
+export const haDeployOp = op({
   command: ['ha', 'deploy'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/ha/deploy',
@@ -175,9 +176,9 @@ export const haDeployOp: Operation<Gateway> = {
   privilege: SYS_MODIFY,
   async: true,
   handler: (p, g) => deployHa(g, p),
-};
+});
 
-export const haStatusOp: Operation<Gateway> = {
+export const haStatusOp = op({
   command: ['ha', 'status'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/ha',
@@ -186,9 +187,9 @@ export const haStatusOp: Operation<Gateway> = {
   returns: { description: 'Cluster state' },
   privilege: AUDIT,
   handler: (_p, g) => haState(g),
-};
+});
 
-export const failoverOp: Operation<Gateway> = {
+export const failoverOp = op({
   command: ['failover'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/failover',
@@ -201,16 +202,16 @@ export const failoverOp: Operation<Gateway> = {
   returns: { description: 'VIP, from which node to which, and how long the move took' },
   privilege: SYS_MODIFY,
   handler: async (p, g) => {
-    const { sharename, to } = validate(failoverOp.parameters, p) as { sharename: string; to?: string };
+    const { sharename, to } = p;
     const share = await haShare(g, sharename);
     const cfg = await requireHaConfig(g.settings.storeDir);
     const vip = shareVip(cfg, share);
     const nodes: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: g.run }));
     return moveVip(nodes, g.run, vip, to);
   },
-};
+});
 
-export const haGuestOp: Operation<Gateway> = {
+export const haGuestOp = op({
   command: ['ha', 'guest'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/ha-resource',
@@ -226,7 +227,7 @@ export const haGuestOp: Operation<Gateway> = {
   // Proxmox asks Sys.Console on / for /cluster/ha/resources
   privilege: allOf(SYS_MODIFY, { path: '/', privs: ['Sys.Console'] }),
   handler: async (p, g) => {
-    const x = validate(haGuestOp.parameters, p) as { sharename: string; max_restart: number; max_relocate: number; remove: boolean };
+    const x = p;
     const share = await g.store.require(x.sharename);
     const sid = haResourceSid(share);
     if (!g.settings.isPve) throw new GatewayError('unavailable', 'Proxmox HA needs a Proxmox VE node (no /etc/pve here)');
@@ -235,6 +236,6 @@ export const haGuestOp: Operation<Gateway> = {
     await applyPlan(x.remove ? guestHaRemoveSteps(api, share, o) : guestHaSteps(api, share, o), { failAt: failAtFromEnv(), log: g.log });
     return { sharename: share.sharename, sid, registered: !!(await guestHaRegistered(api, sid)) };
   },
-};
+});
 
 export const haOperations = [haDeployOp, haStatusOp, failoverOp, haGuestOp];

@@ -1,12 +1,14 @@
 /** Share metrics history (as Proxmox's rrddata), from the collector's database. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Operation } from '../../core/operation.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { defineOperation } from '../../core/operation.ts';
+import { type Schema } from '../../core/schema.ts';
 import { shareSchema } from '../../core/share.ts';
 import { CFS, metricsDbFor, TIMEFRAMES } from '../../monitor/db.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { readSharePrivileges } from '../privileges.ts';
+
+const op = defineOperation<Gateway>();
 
 /** The metrics database of this node (node-local state, never under /etc/pve). */
 export function metricsDbPath(g: Gateway): string {
@@ -17,7 +19,6 @@ const params = {
   sharename: shareSchema.sharename,
   timeframe: { type: 'string', enum: TIMEFRAMES, optional: true, default: 'hour', description: 'Time frame: hour (every sample), day (5 min steps), week (30 min), month (1 h)' },
   cf: { type: 'string', enum: CFS, optional: true, default: 'AVERAGE', description: 'Consolidation within a step: AVERAGE or MAX' },
-  watch: { type: 'boolean', optional: true, default: false, description: 'Refresh the display every interval until interrupted' },
 } as const satisfies Schema;
 
 const POINT_SCHEMA = {
@@ -35,21 +36,20 @@ const POINT_SCHEMA = {
   },
 };
 
-export const metricsOp: Operation<Gateway> = {
+export const metricsOp = op({
   command: ['metrics'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}/metrics',
   description: 'Metrics history of a share: throughput, IOPS, connections, errors, storage.',
   parameters: params,
   positional: ['sharename'],
-  cliOnly: ['watch'],
   returns: { description: 'Samples, oldest first', schema: { type: 'array', items: POINT_SCHEMA } },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
-    const { sharename, timeframe, cf } = validate(params, p);
+    const { sharename, timeframe, cf } = p;
     const share = await g.store.require(sharename);
     const path = metricsDbPath(g);
     if (!existsSync(path)) return [];
     return metricsDbFor(path).query(share.sharename, timeframe as (typeof TIMEFRAMES)[number], cf as (typeof CFS)[number]);
   },
-};
+});

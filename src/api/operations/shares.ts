@@ -1,13 +1,13 @@
 /** Share operations: list, create, delete, status, migrate. */
 import { readFile } from 'node:fs/promises';
 import { GatewayError, invalid, toGatewayError } from '../../core/errors.ts';
-import { allOf, type Operation } from '../../core/operation.ts';
+import { allOf, defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { type Schema } from '../../core/schema.ts';
 import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
-import { accountRule, parseShare, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { accountRule, checkShare, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, requireShare } from '../../core/store.ts';
-import { checkPasswords, planAccounts, readPasswordFile, type Passwords } from '../../provision/native.ts';
+import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
 import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
 import { quotaSteps } from '../../provision/quota.ts';
@@ -16,6 +16,8 @@ import { smbConfSteps } from '../../samba/apply.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, createPrivileges, deletePrivileges, readSharePrivileges, SYS_MODIFY } from '../privileges.ts';
 import { haState, type HaState } from './ha.ts';
+
+const op = defineOperation<Gateway>();
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
@@ -26,7 +28,7 @@ function requireMode(g: Gateway, mode: string): void {
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
 }
 
-export const listOp: Operation<Gateway> = {
+export const listOp = op({
   command: ['list'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway',
@@ -35,47 +37,44 @@ export const listOp: Operation<Gateway> = {
   returns: { description: 'The shares' },
   privilege: AUDIT,
   handler: async (_p, g) => (await g.store.list()).map(publicShare),
-};
+});
 
-export const createOp: Operation<Gateway> = {
+export const createOp = op({
   command: ['create'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway',
   description: 'Create an SMB share on a storage path.',
   parameters: {
     ...userShareSchema,
-    password_file: { type: 'string', optional: true, description: 'File with the password of new users (one line), or user:password lines; - for stdin' },
-    password: { type: 'string', optional: true, keepSpace: true, description: 'Password for the new users (API only; at least 8 characters)' },
+    password: { type: 'string', optional: true, keepSpace: true, check: passwordRule, description: 'Password of the share\'s users that get one from the gateway (8 to 256 characters; on the command line: --password-file)' },
+    passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
     adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
   },
   positional: ['sharename'],
   aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
-  cliOnly: ['password_file'],
-  apiOnly: ['password'],
+  apiOnly: ['password', 'passwords'],
   returns: { description: 'The share created, the steps applied and any warnings' },
   privilege: createPrivileges,
   async: true,
   handler: async (p, g) => {
-    const { password_file, password, adopt, ...rest } = p as Record<string, unknown> & { password_file?: string; password?: string; adopt?: unknown };
-    const req = parseShare(rest);
-    const adopted = validate({ adopt: createOp.parameters.adopt! }, { adopt: adopt ?? [] }).adopt as string[];
+    const { password, passwords: perUser, adopt, ...rest } = p;
+    const req = checkShare({ ...rest, created: [] });
     if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
     if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0)
       throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
     requireMode(g, req.mode);
-    if (password_file !== undefined && password !== undefined) throw invalid('password', 'give either password or password_file, not both');
-    const passwords: Passwords = password_file !== undefined ? await readPasswordFile(password_file, shareUsers(req)) : { explicit: new Map(), blanket: password };
-    checkPasswords(passwords, 'password');
+    if (perUser !== undefined && password !== undefined) throw invalid('passwords', 'give either password (one for all) or passwords (per user), not both');
+    const passwords: Passwords = { explicit: new Map(Object.entries(perUser ?? {})), blanket: password };
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const plan = await planCreate(g, req, existing, passwords, adopted);
+      const plan = await planCreate(g, req, existing, passwords, adopt);
       const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
   },
-};
+});
 
-export const deleteOp: Operation<Gateway> = {
+export const deleteOp = op({
   command: ['delete'],
   method: 'DELETE',
   path: '/nodes/{node}/smbgateway/{sharename}',
@@ -89,18 +88,18 @@ export const deleteOp: Operation<Gateway> = {
   privilege: deletePrivileges,
   async: true,
   handler: async (p, g) => {
-    const { sharename, purge } = validate({ ...nameParam, purge: { type: 'boolean', default: false, optional: true, description: '' } }, p);
+    const { sharename, purge } = p;
     return g.store.locked(async () => {
       const existing = await g.store.list();
       const share = requireShare(existing, sharename);
       requireMode(g, share.mode);
-      const steps = await planDelete(g, share, existing, { purge: !!purge });
+      const steps = await planDelete(g, share, existing, { purge });
       return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
     });
   },
-};
+});
 
-export const statusOp: Operation<Gateway> = {
+export const statusOp = op({
   command: ['status'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}/status',
@@ -110,12 +109,12 @@ export const statusOp: Operation<Gateway> = {
   returns: { description: 'Share status' },
   privilege: readSharePrivileges,
   handler: async (p, g): Promise<ShareStatus & { ha?: HaState }> => {
-    const share = await g.store.require(validate(nameParam, p).sharename);
+    const share = await g.store.require(p.sharename);
     const st = await shareStatus(g, share);
     // HA shares: the node holding the VIP and each node's CTDB flags.
     return share.ha_enabled ? { ...st, ha: await haState(g, share) } : st;
   },
-};
+});
 
 /** Keys of the older Perl plugin's storage.cfg entries that have no place in a share (storage-generic). */
 const STORAGE_ONLY_KEYS = new Set(['content', 'disable', 'shared', 'nodes', 'prune-backups', 'maxfiles']);
@@ -154,7 +153,7 @@ async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Pr
   return { share, steps: quotaSteps(g.run, placed.path, placed.backing, share.quota), unmapped };
 }
 
-export const migrateOp: Operation<Gateway> = {
+export const migrateOp = op({
   command: ['migrate'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/migrate',
@@ -166,7 +165,7 @@ export const migrateOp: Operation<Gateway> = {
   // It adds many shares at once, wherever storage.cfg says.
   privilege: allOf({ path: '/storage', privs: ['Datastore.Allocate'] }, SYS_MODIFY),
   handler: async (p, g) => {
-    const { dry_run } = validate(migrateOp.parameters, p) as { dry_run: boolean };
+    const { dry_run } = p;
     const source = g.settings.storageCfg;
     let text: string;
     try { text = await readFile(source, 'utf8'); } catch { throw new GatewayError('unavailable', `storage_cfg: cannot read ${source} (the storage_cfg setting)`, 'storage_cfg'); }
@@ -194,6 +193,6 @@ export const migrateOp: Operation<Gateway> = {
       return { source, dry_run, imported, skipped };
     });
   },
-};
+});
 
 export const shareOperations = [listOp, createOp, deleteOp, statusOp, migrateOp];

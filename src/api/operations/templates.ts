@@ -6,15 +6,17 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../../core/errors.ts';
-import type { Operation } from '../../core/operation.ts';
+import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { type Schema } from '../../core/schema.ts';
 import { atomicWrite } from '../../core/store.ts';
 import type { PveApi } from '../../pve/api.ts';
 import { guestBaseSmbConf, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from '../../provision/guest.ts';
 import { guestCtx } from '../../provision/index.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { templateCreatePrivileges } from '../privileges.ts';
+
+const op = defineOperation<Gateway>();
 
 const AUDIT = { path: '/vms', privs: ['VM.Audit'] };
 
@@ -33,7 +35,7 @@ const listParams = {
   mode: { type: 'string', optional: true, enum: ['lxc', 'vm'], description: 'Only templates of this mode' },
 } satisfies Schema;
 
-export const templateListOp: Operation<Gateway> = {
+export const templateListOp = op({
   command: ['template', 'list'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/templates',
@@ -43,10 +45,10 @@ export const templateListOp: Operation<Gateway> = {
   privilege: AUDIT,
   handler: async (p, g) => {
     requirePve(g);
-    const { mode } = validate(listParams, p);
+    const { mode } = p;
     return listTemplates(guestCtx(g).api, mode);
   },
-};
+});
 
 const createParams = {
   mode: { type: 'string', enum: ['lxc', 'vm'], description: 'Template for lxc or vm mode' },
@@ -208,7 +210,7 @@ export async function vmTemplatePlan(g: Gateway, p: { node: string; storage?: st
   return { steps, result: () => ({ vmid, mode: 'vm', node, name, tags: TEMPLATE_TAG }) };
 }
 
-export const templateCreateOp: Operation<Gateway> = {
+export const templateCreateOp = op({
   command: ['template', 'create'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/templates',
@@ -219,12 +221,12 @@ export const templateCreateOp: Operation<Gateway> = {
   async: true,
   handler: async (p, g) => {
     requirePve(g);
-    const v = validate(createParams, p);
+    const v = p;
     const args = { node: v.node ?? g.settings.node, storage: v.storage, source: v.source, name: v.name, bridge: v.bridge };
     const plan = v.mode === 'lxc' ? await lxcTemplatePlan(g, args) : await vmTemplatePlan(g, args);
     const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
     return { template: plan.result(), steps };
   },
-};
+});
 
 export const templateOperations = [templateListOp, templateCreateOp];

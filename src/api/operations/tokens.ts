@@ -1,9 +1,11 @@
 /** API tokens of the gateway itself: token create|list|delete (see src/api/tokens.ts). */
-import type { Operation } from '../../core/operation.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { defineOperation } from '../../core/operation.ts';
+import { type Schema } from '../../core/schema.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { tokenCreatePrivileges } from '../privileges.ts';
 import { publicToken, TOKEN_NAME_RE, TOKEN_PREFIX, TOKEN_PRIVS, TokenStore } from '../tokens.ts';
+
+const op = defineOperation<Gateway>();
 
 const MANAGE = { path: '/access', privs: ['Permissions.Modify'] };
 
@@ -25,7 +27,7 @@ const createParams = {
   expire: { type: 'integer', optional: true, minimum: 0, description: 'Expiry (epoch seconds); 0 or absent: never' },
 } as const satisfies Schema;
 
-export const tokenCreateOp: Operation<Gateway> = {
+export const tokenCreateOp = op({
   command: ['token', 'create'],
   method: 'POST',
   path: '/access/smbgateway/tokens',
@@ -36,13 +38,13 @@ export const tokenCreateOp: Operation<Gateway> = {
   returns: { description: 'The token, its secret, and the Authorization header value to use', schema: { type: 'object' } },
   privilege: tokenCreatePrivileges,
   handler: async (p, g) => {
-    const v = validate(createParams, p);
+    const v = p;
     const r = await new TokenStore(g.settings).create(bare(v.tokenid), v.privs, { comment: v.comment, expire: v.expire || undefined });
     return { ...r.token, value: r.value, authorization: r.header };
   },
-};
+});
 
-export const tokenListOp: Operation<Gateway> = {
+export const tokenListOp = op({
   command: ['token', 'list'],
   method: 'GET',
   path: '/access/smbgateway/tokens',
@@ -51,11 +53,11 @@ export const tokenListOp: Operation<Gateway> = {
   returns: { description: 'The tokens', schema: { type: 'array', items: { type: 'object' } } },
   privilege: MANAGE,
   handler: async (_p, g) => (await new TokenStore(g.settings).list()).map(publicToken),
-};
+});
 
 const deleteParams = { tokenid } as const satisfies Schema;
 
-export const tokenDeleteOp: Operation<Gateway> = {
+export const tokenDeleteOp = op({
   command: ['token', 'delete'],
   method: 'DELETE',
   path: '/access/smbgateway/tokens/{tokenid}',
@@ -65,10 +67,10 @@ export const tokenDeleteOp: Operation<Gateway> = {
   returns: { description: 'The token deleted' },
   privilege: MANAGE,
   handler: async (p, g) => {
-    const name = bare(validate(deleteParams, p).tokenid);
+    const name = bare(p.tokenid);
     await new TokenStore(g.settings).delete(name);
     return { tokenid: TOKEN_PREFIX + name };
   },
-};
+});
 
 export const tokenOperations = [tokenCreateOp, tokenListOp, tokenDeleteOp];

@@ -4,9 +4,9 @@
  * rollback on failure) as create and delete.
  */
 import { GatewayError, invalid } from '../../core/errors.ts';
-import type { Operation } from '../../core/operation.ts';
+import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
-import { validate, type Schema } from '../../core/schema.ts';
+import { optionalNoDefault, type Schema } from '../../core/schema.ts';
 import { checkShare, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { servedHere, smbConfSteps } from '../../samba/apply.ts';
@@ -14,22 +14,24 @@ import type { Gateway } from '../../provision/context.ts';
 import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
 import { publicShare } from '../../provision/status.ts';
 
+const op = defineOperation<Gateway>();
+
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
-export const showOp: Operation<Gateway> = {
+export const showOp = op({
   command: ['show'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}',
-  description: 'The configuration of one share.',
+  description: 'The configuration of one share, with the digest of the whole configuration (give it to update to refuse a change on top of another).',
   parameters: nameParam,
   positional: ['sharename'],
-  returns: { description: 'The share', schema: { type: 'object' } },
+  returns: { description: 'The share and digest', schema: { type: 'object' } },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
-    const { sharename } = validate(nameParam, p);
-    return publicShare(await g.store.require(sharename));
+    const digest = await g.store.digest();
+    return { ...publicShare(await g.store.require(p.sharename)), digest };
   },
-};
+});
 
 /** Settings an update may change. */
 const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled'] as const;
@@ -38,12 +40,18 @@ const DELETABLE = ['comment', 'options'];
 
 const updateParams = {
   ...nameParam,
-  ...Object.fromEntries(UPDATABLE.map((k) => [k, { ...shareSchema[k], optional: true, default: undefined }])),
+  comment: optionalNoDefault(shareSchema.comment),
+  read_only: optionalNoDefault(shareSchema.read_only),
+  guest_ok: optionalNoDefault(shareSchema.guest_ok),
+  security_profile: optionalNoDefault(shareSchema.security_profile),
+  options: optionalNoDefault(shareSchema.options),
+  monitoring_enabled: optionalNoDefault(shareSchema.monitoring_enabled),
+  backup_enabled: optionalNoDefault(shareSchema.backup_enabled),
   delete: { type: 'list', optional: true, description: `Settings to reset (${DELETABLE.join(', ')})`, item: (v: string) => (DELETABLE.includes(v) ? undefined : `must be one of ${DELETABLE.join(', ')}`) },
-  digest: { type: 'string', optional: true, maxLength: 64, description: 'Reserved (Proxmox-style config digest); ignored' },
-} as Schema;
+  digest: { type: 'string', optional: true, pattern: /^[0-9a-f]{40}$/, patternText: 'must be the digest `show` returned (40 hex digits)', description: 'Refuse the change if the configuration changed since `show` returned this digest (Proxmox\'s convention)' },
+} as const satisfies Schema;
 
-export const updateOp: Operation<Gateway> = {
+export const updateOp = op({
   command: ['update'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/{sharename}',
@@ -55,7 +63,7 @@ export const updateOp: Operation<Gateway> = {
   privilege: changeSharePrivileges,
   async: true,
   handler: async (p, g) => {
-    const v = validate(updateParams, p, { defaults: false }) as Record<string, unknown> & { sharename: string; delete?: string[] };
+    const v = p;
     const changes: Record<string, unknown> = {};
     for (const k of UPDATABLE) if (v[k] !== undefined) changes[k] = v[k];
     for (const k of v.delete ?? []) {
@@ -64,6 +72,7 @@ export const updateOp: Operation<Gateway> = {
     }
     if (!Object.keys(changes).length) throw invalid('sharename', 'nothing to change: give at least one setting');
     return g.store.locked(async () => {
+      if (v.digest !== undefined && v.digest !== await g.store.digest()) throw invalid('digest', 'the configuration was changed since it was read: show the share again and retry');
       const existing = await g.store.list();
       const share = requireShare(existing, v.sharename);
       const merged: Record<string, unknown> = { ...share, ...changes };
@@ -81,4 +90,4 @@ export const updateOp: Operation<Gateway> = {
       return { share: publicShare(next), steps };
     });
   },
-};
+});
