@@ -15,6 +15,7 @@
  * maxConnections connections are open at once.
  */
 import { createServer, type Server } from 'node:https';
+import { NODE_RE } from '../core/formats.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -81,7 +82,6 @@ export interface ApiServer {
   close: () => Promise<void>;
 }
 
-const NODE_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const g = o.gateway;

@@ -2,6 +2,7 @@
  * The share model: one schema for CLI input, API input and the stored config.
  */
 import { invalid } from './errors.ts';
+import { nodeProp } from './formats.ts';
 import { validate, type Infer, type Schema } from './schema.ts';
 
 export const MODES = ['native', 'lxc', 'vm'] as const;
@@ -229,7 +230,7 @@ export const shareSchema = {
   vm_template: { type: 'string', optional: true, description: 'Gateway template (VM mode)', pattern: /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, patternText: 'must be a template name or VMID' },
   vm_memory: { type: 'integer', default: 2048, optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB' },
   vm_cores: { type: 'integer', default: 2, optional: true, minimum: 1, maximum: 128, description: 'VM cores' },
-  node: { type: 'string', optional: true, description: 'Proxmox VE node serving the share', pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name' },
+  node: nodeProp('Proxmox VE node serving the share'),
   comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients (no %, no trailing backslash)', check: smbValueRule },
   read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
   users: { type: 'list', default: [], optional: true, description: 'Users with read and write access', item: accountRule },

@@ -5,6 +5,7 @@
  * `ctdb -X status` and `ctdb -X ip` print. Nothing here does I/O.
  */
 import { GatewayError, invalid } from '../core/errors.ts';
+import { NODE_RE } from '../core/formats.ts';
 import type { Share } from '../core/share.ts';
 import { shareParams } from '../samba/render.ts';
 
@@ -113,7 +114,7 @@ export function checkNodes(nodes: readonly ClusterNode[]): void {
   const names = new Set<string>();
   const addrs = new Set<string>();
   for (const n of nodes) {
-    if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(n.name)) throw invalid('nodes', `${JSON.stringify(n.name)} is not a node name`);
+    if (!NODE_RE.test(n.name)) throw invalid('nodes', `${JSON.stringify(n.name)} is not a node name`);
     if (!isIpv4(n.address)) throw invalid('nodes', `${n.name}: ${JSON.stringify(n.address)} is not an IPv4 address`);
     if (names.has(n.name)) throw invalid('nodes', `node ${n.name} is listed twice`);
     if (addrs.has(n.address)) throw invalid('nodes', `address ${n.address} is listed twice`);

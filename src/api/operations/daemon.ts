@@ -1,5 +1,6 @@
 /** Operations of the daemon itself: its tasks (status, log) and the API description. */
 import { GatewayError } from '../../core/errors.ts';
+import { upidProp } from '../../core/formats.ts';
 import { defineOperation, type Operation } from '../../core/operation.ts';
 import { type Schema } from '../../core/schema.ts';
 import type { Gateway } from '../../provision/context.ts';
@@ -17,7 +18,7 @@ export interface ApiCtx extends Gateway {
   operations: readonly Operation<ApiCtx>[];
 }
 
-const upidParam = { upid: { type: 'string', maxLength: 512, pattern: /^UPID:[^\s]+$/, patternText: 'must be a task id (UPID:...)', description: 'Task id' } } satisfies Schema;
+const upidParam = { upid: upidProp('Task id') } satisfies Schema;
 
 export function getTask(ctx: ApiCtx, upid: string) {
   const t = ctx.tasks.get(upid);

@@ -1,5 +1,6 @@
 /** HA operations: deploy the CTDB cluster, show its state, move a share's VIP (failover). */
 import { GatewayError, invalid } from '../../core/errors.ts';
+import { nodeProp } from '../../core/formats.ts';
 import { pveApi } from '../../pve/connect.ts';
 import type { Runner } from '../../core/exec.ts';
 import { allOf, defineOperation } from '../../core/operation.ts';
@@ -196,7 +197,7 @@ export const failoverOp = op({
   description: 'Move an HA share\'s VIP to another node (ctdb moveip), e.g. before maintenance.',
   parameters: {
     ...nameParam,
-    to: { type: 'string', optional: true, description: 'Node to move the VIP to (default: the first other healthy node)', pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name' },
+    to: nodeProp('Node to move the VIP to (default: the first other healthy node)'),
   },
   positional: ['sharename'],
   returns: { description: 'VIP, from which node to which, and how long the move took' },

@@ -4,6 +4,7 @@
  * clone of it, never an apt-get per share. Templates carry the Proxmox tag `smbgateway`.
  */
 import { rm } from 'node:fs/promises';
+import { nodeProp, storageIdProp } from '../../core/formats.ts';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
@@ -52,8 +53,8 @@ export const templateListOp = op({
 
 const createParams = {
   mode: { type: 'string', enum: ['lxc', 'vm'], description: 'Template for lxc or vm mode' },
-  node: { type: 'string', optional: true, pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, patternText: 'must be a node name', description: 'Node (default: this one)' },
-  storage: { type: 'string', optional: true, pattern: /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, patternText: 'must be a storage ID', description: 'Storage for the template disk (default: the first zfspool/rbd/lvmthin storage, else local)' },
+  node: nodeProp('Node (default: this one)'),
+  storage: storageIdProp('Storage for the template disk (default: the first zfspool/rbd/lvmthin storage, else local)'),
   source: {
     type: 'string', optional: true, pattern: /^[a-z][a-z0-9\-_.]*[a-z0-9]:(vztmpl|import)\/[^\s,]+$/i, patternText: 'must be a volume such as local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst',
     description: 'Debian standard CT template (lxc) or cloud image in import content (vm); default: the newest Debian one found',
