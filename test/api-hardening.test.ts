@@ -277,7 +277,7 @@ test('the limits are daemon settings with sane defaults, and nonsense is refused
   await writeFile(file, JSON.stringify({ headers_timeout: 60, request_timeout: 30 }));
   assert.throws(() => loadDaemonConfig(t.settings, file), { field: 'headers_timeout', message: /headers_timeout must not be longer than request_timeout/ });
   await writeFile(file, JSON.stringify({ max_connections: 0 }));
-  assert.throws(() => loadDaemonConfig(t.settings, file), { field: 'max_connections', message: /max_connections must be a positive number/ });
+  assert.throws(() => loadDaemonConfig(t.settings, file), { field: 'max_connections', message: /daemon\.json: max_connections: must be at least 1$/ });
   await writeFile(file, JSON.stringify({ max_body: 65536, max_connections: 32 }));
   const ok = loadDaemonConfig(t.settings, file);
   assert.deepEqual([ok.max_body, ok.max_connections], [65536, 32]);

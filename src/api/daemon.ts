@@ -5,6 +5,8 @@
  * (SMBGATEWAYD_CONFIG, default /etc/smbgateway/daemon.json); see docs/api.md.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { NODE_RE } from '../core/formats.ts';
+import { validate, type Schema } from '../core/schema.ts';
 import { GatewayError } from '../core/errors.ts';
 import { execRunner } from '../core/exec.ts';
 import { loadSettings, type Settings } from '../core/settings.ts';
@@ -65,6 +67,43 @@ export function defaultDaemonConfig(settings: Settings): DaemonConfig {
   };
 }
 
+const FILE = { type: 'string', optional: true, check: (v: string) => (v.startsWith('/') ? undefined : 'must be an absolute path') } as const;
+
+/** Other nodes' daemons: {"node": {"url": "https://...", "fingerprint": "AA:..."}}. */
+function parsePeers(v: unknown): Record<string, Peer> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('must be an object of node names to {url, fingerprint}');
+  const out: Record<string, Peer> = {};
+  for (const [node, p] of Object.entries(v)) {
+    if (!NODE_RE.test(node)) throw new Error(`${JSON.stringify(node)} is not a node name`);
+    const { url, fingerprint, ...rest } = (p ?? {}) as Record<string, unknown>;
+    if (typeof url !== 'string' || !/^https:\/\/\S+$/.test(url)) throw new Error(`${node}: url must be an https:// URL`);
+    if (typeof fingerprint !== 'string' || fingerprint.replace(/:/g, '').length !== 64) throw new Error(`${node}: fingerprint must be a SHA-256 fingerprint`);
+    if (Object.keys(rest).length) throw new Error(`${node}: unknown key ${Object.keys(rest)[0]}`);
+    out[node] = { url, fingerprint };
+  }
+  return out;
+}
+
+/** daemon.json, checked with the same schema machinery as every operation's parameters. */
+export const daemonFileSchema = {
+  listen: { type: 'string', optional: true, description: 'Address to listen on' },
+  port: { type: 'integer', optional: true, minimum: 0, maximum: 65535, description: 'Port' },
+  interval: { type: 'number', optional: true, minimum: 1, maximum: 3600, description: 'Metrics collection interval, seconds' },
+  tick: { type: 'number', optional: true, minimum: 0.05, maximum: 3600, description: 'Collector tick, seconds' },
+  usage_refresh: { type: 'number', optional: true, minimum: 1, maximum: 86400, description: 'How often usage is read again, seconds' },
+  tls_cert: { ...FILE, description: 'Certificate (PEM)' },
+  tls_key: { ...FILE, description: 'Key (PEM)' },
+  pve_api: { type: 'string', optional: true, pattern: /^https:\/\/\S+$/, patternText: 'must be an https:// URL', description: 'The local PVE API' },
+  pve_ca: { ...FILE, description: 'CA of the PVE API' },
+  pve_www_key: { ...FILE, description: 'PVE\'s CSRF key' },
+  peers: { type: 'json', optional: true, parse: parsePeers, description: 'Other nodes\' daemons' },
+  metrics_db: { ...FILE, description: 'Metrics database' },
+  headers_timeout: { type: 'number', optional: true, minimum: 0.05, description: 'Seconds to receive a request\'s headers' },
+  request_timeout: { type: 'number', optional: true, minimum: 0.05, description: 'Seconds to receive a whole request' },
+  max_connections: { type: 'integer', optional: true, minimum: 1, maximum: 1000000, description: 'Connections open at once' },
+  max_body: { type: 'integer', optional: true, minimum: 1, maximum: 1073741824, description: 'Largest request body, bytes' },
+} as const satisfies Schema;
+
 export function loadDaemonConfig(settings: Settings, file = process.env.SMBGATEWAYD_CONFIG ?? '/etc/smbgateway/daemon.json'): DaemonConfig {
   const c = defaultDaemonConfig(settings);
   if (!existsSync(file)) return c;
@@ -72,11 +111,13 @@ export function loadDaemonConfig(settings: Settings, file = process.env.SMBGATEW
   try { raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch (e) {
     throw new GatewayError('invalid', `${file}: not valid JSON (${(e as Error).message})`);
   }
-  for (const [k, v] of Object.entries(raw)) {
-    if (!(k in c) && !['tls_cert', 'tls_key', 'pve_api', 'pve_ca', 'metrics_db'].includes(k)) throw new GatewayError('invalid', `${file}: unknown setting "${k}"`, k);
-    (c as unknown as Record<string, unknown>)[k] = v;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new GatewayError('invalid', `${file}: must be a JSON object`);
+  try {
+    Object.assign(c, validate(daemonFileSchema, raw, { defaults: false }));
+  } catch (e) {
+    const err = e as GatewayError;
+    throw new GatewayError('invalid', `${file}: ${err.message.replace(/unknown parameter$/, 'unknown setting')}`, err.field);
   }
-  if (!Number.isFinite(c.interval) || c.interval < 1) throw new GatewayError('invalid', `${file}: interval must be at least 1 (seconds)`, 'interval');
   checkLimits(c, file);
   return c;
 }

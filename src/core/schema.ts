@@ -29,6 +29,12 @@ export interface IntegerProp extends Base {
   minimum?: number;
   maximum?: number;
 }
+export interface NumberProp extends Base {
+  type: 'number';
+  default?: number;
+  minimum?: number;
+  maximum?: number;
+}
 export interface BooleanProp extends Base {
   type: 'boolean';
   default?: boolean;
@@ -45,10 +51,10 @@ export interface JsonProp<T = unknown> extends Base {
   parse: (v: unknown) => T;
   default?: T;
 }
-export type Prop = StringProp | IntegerProp | BooleanProp | ListProp | JsonProp<any>;
+export type Prop = StringProp | IntegerProp | NumberProp | BooleanProp | ListProp | JsonProp<any>;
 export type Schema = Record<string, Prop>;
 
-type ValueOf<P extends Prop> = P extends StringProp ? string : P extends IntegerProp ? number : P extends BooleanProp ? boolean : P extends JsonProp<infer T> ? T : string[];
+type ValueOf<P extends Prop> = P extends StringProp ? string : P extends IntegerProp | NumberProp ? number : P extends BooleanProp ? boolean : P extends JsonProp<infer T> ? T : string[];
 type Req<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? K : never) : K]: ValueOf<S[K]> };
 type Opt<S extends Schema> = { [K in keyof S as S[K]['optional'] extends true ? (S[K] extends { default: unknown } ? never : K) : never]?: ValueOf<S[K]> };
 export type Infer<S extends Schema> = Req<S> & Opt<S>;
@@ -94,6 +100,13 @@ function coerce(field: string, p: Prop, raw: unknown): unknown {
     case 'integer': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       if (!Number.isInteger(n)) throw invalid(field, 'must be an integer');
+      if (p.minimum !== undefined && n < p.minimum) throw invalid(field, `must be at least ${p.minimum}`);
+      if (p.maximum !== undefined && n > p.maximum) throw invalid(field, `must be at most ${p.maximum}`);
+      return n;
+    }
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isFinite(n)) throw invalid(field, 'must be a number');
       if (p.minimum !== undefined && n < p.minimum) throw invalid(field, `must be at least ${p.minimum}`);
       if (p.maximum !== undefined && n > p.maximum) throw invalid(field, `must be at most ${p.maximum}`);
       return n;
@@ -174,7 +187,7 @@ export function toJsonSchema(schema: Schema): Record<string, unknown> {
       if (p.pattern) o.pattern = p.pattern.source;
       if (p.maxLength) o.maxLength = p.maxLength;
     }
-    if (p.type === 'integer') {
+    if (p.type === 'integer' || p.type === 'number') {
       if (p.minimum !== undefined) o.minimum = p.minimum;
       if (p.maximum !== undefined) o.maximum = p.maximum;
     }

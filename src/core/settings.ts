@@ -6,6 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { GatewayError } from './errors.ts';
+import { nodeProp, storageIdProp } from './formats.ts';
+import { validate, type Schema } from './schema.ts';
 
 export interface Settings {
   /** Proxmox VE node (pmxcfs mounted). */
@@ -70,7 +72,35 @@ export function defaultSettings(): Settings {
   };
 }
 
-const KEYS: Record<string, keyof Settings> = {
+/** gateway.json, checked with the same schema machinery as every operation's parameters. */
+const PATH = { type: 'string', optional: true, check: (v: string) => (v.startsWith('/') ? undefined : 'must be an absolute path') } as const;
+export const settingsFileSchema = {
+  node: nodeProp('This node\'s name'),
+  store_dir: { ...PATH, description: 'Where shares.cfg lives' },
+  priv_dir: { ...PATH, description: 'Where secrets live (0700)' },
+  lock_dir: { ...PATH, description: 'mkdir locks' },
+  storage_cfg: { ...PATH, description: 'The cluster\'s storage.cfg' },
+  smb_conf: { ...PATH, description: 'The smb.conf smbd runs with' },
+  managed_conf: { ...PATH, description: 'The gateway\'s managed include file' },
+  state_dir: { ...PATH, description: 'Node-local state' },
+  account_uid_min: { type: 'integer', optional: true, minimum: 1, maximum: 4294967294, description: 'Lowest uid/gid of accounts the gateway makes or adopts' },
+  account_uid_max: { type: 'integer', optional: true, minimum: 1, maximum: 4294967294, description: 'Highest uid/gid of accounts the gateway makes or adopts' },
+  smb_host: { type: 'string', optional: true, description: 'SMB address for health probes' },
+  smb_port: { type: 'integer', optional: true, minimum: 1, maximum: 65535, description: 'SMB port for health probes' },
+  allowed_roots: { type: 'list', optional: true, item: (v: string) => (v.startsWith('/') && v !== '/' ? undefined : 'must be an absolute path other than /'), description: 'Storage roots share paths must resolve into' },
+  is_pve: { type: 'boolean', optional: true, description: 'Whether this is a Proxmox VE node (default: /etc/pve/local exists)' },
+  pve_transport: { type: 'string', optional: true, enum: ['pvesh', 'api'], description: 'How to reach Proxmox VE' },
+  pve_api: { type: 'string', optional: true, pattern: /^https:\/\/\S+$/, patternText: 'must be an https:// URL', description: 'https://host:8006 of a node' },
+  pve_fingerprint: { type: 'string', optional: true, description: 'SHA-256 fingerprint of that node\'s certificate' },
+  pve_token_file: { ...PATH, description: '0600 file with user@realm!tokenid=secret' },
+  pve_user: { type: 'string', optional: true, description: 'user@realm for ticket login' },
+  pve_password_file: { ...PATH, description: '0600 file with that user\'s password' },
+  pve_bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name', description: 'Bridge for the guests' },
+  pve_snippets_storage: storageIdProp('Storage for cloud-init snippets'),
+  pve_task_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 86400, description: 'Seconds to wait for a task or a guest' },
+} as const satisfies Schema;
+
+const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   node: 'node', store_dir: 'storeDir', priv_dir: 'privDir', account_uid_min: 'accountUidMin', account_uid_max: 'accountUidMax', storage_cfg: 'storageCfg', lock_dir: 'lockDir', smb_conf: 'smbConf', managed_conf: 'managedConf',
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
@@ -101,11 +131,16 @@ export function loadSettings(file = settingsPath()): Settings {
   } catch (e) {
     throw new GatewayError('invalid', `${file}: not valid JSON (${(e as Error).message})`);
   }
-  for (const [k, v] of Object.entries(raw)) {
-    const key = KEYS[k];
-    if (!key) throw new GatewayError('invalid', `${file}: unknown setting "${k}" (known: ${Object.keys(KEYS).join(', ')})`, k);
-    (s as unknown as Record<string, unknown>)[key] = v;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new GatewayError('invalid', `${file}: must be a JSON object`);
+  let v: Record<string, unknown>;
+  try {
+    v = validate(settingsFileSchema, raw, { defaults: false });
+  } catch (e) {
+    const err = e as GatewayError;
+    throw new GatewayError('invalid', `${file}: ${err.message}${err.message.includes('unknown parameter') ? ` (known: ${Object.keys(KEYS).join(', ')})` : ''}`, err.field);
   }
+  for (const [k, x] of Object.entries(v)) (s as unknown as Record<string, unknown>)[KEYS[k as keyof typeof KEYS]] = x;
+  if (s.accountUidMin > s.accountUidMax) throw new GatewayError('invalid', `${file}: account_uid_min must not be above account_uid_max`, 'account_uid_min');
   return s;
 }
 
