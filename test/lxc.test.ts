@@ -177,7 +177,7 @@ test('status of an lxc share: the container\'s state, an SMB logon to it, the co
   assert.equal(up.code, 0, up.stdout);
   const refused = await t.cli(['update', 'stat', '--comment', 'x', '--json']);
   assert.equal(refused.json!.error!.field, 'comment');
-  assert.match(refused.json!.error!.message, /not supported yet \(its config lives in the guest\)/);
+  assert.match(refused.json!.error!.message, /^comment: cannot be changed on an lxc share yet \(its Samba config lives in the guest\); delete and create it again$/);
   await t.op('delete', { sharename: 'stat', purge: true });
 });
 

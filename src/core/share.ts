@@ -228,8 +228,8 @@ export const shareSchema = {
   backup_enabled: { type: 'boolean', default: true, optional: true, description: 'Include in backups' },
   security_profile: { type: 'string', enum: SECURITY_PROFILES, default: 'standard', optional: true, description: 'standard: SMB2.1+ with signing; high: SMB3 with encryption required' },
   vm_template: { type: 'string', optional: true, description: 'Gateway template (VM mode)', pattern: /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, patternText: 'must be a template name or VMID' },
-  vm_memory: { type: 'integer', default: 2048, optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB' },
-  vm_cores: { type: 'integer', default: 2, optional: true, minimum: 1, maximum: 128, description: 'VM cores' },
+  vm_memory: { type: 'integer', optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB (vm mode; default 2048)' },
+  vm_cores: { type: 'integer', optional: true, minimum: 1, maximum: 128, description: 'VM cores (vm mode; default 2)' },
   node: nodeProp('Proxmox VE node serving the share'),
   comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients (no %, no trailing backslash)', check: smbValueRule },
   read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
@@ -255,8 +255,38 @@ export const shareSchema = {
 
 export type Share = Infer<typeof shareSchema>;
 
+type ShareKey = keyof typeof shareSchema;
+const COMMON: readonly ShareKey[] = ['sharename', 'mode', 'path', 'quota', 'ad_domain', 'monitoring_enabled', 'security_profile', 'node', 'comment', 'read_only', 'users', 'read_users', 'guest_ok', 'options', 'created'];
+const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
+
+/**
+ * Which options each mode takes and which of them `update` may change (as Proxmox's SectionConfig
+ * declares `options` and `fixed` per type): everything else is fixed when the share is made. An option
+ * of another mode is refused instead of being stored and ignored.
+ */
+export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly ShareKey[]; updatable: readonly ShareKey[] }> = {
+  native: {
+    options: [...COMMON, 'groups', 'read_groups', 'ha_enabled', 'ctdb_vip', 'backup_enabled', 'backing'],
+    updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled'],
+  },
+  // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest.
+  lxc: { options: [...COMMON, ...GUEST, 'ct_memory'], updatable: ['monitoring_enabled'] },
+  vm: { options: [...COMMON, ...GUEST, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled'] },
+};
+
+const isDefault = (k: ShareKey, v: unknown) => {
+  const d = (shareSchema[k] as { default?: unknown }).default;
+  return v === undefined || JSON.stringify(v) === JSON.stringify(d);
+};
+
 /** Cross-field rules that a single property cannot express. */
 export function checkShare(s: Share): Share {
+  const allowed = MODE_OPTIONS[s.mode as keyof typeof MODE_OPTIONS]?.options ?? [];
+  for (const k of Object.keys(shareSchema) as ShareKey[]) {
+    if (allowed.includes(k) || isDefault(k, s[k])) continue;
+    const modes = MODES.filter((m) => MODE_OPTIONS[m].options.includes(k));
+    throw invalid(k, `is not an option of ${s.mode} shares (it applies to ${modes.join(' and ')} mode)`);
+  }
   if (s.guest_ok && s.security_profile === 'high') throw invalid('guest_ok', 'guest access is not allowed with the high security profile');
   const both = s.users.find((u) => s.read_users.includes(u));
   if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);

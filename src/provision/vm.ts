@@ -112,8 +112,8 @@ export function buildUserData(i: UserDataInput): string {
 export function vmConfigParams(share: Share, o: { bridge: string; cicustom: string; attachment: Attachment; dirid?: string; rbd?: { storage: string; sizeGiB: number } }): Params {
   const p: Params = {
     name: guestHostname(share.sharename),
-    memory: share.vm_memory,
-    cores: share.vm_cores,
+    memory: share.vm_memory ?? 2048,
+    cores: share.vm_cores ?? 2,
     agent: 'enabled=1',
     onboot: 1,
     net0: netSpec('qemu', o.bridge, undefined, undefined),

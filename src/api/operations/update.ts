@@ -7,7 +7,7 @@ import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
 import { optionalNoDefault, type Schema } from '../../core/schema.ts';
-import { checkShare, shareSchema, type Share } from '../../core/share.ts';
+import { checkShare, MODE_OPTIONS, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { servedHere, smbConfSteps } from '../../samba/apply.ts';
 import type { Gateway } from '../../provision/context.ts';
@@ -78,9 +78,9 @@ export const updateOp = op({
       const merged: Record<string, unknown> = { ...share, ...changes };
       for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
       const next: Share = checkShare(merged as Share);
-      const smbKeys = Object.keys(changes).filter((k) => !['monitoring_enabled', 'backup_enabled'].includes(k));
-      if (!servedHere([share]).length && smbKeys.length) {
-        throw new GatewayError('unavailable', `${smbKeys[0]}: changing the Samba settings of a ${share.mode} share is not supported yet (its config lives in the guest); delete and create it again`, smbKeys[0]);
+      const fixed = Object.keys(changes).find((k) => !MODE_OPTIONS[share.mode as keyof typeof MODE_OPTIONS].updatable.includes(k as never));
+      if (fixed) {
+        throw new GatewayError('unavailable', `${fixed}: cannot be changed on ${share.mode === 'lxc' ? 'an' : 'a'} ${share.mode} share${share.mode !== 'native' ? ' yet (its Samba config lives in the guest)' : ''}; delete and create it again`, fixed);
       }
       const after = existing.map((s) => (s === share ? next : s));
       const steps = await applyPlan([
