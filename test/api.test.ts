@@ -204,7 +204,16 @@ test('the OpenAPI document is generated from the declarations', async () => {
   assert.equal(create['x-async-task'], true);
   assert.ok(create.requestBody.content['application/json'].schema.required.includes('path'));
   assert.ok(doc.paths['/api2/json/nodes/{node}/smbgateway/{sharename}'].put);
-  assert.ok(doc.paths['/api2/json/nodes/{node}/tasks/{upid}/log'].get);
+  const log = doc.paths['/api2/json/nodes/{node}/tasks/{upid}/log'].get;
+  assert.ok(log.responses[200].content['text/event-stream'], 'the event stream is declared');
+  // /metrics is declared too (Prometheus text at the root), and every operation says what it returns.
+  assert.deepEqual(Object.keys(doc.paths['/metrics'].get.responses[200].content), ['text/plain; version=0.0.4; charset=utf-8']);
+  for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: { properties?: { data?: object } } }> }> }>>)) {
+    for (const [method, o] of Object.entries(methods)) {
+      const c = Object.values(o.responses[200]!.content)[0]!.schema;
+      assert.ok(path === '/metrics' || Object.keys(c.properties?.data ?? {}).length, `${method} ${path} declares no result`);
+    }
+  }
   assert.equal((await api('GET', '/api2/json/smbgateway/openapi')).status, 401);
 });
 

@@ -25,7 +25,7 @@ export function openApiDocument(ops: readonly Operation<never>[], info: { title?
     content: { 'application/json': { schema: { type: 'object', properties: { data: { nullable: true }, message: { type: 'string' }, errors: { type: 'object', additionalProperties: { type: 'string' } } } } } },
   });
   for (const op of ops) {
-    const full = API_BASE + op.path;
+    const full = op.root ? op.path : API_BASE + op.path;
     const inPath = pathParams(op.path);
     const schema = toJsonSchema(restSchema(op)) as { properties: Record<string, Record<string, unknown>>; required?: string[] };
     const parameters: Record<string, unknown>[] = inPath.map((name) => ({
@@ -55,7 +55,13 @@ export function openApiDocument(ops: readonly Operation<never>[], info: { title?
       parameters,
       ...(requestBody ? { requestBody } : {}),
       responses: {
-        200: { description: op.returns.description, content: { 'application/json': { schema: { type: 'object', properties: { data: dataSchema } } } } },
+        200: {
+          description: op.returns.description,
+          content: {
+            ...(op.root ? { [op.returns.contentType ?? 'application/json']: { schema: op.returns.schema } } : { 'application/json': { schema: { type: 'object', properties: { data: dataSchema } } } }),
+            ...(op.events ? { 'text/event-stream': { schema: { type: 'string', description: op.events.description } } } : {}),
+          },
+        },
         400: errorResponse('Parameter verification failed (errors name each field)'),
         401: errorResponse('No or invalid credentials'),
         403: errorResponse('Permission check failed'),

@@ -23,7 +23,6 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import { isPrivilegeRule, type AclPaths, type Operation, type Privilege } from '../core/operation.ts';
 import { validate } from '../core/schema.ts';
 import type { Collector } from '../monitor/collector.ts';
-import { renderPrometheus } from '../monitor/prometheus.ts';
 import type { Peer } from '../pve/cluster.ts';
 import { storageAclPaths } from '../pve/storagemap.ts';
 import type { Gateway } from '../provision/context.ts';
@@ -32,7 +31,6 @@ import { forward } from './forward.ts';
 import { closeAfterAnswer, fieldErrors, formToObject, parseBody, readBody, send, sendError, tooLarge } from './http.ts';
 import { API_BASE, restSchema } from './openapi.ts';
 import { daemonOperations, getTask, taskLogOp, type ApiCtx } from './operations/daemon.ts';
-import { AUDIT } from './privileges.ts';
 import { operations as registryOperations } from './registry.ts';
 import { compile, expandPath, match, segments } from './router.ts';
 import { taskStatus, TaskManager } from './tasks.ts';
@@ -87,7 +85,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const g = o.gateway;
   const tasks = o.tasks ?? new TaskManager(g.settings.node, join(g.settings.stateDir, 'tasks'));
   const ops: Operation<ApiCtx>[] = [...(o.operations ?? registryOperations), ...daemonOperations];
-  const routes = compile(ops);
+  const routes = compile(ops.filter((x) => !x.root));
+  const rootOps = ops.filter((x) => x.root);
   const node = g.settings.node;
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
   const acl: AclPaths = storageAclPaths(o.storageCfg ?? '/etc/pve/storage.cfg', node);
@@ -114,15 +113,16 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       res.end(asset.body);
       return;
     }
-    if (url.pathname === '/metrics') {
-      if (method !== 'GET') { send(res, 501, { data: null, message: `Method '${method} /metrics' not implemented` }); return; }
-      await o.auth.check(credentials(req), method, AUDIT);
-      const text = renderPrometheus(node, o.collector ? [...o.collector.state.values()] : [], o.collector?.stats ?? {
-        cycles: 0, lastCycleSeconds: 0, lastCycleCpuSeconds: 0, lastTime: 0, lastIntervalSeconds: 0, unattributedReadBytes: 0, unattributedWrittenBytes: 0, failedLogonsUnknownAccount: 0, errors: [],
-      });
+    // Operations served at their own path (e.g. /metrics), their result as is.
+    const rootOp = rootOps.find((x) => x.path === url.pathname);
+    if (rootOp) {
+      if (method !== rootOp.method) { send(res, 501, { data: null, message: `Method '${method} ${rootOp.path}' not implemented` }); return; }
+      if (isPrivilegeRule(rootOp.privilege)) throw new GatewayError('failed', `${rootOp.path}: a root operation takes a fixed privilege`);
+      const caller = await o.auth.check(credentials(req), method, rootOp.privilege);
+      const result = await rootOp.handler({}, { ...g, tasks, caller, operations: ops, collector: o.collector });
       res.statusCode = 200;
-      res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-      res.end(text);
+      res.setHeader('content-type', rootOp.returns.contentType ?? 'application/json;charset=UTF-8');
+      res.end(typeof result === 'string' ? result : JSON.stringify(result));
       return;
     }
     if (!url.pathname.startsWith(API_BASE + '/') && url.pathname !== API_BASE) {
@@ -179,7 +179,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     const values = validate(restSchema(op as Operation<never>), params);
 
     // 4. The privileges this call needs, all of them.
-    const ctx: ApiCtx = { ...g, tasks, caller, operations: ops };
+    const ctx: ApiCtx = { ...g, tasks, caller, operations: ops, collector: o.collector };
     const required: Privilege[] = isPrivilegeRule(op.privilege)
       ? await op.privilege.required(values, ctx, acl)
       : [{ ...op.privilege, path: expandPath(op.privilege.path, m.params) }];

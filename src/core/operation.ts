@@ -53,7 +53,12 @@ export interface Operation<Ctx = unknown, S extends Schema = Schema, R = unknown
   aliases?: Record<string, string>;
   /** Parameters the CLI refuses on argv (secrets; cli/mappings.ts may fill them from a file). */
   apiOnly?: string[];
-  returns: { description: string; schema?: Record<string, unknown> };
+  /** The result (JSON schema); `contentType` for one that is not JSON (e.g. Prometheus text). */
+  returns: { description: string; schema: Record<string, unknown>; contentType?: string };
+  /** Served at `path` itself rather than under /api2/json, its result as is (not wrapped in {"data": ...}). */
+  root?: boolean;
+  /** The operation can also be followed as server-sent events (Accept: text/event-stream). */
+  events?: { description: string };
   /** What an API caller needs (the CLI runs as root on the node and checks nothing, like pvesm). */
   privilege: Privilege | PrivilegeRule<Ctx, Infer<S>>;
   /** Long operations run as tasks in the daemon. */

@@ -33,7 +33,7 @@ export const backupOp = op({
   description: 'Take a snapshot of the share (ZFS dataset or btrfs subvolume), shown to Windows clients as a Previous Version.',
   parameters: backupParams,
   positional: ['sharename'],
-  returns: { description: 'The snapshot taken and those pruned' },
+  returns: { description: 'The snapshot taken and those pruned', schema: { type: 'object', properties: { sharename: { type: 'string' }, snapshot: { type: 'string' }, pruned: { type: 'array', items: { type: 'string' } } } } },
   privilege: backupPrivileges,
   handler: async (p, g) => {
     const { sharename, keep } = p;
@@ -66,7 +66,7 @@ export const snapshotsOp = op({
   description: 'List the snapshots of a share, oldest first.',
   parameters: nameParam,
   positional: ['sharename'],
-  returns: { description: 'Snapshots with their time' },
+  returns: { description: 'Snapshots with their time', schema: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, time: { type: 'string', format: 'date-time' } } } } },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
     const share = await g.store.require(p.sharename);
@@ -88,7 +88,7 @@ export const restoreOp = op({
   description: 'Put the whole share back to a snapshot (btrfs first takes a snapshot of the current state, so a restore can itself be undone).',
   parameters: restoreParams,
   positional: ['sharename'],
-  returns: { description: 'What was done' },
+  returns: { description: 'What was done', schema: { type: 'object', properties: { sharename: { type: 'string' }, restored: { type: 'string' }, safety_snapshot: { type: 'string' }, destroyed: { type: 'array', items: { type: 'string' } } } } },
   privilege: restorePrivileges,
   handler: async (p, g) => {
     const { sharename, snapshot, force } = p;

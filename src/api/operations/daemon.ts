@@ -1,4 +1,4 @@
-/** Operations of the daemon itself: its tasks (status, log) and the API description. */
+/** Operations of the daemon itself: its tasks (status, log), the API description and the Prometheus metrics. */
 import { GatewayError } from '../../core/errors.ts';
 import { upidProp } from '../../core/formats.ts';
 import { defineOperation, type Operation } from '../../core/operation.ts';
@@ -8,6 +8,8 @@ import type { Caller } from '../auth.ts';
 import { openApiDocument } from '../openapi.ts';
 import { AUDIT } from '../privileges.ts';
 import { taskStatus, type TaskManager } from '../tasks.ts';
+import type { Collector } from '../../monitor/collector.ts';
+import { renderPrometheus } from '../../monitor/prometheus.ts';
 
 const op = defineOperation<ApiCtx>();
 
@@ -16,6 +18,8 @@ export interface ApiCtx extends Gateway {
   tasks: TaskManager;
   caller: Caller;
   operations: readonly Operation<ApiCtx>[];
+  /** The metrics collector of this daemon (none: no samples yet). */
+  collector?: Collector;
 }
 
 const upidParam = { upid: upidProp('Task id') } satisfies Schema;
@@ -48,6 +52,7 @@ export const taskLogOp = op({
   command: [], method: 'GET', path: '/nodes/{node}/tasks/{upid}/log',
   description: 'A task\'s log lines {n, t}. With Accept: text/event-stream, the log is followed as server-sent events until the task ends (event "end" carries its status).',
   parameters: logParams, returns: { description: 'Log lines', schema: { type: 'array', items: { type: 'object' } } }, privilege: AUDIT,
+  events: { description: 'The log as it grows: one event per line ({n, t}), then event "end" with the task\'s status' },
   handler: async (p, ctx) => {
     const v = p;
     return getTask(ctx, v.upid).lines.slice(v.start, v.start + v.limit);
@@ -60,4 +65,16 @@ export const openApiOp = op({
   handler: async (_p, ctx) => openApiDocument(ctx.operations as readonly Operation<never>[]),
 });
 
-export const daemonOperations: Operation<ApiCtx>[] = [tasksListOp, taskStatusOp, taskLogOp, openApiOp];
+/** The collector's state for Prometheus: served at /metrics (a scrape job's default path), not under /api2/json. */
+export const prometheusOp = op({
+  command: [], method: 'GET', path: '/metrics', root: true,
+  description: 'Per-share metrics of this node in Prometheus text format, for a scrape job (Authorization: PVEAPIToken <id>=<secret>).',
+  parameters: {},
+  returns: { description: 'Prometheus text exposition format 0.0.4', schema: { type: 'string' }, contentType: 'text/plain; version=0.0.4; charset=utf-8' },
+  privilege: AUDIT,
+  handler: async (_p, ctx) => renderPrometheus(ctx.settings.node, ctx.collector ? [...ctx.collector.state.values()] : [], ctx.collector?.stats ?? {
+    cycles: 0, lastCycleSeconds: 0, lastCycleCpuSeconds: 0, lastTime: 0, lastIntervalSeconds: 0, unattributedReadBytes: 0, unattributedWrittenBytes: 0, failedLogonsUnknownAccount: 0, errors: [],
+  }),
+});
+
+export const daemonOperations: Operation<ApiCtx>[] = [tasksListOp, taskStatusOp, taskLogOp, openApiOp, prometheusOp];

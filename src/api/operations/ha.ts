@@ -172,7 +172,7 @@ export const haDeployOp = op({
   path: '/nodes/{node}/smbgateway/ha/deploy',
   description: 'Set up (or update) the CTDB cluster with clustered Samba on all nodes and serve the HA shares at their VIPs.',
   parameters: haDeploySchema,
-  returns: { description: 'Nodes, VIPs, what changed on each node and where each VIP is' },
+  returns: { description: 'Nodes, VIPs, what changed on each node and where each VIP is', schema: { type: 'object', properties: { nodes: { type: 'array', items: { type: 'object' } }, vips: { type: 'object', additionalProperties: { type: 'string' } }, changed: { type: 'object' } } } },
   // root over SSH on every node
   privilege: SYS_MODIFY,
   async: true,
@@ -185,7 +185,7 @@ export const haStatusOp = op({
   path: '/nodes/{node}/smbgateway/ha',
   description: 'State of the CTDB cluster: each node\'s flags and the problems seen.',
   parameters: {},
-  returns: { description: 'Cluster state' },
+  returns: { description: 'Cluster state', schema: { type: 'object', properties: { vip: { type: 'string' }, holder: { type: 'string', nullable: true }, nodes: { type: 'array', items: { type: 'object' } }, ok: { type: 'boolean' }, problems: { type: 'array', items: { type: 'string' } } } } },
   privilege: AUDIT,
   handler: (_p, g) => haState(g),
 });
@@ -200,7 +200,7 @@ export const failoverOp = op({
     to: nodeProp('Node to move the VIP to (default: the first other healthy node)'),
   },
   positional: ['sharename'],
-  returns: { description: 'VIP, from which node to which, and how long the move took' },
+  returns: { description: 'VIP, from which node to which, and how long the move took', schema: { type: 'object', properties: { vip: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, seconds: { type: 'number' } } } },
   privilege: SYS_MODIFY,
   handler: async (p, g) => {
     const { sharename, to } = p;
@@ -224,7 +224,7 @@ export const haGuestOp = op({
     remove: { type: 'boolean', optional: true, default: false, description: 'Remove the HA resource instead' },
   },
   positional: ['sharename'],
-  returns: { description: 'The HA resource id and whether it is registered' },
+  returns: { description: 'The HA resource id and whether it is registered', schema: { type: 'object', properties: { sid: { type: 'string' }, registered: { type: 'boolean' } } } },
   // Proxmox asks Sys.Console on / for /cluster/ha/resources
   privilege: allOf(SYS_MODIFY, { path: '/', privs: ['Sys.Console'] }),
   handler: async (p, g) => {

@@ -34,7 +34,7 @@ export const listOp = op({
   path: '/nodes/{node}/smbgateway',
   description: 'List the SMB shares of the gateway.',
   parameters: {},
-  returns: { description: 'The shares' },
+  returns: { description: 'The shares', schema: { type: 'array', items: { type: 'object', description: 'The share (as `show` returns it)' } } },
   privilege: AUDIT,
   handler: async (_p, g) => (await g.store.list()).map(publicShare),
 });
@@ -53,7 +53,7 @@ export const createOp = op({
   positional: ['sharename'],
   aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
   apiOnly: ['password', 'passwords'],
-  returns: { description: 'The share created, the steps applied and any warnings' },
+  returns: { description: 'The share created, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
   privilege: createPrivileges,
   async: true,
   handler: async (p, g) => {
@@ -84,7 +84,7 @@ export const deleteOp = op({
     purge: { type: 'boolean', optional: true, default: false, description: 'Also destroy the dataset, subvolume or directory the gateway created (data is lost)' },
   },
   positional: ['sharename'],
-  returns: { description: 'The steps applied' },
+  returns: { description: 'The steps applied', schema: { type: 'object', properties: { sharename: { type: 'string' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: deletePrivileges,
   async: true,
   handler: async (p, g) => {
@@ -106,7 +106,7 @@ export const statusOp = op({
   description: 'Whether smbd serves the share, its usage against the quota, and its sessions.',
   parameters: nameParam,
   positional: ['sharename'],
-  returns: { description: 'Share status' },
+  returns: { description: 'Share status', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, smbd_running: { type: 'boolean' }, in_config: { type: 'boolean' }, served: { type: 'boolean' }, probe: { type: 'string' }, usage: { type: 'object' }, sessions: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'string' } }, ha: { type: 'object' } } } },
   privilege: readSharePrivileges,
   handler: async (p, g): Promise<ShareStatus & { ha?: HaState }> => {
     const share = await g.store.require(p.sharename);
@@ -161,7 +161,7 @@ export const migrateOp = op({
   parameters: {
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Report only, change nothing' },
   },
-  returns: { description: 'What was imported, skipped or kept aside' },
+  returns: { description: 'What was imported, skipped or kept aside', schema: { type: 'object', properties: { source: { type: 'string' }, dry_run: { type: 'boolean' }, imported: { type: 'array', items: { type: 'object' } }, skipped: { type: 'array', items: { type: 'object' } } } } },
   // It adds many shares at once, wherever storage.cfg says.
   privilege: allOf({ path: '/storage', privs: ['Datastore.Allocate'] }, SYS_MODIFY),
   handler: async (p, g) => {

@@ -42,7 +42,7 @@ export const templateListOp = op({
   path: '/nodes/{node}/smbgateway/templates',
   description: 'List the gateway templates (lxc and vm mode) in the cluster.',
   parameters: listParams,
-  returns: { description: 'The templates' },
+  returns: { description: 'The templates', schema: { type: 'array', items: { type: 'object', properties: { vmid: { type: 'integer' }, mode: { type: 'string' }, node: { type: 'string' }, name: { type: 'string' } } } } },
   privilege: AUDIT,
   handler: async (p, g) => {
     requirePve(g);
@@ -217,7 +217,7 @@ export const templateCreateOp = op({
   path: '/nodes/{node}/smbgateway/templates',
   description: 'Build a gateway template: Samba installed once in a Debian container (lxc) or cloud-init VM (vm), then converted to a Proxmox VE template.',
   parameters: createParams,
-  returns: { description: 'The template created and the steps applied' },
+  returns: { description: 'The template created and the steps applied', schema: { type: 'object', properties: { vmid: { type: 'integer' }, mode: { type: 'string' }, node: { type: 'string' }, name: { type: 'string' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: templateCreatePrivileges,
   async: true,
   handler: async (p, g) => {

@@ -64,7 +64,7 @@ export const tokenDeleteOp = op({
   description: 'Delete an API token of the gateway.',
   parameters: deleteParams,
   positional: ['tokenid'],
-  returns: { description: 'The token deleted' },
+  returns: { description: 'The token deleted', schema: { type: 'object', properties: { tokenid: { type: 'string' } } } },
   privilege: MANAGE,
   handler: async (p, g) => {
     const name = bare(p.tokenid);

@@ -59,7 +59,7 @@ export const updateOp = op({
   parameters: updateParams,
   positional: ['sharename'],
   aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok' },
-  returns: { description: 'The share after the change and the steps applied' },
+  returns: { description: 'The share after the change and the steps applied', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: changeSharePrivileges,
   async: true,
   handler: async (p, g) => {
