@@ -17,7 +17,7 @@ import { validate } from '../src/core/schema.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeGateway } from '../src/provision/context.ts';
-import { deployHa, haDeploySchema } from '../src/api/operations/ha.ts';
+import { deployHa, haDeploySchema } from '../src/ha/service.ts';
 import { execRunner } from '../src/core/exec.ts';
 import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';

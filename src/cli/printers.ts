@@ -7,9 +7,9 @@ import type { Point } from '../monitor/db.ts';
 import type { Share } from '../core/share.ts';
 import type { ShareStatus } from '../provision/status.ts';
 import type { PublicToken } from '../api/tokens.ts';
-import type { HaDeployResult, HaState } from '../api/operations/ha.ts';
+import type { HaDeployResult, HaState } from '../ha/service.ts';
 import type { Imported } from '../api/operations/shares.ts';
-import type { TemplateInfo } from '../api/operations/templates.ts';
+import type { TemplateInfo } from '../provision/templates.ts';
 import { humanBytes, table } from './table.ts';
 
 function formatHaState(s: HaState): string {

@@ -1,162 +1,20 @@
 /** HA operations: deploy the CTDB cluster, show its state, move a share's VIP (failover). */
 import { GatewayError, invalid } from '../../core/errors.ts';
+import { deployHa, haDeploySchema, haState, shareVip } from '../../ha/service.ts';
 import { nodeProp } from '../../core/formats.ts';
-import { pveApi } from '../../pve/connect.ts';
-import type { Runner } from '../../core/exec.ts';
 import { allOf, defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
-import { type Schema, type Infer } from '../../core/schema.ts';
+import { type Schema } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
-import { addressAnswers, loadHaConfig, requireHaConfig, resolveVips, saveHaConfig, type HaConfig } from '../../ha/config.ts';
-import { moveVip, snapshot, type HaNode } from '../../ha/ctdb.ts';
-import { deployCluster, type DeployReport } from '../../ha/deploy.ts';
-import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from '../../ha/plan.ts';
-import { sshRunner } from '../../ha/transport.ts';
+import { requireHaConfig } from '../../ha/config.ts';
+import { moveVip, type HaNode } from '../../ha/ctdb.ts';
 import { guestHaRegistered, guestHaRemoveSteps, guestHaSteps, haResourceSid } from '../../ha/pveha.ts';
 import { pveClient } from '../../pve/connect.ts';
-import { globalParams } from '../../samba/profiles.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, SYS_MODIFY } from '../privileges.ts';
 
 const op = defineOperation<Gateway>();
 
-export const haDeploySchema = {
-  nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
-  interface: { type: 'string', optional: true, description: 'Network interface that carries the VIPs on every node', pattern: /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, patternText: 'must be an interface name' },
-  cluster_lock: { type: 'string', optional: true, description: 'CTDB cluster lock: a file on storage shared by all nodes, rados:<cluster>:<user>:<pool>:<object> for Ceph, or none (needs force_no_lock)' },
-  force_no_lock: { type: 'boolean', optional: true, description: 'Accept running without a cluster lock (risk of split brain); kept from the last deploy unless given' },
-  netbios_name: { type: 'string', optional: true, description: 'NetBIOS name all nodes answer to (default SMBGW)', pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,14}$/, patternText: 'must be 1..15 letters, digits or -' },
-  vip_range: { type: 'string', optional: true, description: 'Addresses for ctdb_vip auto: first-last or a CIDR', check: (v) => { try { parseVipRange(v); return undefined; } catch (e) { return (e as GatewayError).message.replace(/^vip_range: /, ''); } } },
-  vip_prefix: { type: 'integer', optional: true, minimum: 8, maximum: 32, description: 'Prefix length of VIPs given without one (default 24)' },
-  services: { type: 'string', optional: true, enum: ['systemd', 'direct'], description: 'Start ctdbd/smbd through systemd (default) or directly (hosts without an init system)' },
-  log_location: { type: 'string', optional: true, description: 'ctdbd log: syslog (default) or file:/path' },
-  leader_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 60, description: 'Seconds without a leader broadcast before an election (CTDB default 5; bounds failover time when the leader dies)' },
-  timeout: { type: 'integer', optional: true, default: 120, minimum: 10, maximum: 3600, description: 'Seconds to wait for the cluster to become healthy' },
-} as const satisfies Schema;
-
-/** The runner for a node: this node's own Runner, SSH as root for the others. */
-export function defaultRunnerFor(g: Gateway): (n: ClusterNode) => Runner {
-  return (n) => (n.name === g.settings.node ? g.run : sshRunner(g.run, n.address, `node ${n.name}`));
-}
-
-/** The cluster's nodes and their addresses, from Proxmox VE's /cluster/status. */
-async function pveNodes(g: Gateway): Promise<ClusterNode[]> {
-  return nodesFromPveClusterStatus((await pveApi(g.settings, g.run).clusterStatus()) as unknown as Record<string, unknown>[]);
-}
-
-export interface HaDeployResult {
-  nodes: ClusterNode[];
-  vips: Record<string, string>;
-  changes: DeployReport['changes'];
-  steps: string[];
-  holders: Record<string, string>;
-}
-
-/**
- * Deploy (or re-deploy, idempotently) the CTDB cluster and every HA share. `runnerFor` gives the
- * Runner of each node (tests pass namespace runners; the default is SSH).
- */
-export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner = defaultRunnerFor(g)): Promise<HaDeployResult> {
-  return g.store.locked(async () => {
-    const prev = await loadHaConfig(g.settings.storeDir);
-    const nodes = p.nodes?.length ? parseNodeList(p.nodes) : prev?.nodes ?? (g.settings.isPve ? await pveNodes(g) : undefined);
-    if (!nodes) throw invalid('nodes', 'give the cluster nodes as name=address (no Proxmox cluster to read them from)');
-    const iface = p.interface ?? prev?.interface;
-    if (!iface) throw invalid('interface', 'give the network interface that carries the VIPs');
-    const lockText = p.cluster_lock ?? prev?.cluster_lock;
-    if (!lockText) throw invalid('cluster_lock', 'give a cluster lock file on shared storage (or rados:..., or none with force_no_lock)');
-    const cfg: HaConfig = {
-      nodes,
-      interface: iface,
-      cluster_lock: lockText,
-      force_no_lock: p.force_no_lock ?? !!prev?.force_no_lock,
-      netbios_name: p.netbios_name ?? prev?.netbios_name ?? 'SMBGW',
-      vip_range: p.vip_range ?? prev?.vip_range,
-      vip_prefix: p.vip_prefix ?? prev?.vip_prefix ?? 24,
-      services: (p.services as HaConfig['services'] | undefined) ?? prev?.services ?? 'systemd',
-      log_location: p.log_location ?? prev?.log_location,
-      leader_timeout: p.leader_timeout ?? prev?.leader_timeout,
-      vips: prev?.vips ?? {},
-      registry_shares: prev?.registry_shares ?? [],
-    };
-    const lock = parseClusterLock(cfg.cluster_lock);
-    const shares = (await g.store.list()).filter((s) => s.ha_enabled);
-    const haNodes: HaNode[] = nodes.map((n) => ({ ...n, run: runnerFor(n) }));
-    const probe = haNodes.find((n) => n.name === g.settings.node) ?? haNodes[0]!;
-    const { addrs, vips } = await resolveVips(shares, cfg, (ip) => addressAnswers(probe.run, ip));
-    const removed: HaNode[] = (prev?.nodes ?? []).filter((o) => !nodes.some((n) => n.address === o.address)).map((n) => ({ ...n, run: runnerFor(n) }));
-    const report = await deployCluster({
-      nodes: haNodes,
-      removed,
-      ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location, leaderTimeout: cfg.leader_timeout },
-      // the same hardening as native mode ([global] of the security profiles), one NetBIOS name for all nodes
-      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
-      publicAddresses: addrs,
-      shares,
-      dropShares: cfg.registry_shares,
-      services: cfg.services,
-      timeoutMs: p.timeout * 1000,
-      failAt: failAtFromEnv(),
-      log: g.log,
-    });
-    await saveHaConfig(g.settings.storeDir, { ...cfg, vips, registry_shares: shares.map((s) => s.sharename) });
-    const holders: Record<string, string> = {};
-    for (const [share, v] of Object.entries(vips)) {
-      const ip = report.cluster.ips.find((i) => i.address === v.split('/')[0]);
-      const st = report.cluster.status.find((s) => s.pnn === ip?.pnn);
-      holders[share] = nodes.find((n) => n.address === st?.address)?.name ?? '-';
-    }
-    return { nodes, vips, changes: report.changes, steps: report.steps, holders };
-  });
-}
-
-/** The VIP (address only) of an HA share, as deployed. */
-export function shareVip(cfg: HaConfig, s: Share): string {
-  const v = cfg.vips[s.sharename] ?? (s.ctdb_vip && s.ctdb_vip !== 'auto' ? `${parseVip(s.ctdb_vip).address}` : undefined);
-  if (!v) throw new GatewayError('failed', `share ${s.sharename} has no VIP deployed yet: run \`pve-smbgateway ha deploy\``);
-  return v.split('/')[0]!;
-}
-
-export interface HaNodeState { name: string; address: string; pnn: number | null; flags: string[]; ok: boolean }
-export interface HaState {
-  vip?: string;
-  /** The node holding the VIP, or null when nobody does. */
-  holder?: string | null;
-  nodes: HaNodeState[];
-  ok: boolean;
-  problems: string[];
-}
-
-/** The HA state of a share (or of the cluster when no share is given), asked of the local ctdbd. */
-export async function haState(g: Gateway, share?: Share): Promise<HaState> {
-  const cfg = await loadHaConfig(g.settings.storeDir);
-  if (!cfg) return { nodes: [], ok: false, problems: ['no HA cluster is set up (pve-smbgateway ha deploy)'] };
-  let vip: string | undefined;
-  try {
-    vip = share ? shareVip(cfg, share) : undefined;
-  } catch (e) {
-    return { nodes: [], ok: false, problems: [(e as Error).message] };
-  }
-  const self: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: g.run }));
-  try {
-    const snap = await snapshot(self.slice(0, 1), vip ? [vip] : []);
-    const nodes = cfg.nodes.map((n) => {
-      const st = snap.status.find((s) => s.address === n.address);
-      return { name: n.name, address: n.address, pnn: st?.pnn ?? null, flags: st ? (st.flags.length ? st.flags : ['OK']) : ['NOT-IN-NODEMAP'], ok: !!st?.ok };
-    });
-    // Judge against the configured nodes (nodemap rows of removed nodes do not count).
-    const problems = snap.verdict.problems;
-    let holder: string | null | undefined;
-    if (vip) {
-      const ip = snap.ips.find((i) => i.address === vip);
-      const st = snap.status.find((s) => s.pnn === ip?.pnn);
-      holder = st ? cfg.nodes.find((n) => n.address === st.address)?.name ?? st.address : null;
-    }
-    return { ...(vip ? { vip, holder } : {}), nodes, ok: problems.length === 0, problems };
-  } catch (e) {
-    return { ...(vip ? { vip, holder: null } : {}), nodes: cfg.nodes.map((n) => ({ name: n.name, address: n.address, pnn: null, flags: ['UNKNOWN'], ok: false })), ok: false, problems: [(e as Error).message] };
-  }
-}
 
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 

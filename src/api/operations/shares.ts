@@ -15,7 +15,7 @@ import { backingTag, placeNewShare, requireQuotaSupport } from '../../provision/
 import { smbConfSteps } from '../../samba/apply.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, createPrivileges, deletePrivileges, readSharePrivileges, SYS_MODIFY } from '../privileges.ts';
-import { haState, type HaState } from './ha.ts';
+import { haState, type HaState } from '../../ha/service.ts';
 
 const op = defineOperation<Gateway>();
 
