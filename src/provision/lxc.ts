@@ -22,10 +22,16 @@ import {
 } from './guest.ts';
 import type { CreatePlan } from './native.ts';
 import { checkPurge, purgeStep } from './purge.ts';
+import type { GuestRecord, GuestRunningRecord } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export const CT_DEFAULT_MEMORY = 128;
+
+/** The journal record of a share's guest (identified by the name create gave it, and its description). */
+export function guestRecord(node: string, type: 'lxc' | 'qemu', vmid: number, sharename: string): GuestRecord {
+  return { kind: 'guest', node, type, vmid, name: guestHostname(sharename), description: `SMB share ${sharename} (pve-smbgateway)` };
+}
 
 /** The container's hostname: smb-<share> as a DNS label (lowercase, letters, digits, hyphens). */
 export function guestHostname(sharename: string): string {
@@ -136,6 +142,9 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     },
     {
       name: 'clone-container',
+      // The vmid is known now (allocate-vmid): an undo after a crash removes the guest of that vmid
+      // only while it has the hostname the clone gave it.
+      journal: () => [guestRecord(node, 'lxc', vmid, share.sharename)],
       do: async () => {
         await api.clone(tmpl.node, 'lxc', tmpl.vmid, { newid: vmid, hostname: guestHostname(share.sharename), full: !linked, ...(node !== tmpl.node ? { target: node } : {}) });
         created.push({ kind: 'ct', vmid });
@@ -214,6 +223,7 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
   if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     steps.push({
       name: 'stop-container',
+      journal: async () => [{ kind: 'guest-running', node, type: 'lxc', vmid, wasRunning: (await api.status(node, 'lxc', vmid).catch(() => undefined))?.status === 'running' } satisfies GuestRunningRecord],
       do: async () => {
         const st = await api.status(node, 'lxc', vmid).catch(() => undefined);
         if (st?.status === 'running') { wasRunning.v = true; await api.stop(node, 'lxc', vmid); }
@@ -224,7 +234,7 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
   steps.push(...revokeSteps(ctx.run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
   if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     // Irreversible: after everything that can be undone.
-    steps.push({ name: 'destroy-container', do: () => api.removeGuest(node, 'lxc', vmid) });
+    steps.push({ name: 'destroy-container', irreversible: true, redo: [guestRecord(node, 'lxc', vmid, share.sharename)], do: () => api.removeGuest(node, 'lxc', vmid) });
   }
   if (opts.purge) steps.push(guestPurgeStep(ctx, share, existing));
   return steps;
