@@ -13,6 +13,7 @@ import { closeMetricsDbs, metricsDbFor, releaseMetricsDb, type MetricsDb } from 
 import { Authenticator, type PveAuthConfig } from './auth.ts';
 import { makeGateway, type Gateway } from './context.ts';
 import { metricsDbPath } from './operations/metrics.ts';
+import { formatRepair, repairInterrupted, type RepairResult } from './operations/repair.ts';
 import { nodeCertificate, pveClusterPeer, startApiServer, type ApiServer, type Peer } from './server.ts';
 import { TokenStore } from './tokens.ts';
 
@@ -73,6 +74,9 @@ export interface Daemon {
   db: MetricsDb;
   gateway: Gateway;
   config: DaemonConfig;
+  /** What the repair on start did with operations a crash had interrupted (undefined: it failed, see repairError). */
+  repair?: RepairResult;
+  repairError?: string;
   stop: () => Promise<void>;
 }
 
@@ -80,6 +84,9 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
   const settings = opts.settings ?? loadSettings();
   const config = { ...(opts.settings ? defaultDaemonConfig(settings) : loadDaemonConfig(settings)), ...(opts.config ?? {}) };
   const gateway = makeGateway(settings, execRunner, opts.log ?? (() => undefined));
+  // Operations a crash interrupted (this daemon's tasks, a killed command) are repaired before serving.
+  let repairError: string | undefined;
+  const repair = await repairInterrupted(gateway).catch((e: Error) => { repairError = e.message; return undefined; });
   const db = metricsDbFor(config.metrics_db ?? metricsDbPath(gateway));
   const collector = new Collector(gateway, { db, intervalMs: config.interval * 1000, tickMs: config.tick * 1000, usageRefreshMs: config.usage_refresh * 1000 });
   const pve: PveAuthConfig | undefined = config.pve_api
@@ -94,7 +101,7 @@ export async function startDaemon(opts: { settings?: Settings; config?: Partial<
   });
   collector.start();
   return {
-    api, collector, db, gateway, config,
+    api, collector, db, gateway, config, repair, repairError,
     stop: async () => {
       await collector.stop();
       await api.close();
@@ -107,6 +114,8 @@ async function main(): Promise<void> {
   const verbose = process.argv.includes('--verbose') || !!process.env.SMBGW_VERBOSE;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const d = await startDaemon({ log: verbose ? log : undefined });
+  if (d.repairError) log(`repair of interrupted operations failed: ${d.repairError} (run pve-smbgateway repair)`);
+  else if (d.repair && (d.repair.repaired.length || d.repair.skipped.length)) log(`repair of interrupted operations:\n${formatRepair(d.repair)}`);
   log(`pve-smbgatewayd on ${d.api.url}${d.config.listen !== '127.0.0.1' ? ` (listening on ${d.config.listen})` : ''}, node ${d.gateway.settings.node}, collecting every ${d.config.interval} s into ${d.db.path}`);
   let stopping = false;
   const stop = async () => {

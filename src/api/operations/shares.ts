@@ -82,7 +82,7 @@ export const createOp: Operation<Gateway> = {
     return g.store.locked(async () => {
       const existing = await g.store.list();
       const plan = await planCreate(g, req, existing, passwords, adopted);
-      const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
+      const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('create', plan.share.sharename) });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
   },
@@ -112,7 +112,7 @@ export const deleteOp: Operation<Gateway> = {
       const share = requireShare(existing, sharename);
       requireMode(g, share.mode);
       const steps = await planDelete(g, share, existing, { purge: !!purge });
-      return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
+      return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor(purge ? 'delete --purge' : 'delete', share.sharename) }) };
     });
   },
   format: (r) => `deleted share ${(r as { sharename: string }).sharename}`,
@@ -262,7 +262,7 @@ export const migrateOp: Operation<Gateway> = {
       }
       if (!dry_run && toAdd.length) {
         const after = [...existing, ...toAdd];
-        await applyPlan([...steps, g.store.saveStep(() => after), ...smbConfSteps(g.samba, () => after)], { failAt: failAtFromEnv(), log: g.log });
+        await applyPlan([...steps, g.store.saveStep(() => after), ...smbConfSteps(g.samba, () => after)], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('migrate') });
       }
       return { source, dry_run, imported, skipped };
     });

@@ -80,7 +80,7 @@ export const updateOp: Operation<Gateway> = {
       const steps = await applyPlan([
         g.store.saveStep(() => after),
         ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : []),
-      ], { failAt: failAtFromEnv(), log: g.log });
+      ], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('update', share.sharename) });
       return { share: publicShare(next), steps };
     });
   },
