@@ -1,0 +1,312 @@
+/**
+ * Crash safety: the CLI is killed (SIGKILL) right before and right after every step of native create
+ * and delete (with and without --purge), then `pve-smbgateway repair` runs. The system is then byte
+ * for byte as before the operation (shares.cfg, smb.conf, the private directory, the storage tree with
+ * modes, owners and ACLs, the users' passwd/group entries and Samba accounts), or, for a delete killed
+ * past the purge (which cannot be undone), as after a delete that went through; smbd serves the other
+ * share throughout. Also: a pending journal stops other operations with a pointer to repair, the lock
+ * of the killed process does not make them wait, the daemon repairs on start, ZFS/btrfs storage, lxc.
+ */
+import { strict as assert } from 'node:assert';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startDaemon } from '../src/api/daemon.ts';
+import { settingsJson } from '../src/core/settings.ts';
+import { startGateway, sh, type CliResult, type TestGateway } from './helpers/gateway.ts';
+import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
+import { systemSnapshot } from './helpers/snapshot.ts';
+import { FakeBackend } from './pve-sim/backend.ts';
+import { startSimGateway, type SimGateway } from './pve-sim/gateway.ts';
+
+const PW = 'Crash-pw-123';
+
+/**
+ * The accounts of this test get uids of a range of their own, above login.defs' UID_MAX: a delete frees
+ * a uid that the repair gives back, and another test's useradd on this machine must not take it meanwhile.
+ */
+async function ownUidRange(g: TestGateway): Promise<void> {
+  g.settings.accountUidMin = 61000 + Math.floor(Math.random() * 40) * 100;
+  g.settings.accountUidMax = g.settings.accountUidMin + 99;
+  await writeFile(g.settingsFile, settingsJson(g.settings));
+}
+const BOB_PW = 'Crash-bob-456';
+const WHEN = ['SMBGW_KILL_BEFORE', 'SMBGW_KILL_AT'] as const;
+
+describe('kill -9 at every step of native create and delete, then repair', () => {
+  let g: TestGateway;
+  let alice: string;
+  let bob: string;
+  let pwFile: string;
+  const started = Date.now();
+  const snap = () => systemSnapshot(g.settings, g.storage, [alice, bob]);
+  const create = (env: Record<string, string> = {}, name = 'rb') =>
+    g.cli(['create', name, '--mode', 'native', '--path', join(g.storage, name), '--user', alice, '--password-file', pwFile, '--json'], { env });
+  const killed = (r: CliResult, what: string) => assert.equal(r.signal, 'SIGKILL', `${what}: the command was not killed: ${r.stdout}${r.stderr}`);
+  async function repair(what: string, direction: 'rolled back' | 'rolled forward', operation: string): Promise<any> {
+    const r = await g.cli(['repair', '--json']);
+    assert.equal(r.code, 0, `${what}: ${r.stdout}${r.stderr}`);
+    const rep = r.json!.data;
+    assert.equal(rep.repaired.length, 1, `${what}: ${JSON.stringify(rep)}`);
+    const x = rep.repaired[0];
+    assert.deepEqual([x.operation, x.share, x.direction, x.complete, x.problems], [operation, 'rb', direction, true, []], `${what}: ${JSON.stringify(x)}`);
+    assert.deepEqual(await readdir(g.gw.store.journalDir).catch(() => []), [], `${what}: the journal is left`);
+    return x;
+  }
+  async function keepServed(what: string): Promise<void> {
+    const r = await g.smb('keep', bob, BOB_PW, 'ls');
+    assert.equal(r.code, 0, `${what}: smbd no longer serves the other share: ${r.stdout}${r.stderr}`);
+  }
+
+  before(async () => {
+    g = await startGateway();
+    await ownUidRange(g);
+    alice = g.user('alice');
+    bob = g.user('bob');
+    pwFile = join(g.dir, 'pw');
+    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    const bobPw = join(g.dir, 'bobpw');
+    await writeFile(bobPw, BOB_PW + '\n', { mode: 0o600 });
+    const k = await g.cli(['create', 'keep', '--mode', 'native', '--path', join(g.storage, 'keep'), '--user', bob, '--password-file', bobPw, '--json']);
+    assert.equal(k.code, 0, k.stdout + k.stderr);
+  });
+  after(async () => {
+    await g?.cleanup();
+    process.stderr.write(`# crash.test native: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  });
+
+  let steps: string[] = [];
+  /** Before the create, and after a delete --purge. */
+  let initial: Awaited<ReturnType<typeof snap>>;
+
+  it('create: killed before or after any step, repair puts everything back byte for byte', async () => {
+    const ok = await create();
+    assert.equal(ok.code, 0, ok.stdout);
+    steps = ok.json!.data.steps;
+    assert.deepEqual(steps, ['create-directory', 'add-unix-users', 'set-samba-passwords', 'grant-permissions', 'store-secrets', 'save-config', 'write-smb-conf', 'reload-smbd', 'health-check']);
+    assert.equal((await g.cli(['delete', 'rb', '--purge', '--json'])).code, 0);
+    initial = await snap();
+    assert.equal(initial.samba[alice], '<none>');
+    let points = 0;
+    for (const step of steps) {
+      for (const when of WHEN) {
+        const what = `${when}=${step}`;
+        killed(await create({ [when]: step }), what);
+        // Killed after a step did its work, the command has left something behind (the point of the test).
+        if (when === 'SMBGW_KILL_AT') assert.notDeepEqual(await snap(), initial, `${what}: the kill left nothing to repair`);
+        if (step === 'save-config' && when === 'SMBGW_KILL_AT') {
+          // The journal of the killed command: one 0600 file in a 0700 directory, no password in it.
+          const dir = g.gw.store.journalDir;
+          assert.equal((await stat(dir)).mode & 0o777, 0o700);
+          const files = (await readdir(dir)).filter((f) => f.endsWith('.journal'));
+          assert.equal(files.length, 1);
+          assert.equal((await stat(join(dir, files[0]!))).mode & 0o777, 0o600);
+          const j = JSON.parse(await readFile(join(dir, files[0]!), 'utf8'));
+          assert.equal(j.operation, 'create');
+          assert.deepEqual(j.steps.map((s: { state: string }) => s.state), ['done', 'done', 'done', 'done', 'done', 'started', 'pending', 'pending', 'pending']);
+          assert.doesNotMatch(JSON.stringify(j), new RegExp(PW));
+        }
+        const x = await repair(what, 'rolled back', 'create');
+        assert.ok(x.actions.length > 0, what);
+        assert.deepEqual(await snap(), initial, `${what}: not as before the create`);
+        await keepServed(what);
+        points++;
+      }
+    }
+    assert.equal(points, 18);
+    // The share works when created again after all this.
+    assert.equal((await create()).code, 0);
+    assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0);
+  });
+
+  it('while an interrupted operation is pending, create and delete refuse and point to repair (without waiting for the dead lock)', async () => {
+    killed(await g.cli(['delete', 'rb', '--json'], { env: { SMBGW_KILL_AT: 'remove-secrets' } }), 'delete');
+    const t0 = Date.now();
+    const c = await create({}, 'other');
+    assert.equal(c.code, 1, c.stdout);
+    assert.equal(c.json!.error!.code, 'locked');
+    assert.match(c.json!.error!.message, /^the delete of share "rb" \(pid \d+ on .*\) was interrupted and left changes behind: run `pve-smbgateway repair` first/);
+    const d = await g.cli(['delete', 'keep']);
+    assert.equal(d.code, 1);
+    assert.match(d.stderr, /^error: the delete of share "rb" .* was interrupted .* run `pve-smbgateway repair` first/);
+    assert.ok(Date.now() - t0 < 20_000, 'the lock of the killed command held the others up');
+    const dry = await g.cli(['repair', '--dry-run']);
+    assert.match(dry.stdout, /left alone: delete of share "rb" \(journal [^)]+\): interrupted \(dry run: nothing done\)/);
+    const x = await repair('delete', 'rolled back', 'delete');
+    assert.ok(x.actions.some((a: { did: string }) => /^put back .*\.pw$/.test(a.did)), JSON.stringify(x.actions));
+    assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0, 'the share works again');
+    const text = await g.cli(['repair']);
+    assert.equal(text.stdout.trim(), 'nothing to repair: no operation was interrupted');
+  });
+
+  it('delete (with and without --purge): rolled back before the purge, finished after it', async () => {
+    const src = join(g.dir, 'f.txt');
+    await writeFile(src, 'keep me');
+    assert.equal((await g.smb('rb', alice, PW, `put ${src} f.txt`)).code, 0);
+    let withShare = await snap();
+    const delSteps = ['save-config', 'write-smb-conf', 'reload-smbd', 'close-share', 'remove-secrets', 'remove-samba-users', 'remove-unix-users'];
+    let points = 0;
+    for (const purge of [false, true]) {
+      for (const step of [...delSteps, ...(purge ? ['purge-storage'] : [])]) {
+        for (const when of WHEN) {
+          const what = `delete${purge ? ' --purge' : ''} ${when}=${step}`;
+          killed(await g.cli(['delete', 'rb', ...(purge ? ['--purge'] : []), '--json'], { env: { [when]: step } }), what);
+          points++;
+          if (when === 'SMBGW_KILL_AT') assert.notDeepEqual(await snap(), withShare, `${what}: the kill left nothing to repair`);
+          if (step === 'purge-storage') {
+            const x = await repair(what, 'rolled forward', 'delete --purge');
+            // Killed before the purge ran: the repair destroys the directory; after it: nothing is left to do.
+            const dir = join(g.storage, 'rb');
+            assert.deepEqual(x.actions.map((a: { did: string }) => a.did), [when === 'SMBGW_KILL_BEFORE' ? `destroyed ${dir}` : `${dir} is gone`]);
+            assert.deepEqual(await snap(), initial, `${what}: not as after a delete --purge`);
+            await keepServed(what);
+            // Again, for the next kill point.
+            assert.equal((await create()).code, 0);
+            assert.equal((await g.smb('rb', alice, PW, `put ${src} f.txt`)).code, 0);
+            withShare = await snap();
+            continue;
+          }
+          await repair(what, 'rolled back', purge ? 'delete --purge' : 'delete');
+          assert.deepEqual(await snap(), withShare, `${what}: not as before the delete`);
+          const back = join(g.dir, 'back.txt');
+          const get = await g.smb('rb', alice, PW, `get f.txt ${back}`);
+          assert.equal(get.code, 0, `${what}: the share no longer works: ${get.stdout}${get.stderr}`);
+          assert.equal(await readFile(back, 'utf8'), 'keep me');
+          await keepServed(what);
+        }
+      }
+    }
+    assert.equal(points, 30);
+  });
+
+  it('the daemon repairs an interrupted operation when it starts', async () => {
+    const before = await snap();
+    killed(await g.cli(['delete', 'rb', '--purge', '--json'], { env: { SMBGW_KILL_AT: 'remove-unix-users' } }), 'delete');
+    assert.equal((await snap()).accounts[alice], '', 'the kill left alice removed');
+    const d = await startDaemon({ settings: g.settings, config: { listen: '127.0.0.1', port: 0, interval: 3600, tick: 3600 } });
+    try {
+      assert.equal(d.repairError, undefined);
+      assert.equal(d.repair!.repaired.length, 1);
+      assert.equal(d.repair!.repaired[0]!.direction, 'rolled back');
+      assert.equal(d.repair!.repaired[0]!.complete, true);
+    } finally {
+      await d.stop();
+    }
+    assert.deepEqual(await snap(), before);
+    assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0);
+  });
+});
+
+describe('kill -9 while making ZFS datasets and btrfs subvolumes, then repair', () => {
+  let g: TestGateway;
+  let alice: string;
+  let pwFile: string;
+  before(async () => {
+    g = await startGateway();
+    await ownUidRange(g);
+    alice = g.user('alice');
+    pwFile = join(g.dir, 'pw');
+    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+  });
+  after(async () => { await g?.cleanup(); });
+  const create = (name: string, path: string, env: Record<string, string>) =>
+    g.cli(['create', name, '--mode', 'native', '--path', path, '--quota', '50M', '--user', alice, '--password-file', pwFile, '--json'], { env });
+  const repairOk = async (what: string) => {
+    const r = await g.cli(['repair', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.json!.data.repaired.length, 1, what);
+    assert.equal(r.json!.data.repaired[0].complete, true, `${what}: ${JSON.stringify(r.json!.data)}`);
+  };
+
+  it('btrfs: quota switched off again and no subvolume left', async () => {
+    let fs: TestFs | undefined;
+    try {
+      fs = await btrfsLoop(g.dir, join(g.storage, 'btrfs'));
+      const initial = await systemSnapshot(g.settings, g.storage, [alice]);
+      for (const step of ['enable-btrfs-quota', 'create-subvolume', 'set-quota']) {
+        for (const when of WHEN) {
+          const r = await create('bq', join(fs.mountpoint, 'bq'), { [when]: step });
+          assert.equal(r.signal, 'SIGKILL', `${when}=${step}: ${r.stdout}`);
+          await repairOk(`${when}=${step}`);
+          assert.deepEqual(await readdir(fs.mountpoint), [], `${when}=${step}: a subvolume is left`);
+          assert.notEqual((await sh('btrfs', ['qgroup', 'show', fs.mountpoint])).code, 0, `${when}=${step}: quotas left on`);
+          assert.deepEqual(await systemSnapshot(g.settings, g.storage, [alice]), initial, `${when}=${step}`);
+        }
+      }
+    } finally {
+      await fs?.cleanup();
+    }
+  });
+
+  it('ZFS: no dataset left (destroyed without -r, by its GUID)', async () => {
+    let fs: (TestFs & { pool: string }) | undefined;
+    try {
+      fs = await zfsPool(g.dir, `smbgwc${g.id}`, join(g.storage, 'zfs'));
+      const datasets = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-r', fs!.pool])).stdout.trim().split('\n');
+      const initial = await systemSnapshot(g.settings, g.storage, [alice]);
+      for (const step of ['create-dataset', 'set-quota']) {
+        for (const when of WHEN) {
+          const r = await create('zq', join(fs.mountpoint, 'zq'), { [when]: step });
+          assert.equal(r.signal, 'SIGKILL', `${when}=${step}: ${r.stdout}`);
+          await repairOk(`${when}=${step}`);
+          assert.deepEqual(await datasets(), [fs.pool], `${when}=${step}: a dataset is left`);
+          assert.deepEqual(await systemSnapshot(g.settings, g.storage, [alice]), initial, `${when}=${step}`);
+        }
+      }
+    } finally {
+      await fs?.cleanup();
+    }
+  });
+});
+
+describe('kill -9 during lxc create and delete (Proxmox VE simulator), then repair', () => {
+  let t: SimGateway;
+  let fake: FakeBackend;
+  before(async () => {
+    fake = new FakeBackend();
+    t = await startSimGateway({ backend: fake });
+    const r = await t.cli(['template', 'create', '--mode', 'lxc', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+  after(async () => { await t?.cleanup(); });
+
+  const lxcCreate = async (env: Record<string, string>) =>
+    t.cli(['create', 'ct', '--mode', 'lxc', '--path', join(t.storage, 'ct'), '--user', 'alice', '--password-file', await t.passwordFile(PW), '--json'], { env });
+  const repair = async () => {
+    const r = await t.cli(['repair', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.json!.data.repaired.length, 1);
+    return r.json!.data.repaired[0];
+  };
+
+  it('create killed after the clone (and after its start): the container is removed, the host as before', async () => {
+    const guests = new Set(t.sim.guests.keys());
+    const initial = await systemSnapshot(t.settings, t.storage, []);
+    for (const [when, step] of [['SMBGW_KILL_AT', 'clone-container'], ['SMBGW_KILL_BEFORE', 'wait-network'], ['SMBGW_KILL_AT', 'save-config']] as const) {
+      const r = await lxcCreate({ [when]: step });
+      assert.equal(r.signal, 'SIGKILL', `${when}=${step}: ${r.stdout}${r.stderr}`);
+      assert.equal(t.sim.guests.size, guests.size + 1, 'the clone is there before the repair');
+      const x = await repair();
+      assert.equal(x.direction, 'rolled back');
+      assert.equal(x.complete, true, JSON.stringify(x));
+      assert.ok(x.actions.some((a: { step: string; did: string }) => a.step === 'clone-container' && /^removed CT \d+$/.test(a.did)), JSON.stringify(x.actions));
+      assert.deepEqual(new Set(t.sim.guests.keys()), guests, `${when}=${step}: a container is left`);
+      assert.deepEqual(await systemSnapshot(t.settings, t.storage, []), initial, `${when}=${step}`);
+    }
+  });
+
+  it('delete killed once the container is being destroyed: finished, not undone', async () => {
+    const ok = await lxcCreate({});
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const vmid = ok.json!.data.share.vmid;
+    const r = await t.cli(['delete', 'ct', '--purge', '--json'], { env: { SMBGW_KILL_BEFORE: 'destroy-container' } });
+    assert.equal(r.signal, 'SIGKILL');
+    const x = await repair();
+    assert.equal(x.direction, 'rolled forward');
+    assert.equal(x.complete, true, JSON.stringify(x));
+    assert.deepEqual(x.actions.map((a: { step: string }) => a.step), ['destroy-container', 'purge-storage']);
+    assert.equal(t.sim.guests.has(vmid), false);
+    await assert.rejects(stat(join(t.storage, 'ct')));
+    assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
+  });
+});
