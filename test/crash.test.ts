@@ -8,7 +8,7 @@
  * of the killed process does not make them wait, the daemon repairs on start, ZFS/btrfs storage, lxc.
  */
 import { strict as assert } from 'node:assert';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon } from '../src/api/daemon.ts';
@@ -194,6 +194,54 @@ describe('kill -9 at every step of native create and delete, then repair', () =>
     }
     assert.deepEqual(await snap(), before);
     assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0);
+  });
+});
+
+describe('an undo that would reach what the operation did not make', () => {
+  let g: TestGateway;
+  let alice: string;
+  let pwFile: string;
+  before(async () => {
+    g = await startGateway();
+    await ownUidRange(g);
+    alice = g.user('alice');
+    pwFile = join(g.dir, 'pw');
+    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+  });
+  after(async () => { await g?.cleanup(); });
+  const create = (env: Record<string, string>) =>
+    g.cli(['create', 'sx', '--mode', 'native', '--path', join(g.storage, 'sx'), '--user', alice, '--password-file', pwFile, '--json'], { env });
+
+  it('is refused and reported; the journal stays until the admin has dealt with it (or discards it)', async () => {
+    const initial = await systemSnapshot(g.settings, g.storage, [alice]);
+    assert.equal((await create({ SMBGW_KILL_AT: 'add-unix-users' })).signal, 'SIGKILL');
+    // Someone puts a file into the directory the killed create made: the repair must not remove it.
+    await writeFile(join(g.storage, 'sx', 'precious.txt'), 'mine');
+    const r = await g.cli(['repair']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /^error: rolling back INCOMPLETE: create of share "sx" /);
+    assert.match(r.stderr, /\n {2}add-unix-users: removed unix account \S+ \(uid \d+\)\n/);
+    assert.match(r.stderr, /\n {2}problem: create-directory: \S+\/sx is not empty \(files were put in it since\): left as it is\n/);
+    assert.match(r.stderr, /the journal is kept: deal with the problems, then run repair again/);
+    assert.equal(await readFile(join(g.storage, 'sx', 'precious.txt'), 'utf8'), 'mine');
+    const c = await g.cli(['create', 'other', '--mode', 'native', '--path', join(g.storage, 'other'), '--user', alice, '--password-file', pwFile, '--json']);
+    assert.equal(c.json!.error!.code, 'locked', 'the half-repaired create still stops others');
+    // The admin moves the file away; the next repair finishes.
+    await rm(join(g.storage, 'sx', 'precious.txt'));
+    const again = await g.cli(['repair', '--json']);
+    assert.equal(again.code, 0, again.stdout);
+    // The account was removed by the first repair: only the directory is left to undo.
+    assert.deepEqual(again.json!.data.repaired[0].actions.map((a: { did: string }) => a.did), [`removed directory ${join(g.storage, 'sx')}`]);
+    assert.deepEqual(await systemSnapshot(g.settings, g.storage, [alice]), initial);
+    // --discard drops a journal without undoing anything (here: one whose step had not run).
+    assert.equal((await create({ SMBGW_KILL_BEFORE: 'create-directory' })).signal, 'SIGKILL');
+    const dry = await g.cli(['repair', '--dry-run', '--json']);
+    const id = dry.json!.data.skipped[0].id;
+    const bad = await g.cli(['repair', '--discard', 'nonsense', '--json']);
+    assert.equal(bad.json!.error!.field, 'discard');
+    const d = await g.cli(['repair', '--discard', id, '--json']);
+    assert.deepEqual(d.json!.data, { repaired: [], skipped: [], discarded: [id] });
+    assert.deepEqual(await systemSnapshot(g.settings, g.storage, [alice]), initial);
   });
 });
 

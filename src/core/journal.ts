@@ -186,6 +186,18 @@ export async function listJournals(dir: string): Promise<JournalEntry[]> {
   return out;
 }
 
+/** Temporary files (name.tmp.<pid>.<random>) that a writer killed mid-write left in the directory: removed. */
+export async function sweepTemporaries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    const m = /\.tmp\.(\d+)\.[0-9a-f]+$/.exec(n);
+    if (!m || processAlive(Number(m[1]))) continue;
+    await rm(join(dir, n), { force: true });
+    out.push(n);
+  }
+  return out;
+}
+
 // --- repair ---
 
 /** What a repairer is given besides its record. */

@@ -6,8 +6,8 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { invalid } from '../../core/errors.ts';
-import { JOURNAL_SUFFIX, listJournals, repairJournal, thisHost, type RepairReport } from '../../core/journal.ts';
+import { GatewayError, invalid } from '../../core/errors.ts';
+import { JOURNAL_SUFFIX, listJournals, repairJournal, sweepTemporaries, thisHost, type RepairReport } from '../../core/journal.ts';
 import type { Operation } from '../../core/operation.ts';
 import { validate, type Schema } from '../../core/schema.ts';
 import type { PveApi } from '../../pve/api.ts';
@@ -44,6 +44,7 @@ export async function repairInterrupted(g: Gateway, opts: { dryRun?: boolean; di
   const discard = opts.discard ?? [];
   return g.store.lockedForRepair(async () => {
     const out: RepairResult = { repaired: [], skipped: [], discarded: [] };
+    if (!opts.dryRun) for (const n of await sweepTemporaries(g.store.journalDir)) g.log(`repair: removed ${n}, left by a killed writer`);
     const entries = await listJournals(g.store.journalDir);
     for (const id of discard) {
       const e = entries.find((x) => x.id === id);
@@ -95,7 +96,10 @@ export const repairOp: Operation<Gateway> = {
   async: true,
   handler: async (p, g) => {
     const { dry_run, discard } = validate(repairParams, p);
-    return repairInterrupted(g, { dryRun: dry_run, discard });
+    const r = await repairInterrupted(g, { dryRun: dry_run, discard });
+    // An operation that could not be repaired fully fails the command (the report says what is left).
+    if (r.repaired.some((x) => !x.complete)) throw new GatewayError('failed', formatRepair(r), undefined, { result: r });
+    return r;
   },
   format: (r) => formatRepair(r as RepairResult),
 };
