@@ -15,6 +15,7 @@ import { startDaemon } from '../src/api/daemon.ts';
 import { settingsJson } from '../src/core/settings.ts';
 import { startGateway, sh, type CliResult, type TestGateway } from './helpers/gateway.ts';
 import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
+import { call } from './helpers/https.ts';
 import { systemSnapshot } from './helpers/snapshot.ts';
 import { FakeBackend } from './pve-sim/backend.ts';
 import { startSimGateway, type SimGateway } from './pve-sim/gateway.ts';
@@ -179,7 +180,13 @@ describe('kill -9 at every step of native create and delete, then repair', () =>
     assert.equal(points, 30);
   });
 
-  it('the daemon repairs an interrupted operation when it starts', async () => {
+  it('the daemon repairs an interrupted operation when it starts, and over REST (Sys.Modify on /)', async () => {
+    const tok: Record<string, string> = {};
+    for (const [name, privs] of [['adm', 'Datastore.Allocate,Datastore.Audit'], ['sys', 'Sys.Modify,Datastore.Audit']] as const) {
+      const c = await g.cli(['token', 'create', name, '--privs', privs, '--json']);
+      assert.equal(c.code, 0, c.stdout + c.stderr);
+      tok[name] = c.json!.data.authorization;
+    }
     const before = await snap();
     killed(await g.cli(['delete', 'rb', '--purge', '--json'], { env: { SMBGW_KILL_AT: 'remove-unix-users' } }), 'delete');
     assert.equal((await snap()).accounts[alice], '', 'the kill left alice removed');
@@ -189,11 +196,27 @@ describe('kill -9 at every step of native create and delete, then repair', () =>
       assert.equal(d.repair!.repaired.length, 1);
       assert.equal(d.repair!.repaired[0]!.direction, 'rolled back');
       assert.equal(d.repair!.repaired[0]!.complete, true);
+      assert.deepEqual(await snap(), before);
+      assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0);
+
+      killed(await g.cli(['delete', 'rb', '--json'], { env: { SMBGW_KILL_AT: 'save-config' } }), 'delete');
+      const ca = await readFile(join(g.settings.stateDir, 'tls', 'smbgatewayd.pem'));
+      const api = (method: string, path: string, token: string) => call(d.api.url, ca, method, `/api2/json/nodes/testnode${path}`, { headers: { authorization: token } });
+      assert.equal((await api('POST', '/smbgateway/repair', tok.adm!)).status, 403, 'Datastore.Allocate is not enough');
+      const r = await api('POST', '/smbgateway/repair', tok.sys!);
+      assert.equal(r.status, 200, r.text);
+      let st;
+      for (const end = Date.now() + 60_000; ;) {
+        st = await api('GET', `/tasks/${encodeURIComponent(r.json.data)}/status`, tok.sys!);
+        if (st.json?.data?.status === 'stopped' || Date.now() > end) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(st.json.data.exitstatus, 'OK', st.text);
+      assert.deepEqual(st.json.data.result.repaired.map((x: { operation: string; share: string; complete: boolean }) => [x.operation, x.share, x.complete]), [['delete', 'rb', true]]);
+      assert.deepEqual(await snap(), before);
     } finally {
       await d.stop();
     }
-    assert.deepEqual(await snap(), before);
-    assert.equal((await g.smb('rb', alice, PW, 'ls')).code, 0);
   });
 });
 
@@ -356,5 +379,60 @@ describe('kill -9 during lxc create and delete (Proxmox VE simulator), then repa
     assert.equal(t.sim.guests.has(vmid), false);
     await assert.rejects(stat(join(t.storage, 'ct')));
     assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
+  });
+});
+
+describe('kill -9 during vm create and delete (Proxmox VE simulator, API token), then repair', () => {
+  let t: SimGateway;
+  before(async () => {
+    t = await startSimGateway({ backend: new FakeBackend({ preinstalled: ['samba', 'qemu-guest-agent'] }), transport: 'token' });
+    const r = await t.cli(['template', 'create', '--mode', 'vm', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+  after(async () => { await t?.cleanup(); });
+  const snippets = () => readdir(join(t.sim.storagePath('local')!, 'snippets'));
+  const vmCreate = async (env: Record<string, string>) =>
+    t.cli(['create', 'vmx', '--mode', 'vm', '--path', join(t.storage, 'vmx'), '--user', 'carol', '--password-file', await t.passwordFile(PW), '--json'], { env });
+  const repair = async () => {
+    const r = await t.cli(['repair', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.json!.data.repaired.length, 1);
+    return r.json!.data.repaired[0];
+  };
+
+  it('create killed after the cloud-init snippet: VM, snippet and directory mapping go, the host as before', async () => {
+    const guests = new Set(t.sim.guests.keys());
+    const initial = await systemSnapshot(t.settings, t.storage, []);
+    const r = await vmCreate({ SMBGW_KILL_AT: 'write-user-data' });
+    assert.equal(r.signal, 'SIGKILL', r.stdout + r.stderr);
+    assert.equal(t.sim.mappings.size, 1);
+    assert.equal((await snippets()).length, 1);
+    const x = await repair();
+    assert.equal(x.direction, 'rolled back');
+    assert.equal(x.complete, true, JSON.stringify(x));
+    assert.deepEqual(x.actions.map((a: { step: string }) => a.step), ['write-user-data', 'clone-vm', 'create-dir-mapping', 'grant-permissions', 'create-directory']);
+    assert.deepEqual(new Set(t.sim.guests.keys()), guests);
+    assert.equal(t.sim.mappings.size, 0);
+    assert.deepEqual(await snippets(), []);
+    assert.deepEqual(await systemSnapshot(t.settings, t.storage, []), initial);
+  });
+
+  it('delete killed as the VM is destroyed: finished (mapping and snippet removed too)', async () => {
+    const ok = await vmCreate({});
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const vmid = ok.json!.data.share.vmid;
+    const r = await t.cli(['delete', 'vmx', '--json'], { env: { SMBGW_KILL_AT: 'destroy-vm' } });
+    assert.equal(r.signal, 'SIGKILL');
+    assert.equal(t.sim.guests.has(vmid), false, 'the VM is gone before the repair');
+    const x = await repair();
+    assert.equal(x.direction, 'rolled forward');
+    assert.equal(x.complete, true, JSON.stringify(x));
+    assert.deepEqual(x.actions.map((a: { step: string; did: string }) => `${a.step}: ${a.did}`), [
+      `destroy-vm: VM ${vmid} is not there`, `remove-dir-mapping: removed directory mapping smbgw-${vmid}`, 'remove-user-data: removed ' + join(t.sim.storagePath('local')!, 'snippets', `smbgw-${vmid}-user.yaml`),
+    ]);
+    assert.equal(t.sim.mappings.size, 0);
+    assert.deepEqual(await snippets(), []);
+    assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
+    assert.ok((await stat(join(t.storage, 'vmx'))).isDirectory(), 'the data stays without --purge');
   });
 });
