@@ -8,10 +8,15 @@
  * of the killed process does not make them wait, the daemon repairs on start, ZFS/btrfs storage, lxc.
  */
 import { strict as assert } from 'node:assert';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon } from '../src/api/daemon.ts';
+import { Journal, repairJournal } from '../src/core/journal.ts';
+import { breakDeadLock, recordLockOwner } from '../src/core/lockowner.ts';
+import { applyPlan, type Step } from '../src/core/plan.ts';
 import { settingsJson } from '../src/core/settings.ts';
 import { startGateway, sh, type CliResult, type TestGateway } from './helpers/gateway.ts';
 import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
@@ -33,6 +38,83 @@ async function ownUidRange(g: TestGateway): Promise<void> {
 }
 const BOB_PW = 'Crash-bob-456';
 const WHEN = ['SMBGW_KILL_BEFORE', 'SMBGW_KILL_AT'] as const;
+
+describe('the journal engine', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'smbgw-journal-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  const files = async (d: string) => (await readdir(d).catch(() => [] as string[])).filter((f) => f.endsWith('.journal'));
+
+  it('is gone after success and after a complete rollback; kept (abandoned) when an undo fails, and repair finishes it', async () => {
+    const jdir = join(dir, 'a');
+    const log: string[] = [];
+    const step = (name: string, o: { fail?: boolean; undoFails?: boolean } = {}): Step => ({
+      name,
+      journal: () => [{ kind: 'note', name }],
+      do: async () => { if (o.fail) throw new Error(`${name} broke`); log.push(`do ${name}`); },
+      undo: async () => { if (o.undoFails) throw new Error(`undo ${name} broke`); log.push(`undo ${name}`); },
+    });
+    await applyPlan([step('a'), step('b')], { journal: { dir: jdir, operation: 'op' } });
+    assert.deepEqual(await files(jdir), []);
+    await assert.rejects(applyPlan([step('a'), step('b', { fail: true })], { journal: { dir: jdir, operation: 'op' } }), /: b broke \(rolled back\)$/);
+    assert.deepEqual(await files(jdir), []);
+    await assert.rejects(applyPlan([step('a', { undoFails: true }), step('b'), step('c', { fail: true })], { journal: { dir: jdir, operation: 'op', share: 's' } }),
+      /c broke \(rollback incomplete: a: undo a broke; run `pve-smbgateway repair` to finish it\)/);
+    const [f] = await files(jdir);
+    const j = await Journal.load(join(jdir, f!));
+    assert.equal(j.doc.state, 'abandoned');
+    assert.equal(j.pending(), true, 'an abandoned journal is pending although its process runs');
+    assert.deepEqual(j.doc.steps.map((x) => x.state), ['undo-failed', 'undone', 'failed']);
+    assert.deepEqual(j.doc.steps[0]!.records, [{ kind: 'note', name: 'a' }]);
+    const undone: string[] = [];
+    const rep = await repairJournal(j, { note: { undo: async (r) => { undone.push(String(r.name)); return `undid ${String(r.name)}`; } } }, undefined);
+    assert.deepEqual(undone, ['a'], 'only the step whose undo failed is undone again (a failed step is not undone)');
+    assert.equal(rep.complete, true);
+    assert.deepEqual(await files(jdir), []);
+  });
+
+  it('past an irreversible step a repair rolls forward through the redo records; an unknown kind is a problem and the journal stays', async () => {
+    const jdir = join(dir, 'b');
+    const j = await Journal.begin(jdir, { operation: 'delete' }, [
+      { name: 'x' }, { name: 'destroy', irreversible: true, redo: [{ kind: 'gone', what: 'guest' }] }, { name: 'after', redo: [{ kind: 'gone', what: 'snippet' }] },
+    ]);
+    j.doc.steps[0]!.state = 'done';
+    j.doc.steps[1]!.state = 'started';
+    await j.write();
+    const did: string[] = [];
+    const rep = await repairJournal(j, { gone: { redo: async (r) => { did.push(String(r.what)); return 'ok'; } } }, undefined);
+    assert.equal(rep.direction, 'rolled forward');
+    assert.deepEqual(did, ['guest', 'snippet']);
+    assert.deepEqual(await files(jdir), []);
+    const k = await Journal.begin(jdir, { operation: 'create' }, [{ name: 'y' }]);
+    Object.assign(k.doc.steps[0]!, { state: 'done', records: [{ kind: 'from-the-future' }] });
+    const bad = await repairJournal(k, {}, undefined);
+    assert.equal(bad.complete, false);
+    assert.deepEqual(bad.problems, ['y: no way to undo a "from-the-future" record (journal from another version?)']);
+    assert.equal((await files(jdir)).length, 1);
+    assert.equal((await stat(join(jdir, (await files(jdir))[0]!))).mode & 0o777, 0o600);
+  });
+
+  it('breaks the lock of a dead holder on this host, never a live holder\'s or a lock made since', async () => {
+    const lockDir = join(dir, 'lock');
+    const owner = join(dir, 'owner');
+    await mkdir(join(lockDir, 'l'), { recursive: true });
+    await recordLockOwner(owner, join(lockDir, 'l'));
+    assert.equal(await breakDeadLock(owner, lockDir, 'l'), false, 'this process holds it');
+    const dead = spawnSync('true').pid!;
+    const o = JSON.parse(await readFile(owner, 'utf8'));
+    await writeFile(owner, JSON.stringify({ ...o, pid: dead, pidStart: undefined }));
+    await rm(join(lockDir, 'l'), { recursive: true });
+    await mkdir(join(lockDir, 'l'));
+    const now = JSON.parse(await readFile(owner, 'utf8'));
+    const st = await stat(join(lockDir, 'l'));
+    assert.equal(await breakDeadLock(owner, lockDir, 'l'), false, 'a lock made since is not the dead holder\'s');
+    await writeFile(owner, JSON.stringify({ ...now, ino: st.ino, dev: st.dev, birth: st.birthtimeMs }));
+    assert.equal(await breakDeadLock(owner, lockDir, 'l'), true);
+    await assert.rejects(stat(join(lockDir, 'l')));
+    await assert.rejects(stat(owner));
+  });
+});
 
 describe('kill -9 at every step of native create and delete, then repair', () => {
   let g: TestGateway;
