@@ -16,7 +16,7 @@ export interface Step {
    * Makes the change. `progress()` writes the journal again: a step that learns more about what it made
    * (an inode, a GUID) fills that into its records and calls it, before going on.
    */
-  do: (progress: () => Promise<void>) => Promise<void>;
+  do: (progress?: () => Promise<void>) => Promise<void>;
   /** Reverses `do`; absent for steps that change nothing (checks). */
   undo?: () => Promise<void>;
   /**

@@ -103,7 +103,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       do: async (progress) => {
         await run('zfs', ['create', b.dataset]);
         rec.guid = await datasetGuid(run, b.dataset);
-        await progress();
+        await progress?.();
         created.push({ kind: 'dataset', name: b.dataset, guid: rec.guid });
       },
       undo: async () => { await undoDataset(run, rec); },
@@ -117,7 +117,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       do: async (progress) => {
         await run('btrfs', ['subvolume', 'create', path]);
         rec.uuid = await subvolumeUuid(run, path);
-        await progress();
+        await progress?.();
         created.push({ kind: 'subvolume', path, uuid: rec.uuid });
       },
       undo: async () => { await undoSubvolume(run, rec); },
@@ -131,7 +131,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       await mkdir(path, { mode: 0o755 });
       const st = await lstat(path);
       Object.assign(rec, { dev: st.dev, ino: st.ino });
-      await progress();
+      await progress?.();
       created.push({ kind: 'dir', path, dev: st.dev, ino: st.ino });
     },
     undo: async () => { await undoDir(rec); },
