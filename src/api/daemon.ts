@@ -18,6 +18,7 @@ import { metricsDbPath } from './operations/metrics.ts';
 import { DEFAULT_LIMITS, startApiServer, type ApiServer, type AssetSource } from './server.ts';
 import { nodeCertificate } from './tls.ts';
 import { pveClusterPeer, type Peer } from '../pve/cluster.ts';
+import { repairInterrupted, type RepairResult } from './operations/repair.ts';
 import { TokenStore } from './tokens.ts';
 
 export interface DaemonConfig {
@@ -137,6 +138,9 @@ export interface Daemon {
   db: MetricsDb;
   gateway: Gateway;
   config: DaemonConfig;
+  /** What the repair on start did with operations a crash had interrupted (undefined: it failed, see repairError). */
+  repair?: RepairResult;
+  repairError?: string;
   stop: () => Promise<void>;
 }
 
@@ -153,6 +157,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const config = { ...(opts.settings ? defaultDaemonConfig(settings) : loadDaemonConfig(settings)), ...(opts.config ?? {}) };
   checkLimits(config);
   const gateway = makeGateway(settings, execRunner, opts.log ?? (() => undefined));
+  // Operations a crash interrupted (this daemon's tasks, a killed command) are repaired before serving.
+  let repairError: string | undefined;
+  const repair = await repairInterrupted(gateway).catch((e: Error) => { repairError = e.message; return undefined; });
   const db = metricsDbFor(config.metrics_db ?? metricsDbPath(gateway));
   const collector = new Collector(gateway, { db, intervalMs: config.interval * 1000, tickMs: config.tick * 1000, usageRefreshMs: config.usage_refresh * 1000 });
   const pve: PveAuthConfig | undefined = config.pve_api
@@ -173,7 +180,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   });
   collector.start();
   return {
-    api, collector, db, gateway, config,
+    api, collector, db, gateway, config, repair, repairError,
     stop: async () => {
       await collector.stop();
       await api.close();

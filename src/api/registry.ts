@@ -4,6 +4,7 @@ import type { Gateway } from '../provision/context.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
+import { repairOp } from './operations/repair.ts';
 import { shareOperations } from './operations/shares.ts';
 import { templateOperations } from './operations/templates.ts';
 import { tokenOperations } from './operations/tokens.ts';
@@ -18,4 +19,5 @@ export const operations: Operation<Gateway>[] = [
   ...haOperations,
   ...templateOperations,
   ...tokenOperations,
+  repairOp,
 ];

@@ -10,6 +10,7 @@ import type { PublicToken } from '../api/tokens.ts';
 import type { HaDeployResult, HaState } from '../ha/service.ts';
 import type { Imported } from '../api/operations/shares.ts';
 import type { TemplateInfo } from '../provision/templates.ts';
+import { formatRepair, type RepairResult } from '../api/operations/repair.ts';
 import { humanBytes, table } from './table.ts';
 
 function formatHaState(s: HaState): string {
@@ -22,6 +23,7 @@ function formatHaState(s: HaState): string {
 }
 
 export const printers: Record<string, (result: unknown) => string> = {
+  "repair": (r) => formatRepair(r as RepairResult),
   "backup": (r) => {
     const x = r as { sharename: string; snapshot: string; pruned: string[] };
     return `snapshot ${x.snapshot} of ${x.sharename}${x.pruned.length ? `; pruned ${x.pruned.join(', ')}` : ''}`;

@@ -4,17 +4,20 @@
  * (temp file + rename); read-modify-write happens under the mkdir lock.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { withLock } from './lock.ts';
+import { fileRecord, journalDirOf, listJournals, type JournalEntry } from './journal.ts';
+import { breakDeadLock, recordLockOwner } from './lockowner.ts';
 import { parseSectionConfig, renderSectionConfig, type Section } from './sectionconfig.ts';
 import { ACCOUNT_RE, parseShare, shareSchema, type Made, type Share } from './share.ts';
 import { privDirOf, type Settings } from './settings.ts';
 import { GatewayError } from './errors.ts';
-import type { Step } from './plan.ts';
+import type { ApplyOptions, Step } from './plan.ts';
 
 export const SECTION_TYPE = 'smbgateway';
 export const ACCOUNT_TYPE = 'smbgateway-account';
+const LOCK_NAME = 'file-smbgateway_cfg';
 
 /**
  * A local account the gateway itself made (native mode). Accounts are shared between shares: the last
@@ -93,9 +96,17 @@ export function sectionToShare(sec: Section): Share {
 export class ShareStore {
   readonly cfgPath: string;
   readonly privDir: string;
+  /** Journals of running (or interrupted) operations, see core/journal.ts. */
+  readonly journalDir: string;
   constructor(private readonly settings: Pick<Settings, 'storeDir' | 'lockDir' | 'privDir'>) {
     this.cfgPath = join(settings.storeDir, 'shares.cfg');
     this.privDir = privDirOf(settings);
+    this.journalDir = journalDirOf(this.privDir);
+  }
+
+  /** applyPlan's journal option for an operation on the store. */
+  journalFor(operation: string, share?: string): NonNullable<ApplyOptions['journal']> {
+    return { dir: this.journalDir, operation, ...(share !== undefined ? { share } : {}) };
   }
 
   async load(): Promise<StoreState> {
@@ -126,9 +137,13 @@ export class ShareStore {
 
   /** Write the shares; the account registry is kept as it is unless given. */
   async write(shares: readonly Share[], accounts?: readonly Account[]): Promise<void> {
+    await atomicWrite(this.cfgPath, await this.render(shares, accounts), 0o640);
+  }
+
+  /** The file's text for these shares (and accounts; else the registry as it is). */
+  async render(shares: readonly Share[], accounts?: readonly Account[]): Promise<string> {
     const acc = accounts ?? (await this.accounts());
-    const text = '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
-    await atomicWrite(this.cfgPath, text, 0o640);
+    return '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
   }
 
   /** SHA-1 of the file as it is now, as Proxmox's config digests (changes whenever anything changes). */
@@ -149,9 +164,12 @@ export class ShareStore {
   /** The plan step that saves the shares; its undo restores the file byte for byte. */
   saveStep(shares: () => readonly Share[], accounts?: () => readonly Account[]): Step {
     let before: string | undefined;
+    let text: string | undefined;
     return {
       name: 'save-config',
-      do: async () => { before = await this.readRaw(); await this.write(shares(), accounts?.()); },
+      // The text is fixed when the step starts, so that the journal knows what the file will hold.
+      journal: async () => { text = await this.render(shares(), accounts?.()); return [await fileRecord(this.cfgPath, text)]; },
+      do: async () => { before = await this.readRaw(); await atomicWrite(this.cfgPath, text ?? await this.render(shares(), accounts?.()), 0o640); },
       undo: () => this.restoreRaw(before),
     };
   }
@@ -160,6 +178,7 @@ export class ShareStore {
   storeSecretsStep(share: string, passwords: ReadonlyMap<string, string>): Step {
     return {
       name: 'store-secrets',
+      journal: () => Promise.all([...passwords].map(([u, pw]) => fileRecord(this.secretPath(share, u), pw))),
       do: async () => { for (const [u, pw] of passwords) await this.writeSecret(share, u, pw); },
       undo: async () => { for (const u of passwords.keys()) await this.deleteSecret(share, u); },
     };
@@ -170,6 +189,7 @@ export class ShareStore {
     const kept = new Map<string, string>();
     return {
       name: 'remove-secrets',
+      journal: () => Promise.all(users.map((u) => fileRecord(this.secretPath(share, u), null))),
       do: async () => {
         for (const u of users) {
           const f = this.secretPath(share, u);
@@ -181,9 +201,62 @@ export class ShareStore {
     };
   }
 
-  /** Run fn while holding the store's lock (the lock Proxmox tools would take for this file). */
+  /**
+   * Run fn while holding the store's lock (the lock Proxmox tools would take for this file). A lock left
+   * by a process of this host that was killed is broken at once (see lockowner.ts). An operation that
+   * was interrupted and left changes behind (a pending journal of this host) must be repaired first:
+   * fn is refused until `pve-smbgateway repair` has run.
+   */
   locked<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
-    return withLock(this.settings.lockDir, 'file-smbgateway_cfg', fn, { timeoutMs });
+    return this.lockedAs(fn, timeoutMs, true);
+  }
+
+  /** The lock without the check for interrupted operations (for the repair itself). */
+  lockedForRepair<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+    return this.lockedAs(fn, timeoutMs, false);
+  }
+
+  private async lockedAs<T>(fn: () => Promise<T>, timeoutMs: number, guard: boolean): Promise<T> {
+    const { lockDir } = this.settings;
+    const ownerFile = join(this.journalDir, 'lock.owner');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let entered = false;
+      try {
+        return await withLock(lockDir, LOCK_NAME, async () => {
+          entered = true;
+          // The first directory mkdir made: the private directory too when it was not there yet.
+          let made: string | undefined;
+          const owned = await mkdir(this.journalDir, { recursive: true, mode: 0o700 })
+            .then((m) => { made = m; return recordLockOwner(ownerFile, join(lockDir, LOCK_NAME)); }).then(() => true, () => false);
+          try {
+            if (guard) await this.refuseIfInterrupted();
+            return await fn();
+          } finally {
+            if (owned) await rm(ownerFile, { force: true });
+            // Left as found: the journal directory goes when empty, the private one when this made it and it is empty.
+            await rmdir(this.journalDir).catch(() => undefined);
+            if (made === this.privDir) await rmdir(this.privDir).catch(() => undefined);
+          }
+        }, { timeoutMs: Math.max(0, Math.min(1000, deadline - Date.now())) });
+      } catch (e) {
+        if (entered || !(e instanceof GatewayError) || e.code !== 'locked') throw e;
+        if (await breakDeadLock(ownerFile, lockDir, LOCK_NAME).catch(() => false)) continue;
+        if (Date.now() >= deadline) throw new GatewayError('locked', `could not get lock ${join(lockDir, LOCK_NAME)} within ${timeoutMs / 1000} s (held by another operation)`);
+      }
+    }
+  }
+
+  /** Journals of this host whose operation was interrupted (its process is gone, or gave up). */
+  async interrupted(): Promise<JournalEntry[]> {
+    return (await listJournals(this.journalDir)).filter((e) => !e.journal || e.journal.pending());
+  }
+
+  private async refuseIfInterrupted(): Promise<void> {
+    const left = await this.interrupted();
+    if (!left.length) return;
+    const what = left.map((e) => (e.journal ? `the ${e.journal.describe()}` : `an operation whose journal ${e.id} cannot be read (${e.error})`));
+    throw new GatewayError('locked', `${what[0]} was interrupted and left changes behind${what.length > 1 ? ` (and ${what.length - 1} more)` : ''}: run \`pve-smbgateway repair\` first, which undoes it (or finishes it when it had gone past a step that cannot be undone)`);
   }
 
   /** One file per (share, user): share names are unique ignoring case, and neither part can carry the separator. */

@@ -18,10 +18,16 @@ import { renderManagedConf } from '../samba/render.ts';
 import { assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep, LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare } from './guest.ts';
 import type { CreatePlan } from './native.ts';
 import { checkPurge, purgeStep } from './purge.ts';
+import type { GuestRecord, GuestRunningRecord } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { placeNewShare, requireQuotaSupport } from './storage.ts';
 
 export const CT_DEFAULT_MEMORY = 128;
+
+/** The journal record of a share's guest (identified by the name create gave it, and its description). */
+export function guestRecord(node: string, type: 'lxc' | 'qemu', vmid: number, sharename: string): GuestRecord {
+  return { kind: 'guest', node, type, vmid, name: guestHostname(sharename), description: `SMB share ${sharename} (pve-smbgateway)` };
+}
 
 /** The container's hostname: smb-<share> as a DNS label (lowercase, letters, digits, hyphens). */
 export function guestHostname(sharename: string): string {
@@ -132,6 +138,9 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     },
     {
       name: 'clone-container',
+      // The vmid is known now (allocate-vmid): an undo after a crash removes the guest of that vmid
+      // only while it has the hostname the clone gave it.
+      journal: () => [guestRecord(node, 'lxc', vmid, share.sharename)],
       do: async () => {
         await api.clone(tmpl.node, 'lxc', tmpl.vmid, { newid: vmid, hostname: guestHostname(share.sharename), full: !linked, ...(node !== tmpl.node ? { target: node } : {}) });
         created.push({ kind: 'ct', vmid });
@@ -210,6 +219,7 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
   if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     steps.push({
       name: 'stop-container',
+      journal: async () => [{ kind: 'guest-running', node, type: 'lxc', vmid, wasRunning: (await api.status(node, 'lxc', vmid).catch(() => undefined))?.status === 'running' } satisfies GuestRunningRecord],
       do: async () => {
         const st = await api.status(node, 'lxc', vmid).catch(() => undefined);
         if (st?.status === 'running') { wasRunning.v = true; await api.stop(node, 'lxc', vmid); }
@@ -220,7 +230,7 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
   steps.push(...revokeSteps(ctx.run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
   if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
     // Irreversible: after everything that can be undone.
-    steps.push({ name: 'destroy-container', do: () => api.removeGuest(node, 'lxc', vmid) });
+    steps.push({ name: 'destroy-container', irreversible: true, redo: [guestRecord(node, 'lxc', vmid, share.sharename)], do: () => api.removeGuest(node, 'lxc', vmid) });
   }
   if (opts.purge) steps.push(guestPurgeStep(ctx, share, existing));
   return steps;

@@ -9,8 +9,10 @@ import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
-import { addUnixUser, deleteUnixUser, getUnixGroup, getUnixUser } from './accounts.ts';
+import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
+import { addUnixUser, deleteUnixUser, getUnixAccount, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
+import { aclRecords, withRecords } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
@@ -141,48 +143,51 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     ...quotaSteps(run, path, backing, share.quota),
   ];
   if (newUnix.length) {
-    const made: string[] = [];
+    // Each account's uid is chosen before it is made, so that the journal holds it: an undo after a
+    // crash removes an account of that name only when it has that uid.
+    let recs: UnixAccountRecord[] = [];
     steps.push({
       name: 'add-unix-users',
+      journal: async () => {
+        recs = [];
+        for (const u of newUnix) recs.push({ kind: 'unix-account', name: u, before: null, after: { uid: await nextFreeId(run, ctx.uidMin, ctx.uidMax, new Set(recs.map((r) => r.after!.uid))) } });
+        return recs;
+      },
       do: async () => {
-        for (const u of newUnix) {
-          await addUnixUser(run, u);
-          made.push(u);
-          const x = await getUnixUser(run, u);
-          const entry = accounts.find((a) => a.name === u);
-          if (entry) Object.assign(entry, { unix: true, uid: x?.uid });
-          else accounts.push({ name: u, unix: true, samba: false, uid: x?.uid });
+        for (const r of recs) {
+          const uid = r.after!.uid;
+          await addUnixUser(run, r.name, uid);
+          const entry = accounts.find((a) => a.name === r.name);
+          if (entry) Object.assign(entry, { unix: true, uid });
+          else accounts.push({ name: r.name, unix: true, samba: false, uid });
         }
       },
-      undo: async () => { for (const u of made.reverse()) await deleteUnixUser(run, u); },
+      undo: async () => { for (const r of [...recs].reverse()) await undoUnixAccount(run, r); },
     });
   }
   if (newSamba.length || resetSamba.length) {
-    const added: string[] = [];
-    const oldHashes = new Map<string, string>();
+    let recs: SambaAccountRecord[] = [];
     steps.push({
       name: 'set-samba-passwords',
+      // Each account as it was (a reset one: its passdb line and SID) and the NT hash it gets.
+      journal: async () => {
+        recs = [];
+        for (const u of [...newSamba, ...resetSamba]) recs.push(await sambaAccountRecord(samba, u, passwords.get(u)!));
+        return recs;
+      },
       do: async () => {
         for (const u of newSamba) {
           await samba.setPassword(u, passwords.get(u)!, true);
-          added.push(u);
           const entry = accounts.find((a) => a.name === u);
           if (entry) entry.samba = true;
           else accounts.push({ name: u, unix: false, samba: true });
         }
-        for (const u of resetSamba) {
-          const h = await samba.ntHash(u);
-          if (h) oldHashes.set(u, h);
-          await samba.setPassword(u, passwords.get(u)!, false);
-        }
+        for (const u of resetSamba) await samba.setPassword(u, passwords.get(u)!, false);
       },
-      undo: async () => {
-        for (const [u, h] of oldHashes) await samba.setNtHash(u, h);
-        for (const u of added.reverse()) await samba.deleteUser(u);
-      },
+      undo: async () => { for (const r of [...recs].reverse()) await undoSambaAccount(samba, r); },
     });
   }
-  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists }));
+  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists }).map((st) => withRecords(st, () => aclRecords(run, path))));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
   steps.push(store.saveStep(() => after, () => accounts));
@@ -221,33 +226,36 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
   steps.push(revokePermissionsStep(run, share, rest)); // before the accounts go: their ids stay in ACLs
   const sambaUsers = gone.filter((a) => a.samba).map((a) => a.name);
   if (sambaUsers.length) {
-    const hashes = new Map<string, string>();
+    let recs: SambaAccountRecord[] = [];
     steps.push({
       name: 'remove-samba-users',
-      do: async () => { for (const u of sambaUsers) { const h = await samba.ntHash(u); if (h) hashes.set(u, h); await samba.deleteUser(u); } },
-      undo: async () => {
-        for (const [u, h] of hashes) {
-          await samba.setPassword(u, `restore-${Math.random().toString(36).slice(2)}A1!`, true);
-          await samba.setNtHash(u, h);
-        }
+      // The whole account (passdb line, NT hash, SID) is kept in the journal, to be put back exactly.
+      journal: async () => {
+        recs = [];
+        for (const u of sambaUsers) { const r = await sambaAccountRecord(samba, u, null); if (r.before) recs.push(r); }
+        return recs;
       },
+      do: async () => { for (const r of recs) await samba.deleteUser(r.name); },
+      undo: async () => { for (const r of [...recs].reverse()) await undoSambaAccount(samba, r); },
     });
   }
   const unixUsers = gone.filter((a) => a.unix);
   if (unixUsers.length) {
-    const uids = new Map<string, number>();
+    let recs: UnixAccountRecord[] = [];
     steps.push({
       name: 'remove-unix-users',
-      do: async () => {
+      journal: async () => {
+        recs = [];
         for (const a of unixUsers) {
           // Checked again now: an account of that name with another uid is not the one the gateway made.
-          const x = await getUnixUser(run, a.name);
+          const x = await getUnixAccount(run, a.name);
           if (!x || (a.uid !== undefined && x.uid !== a.uid)) continue;
-          uids.set(a.name, x.uid);
-          await deleteUnixUser(run, a.name);
+          recs.push({ kind: 'unix-account', name: a.name, before: x, after: null });
         }
+        return recs;
       },
-      undo: async () => { for (const [u, uid] of uids) await addUnixUser(run, u, uid); },
+      do: async () => { for (const r of recs) await deleteUnixUser(run, r.name); },
+      undo: async () => { for (const r of [...recs].reverse()) await undoUnixAccount(run, r); },
     });
   }
   // Destroying data cannot be undone: it is the last step, and only what this share's create made.

@@ -86,24 +86,45 @@ export async function checkPurge(ctx: PurgeCtx, share: Share, others: readonly S
   for (const m of storageRecords(share)) await checkRecord(ctx, share, others, m);
 }
 
+/** The purge as a journal record: the share as it was (a crash past this point is finished, not undone). */
+export type PurgeRecord = { kind: 'purge'; share: Share };
+
+async function gone(run: Runner, m: StorageMade): Promise<boolean> {
+  if (m.kind === 'dataset') return !(await datasetGuid(run, m.name));
+  return !(await lstat(m.path).catch(() => undefined));
+}
+
+/**
+ * Destroy what the share's create made, each target checked again right before it goes. With
+ * `resume` (finishing a purge that was interrupted) a target that is already gone is skipped.
+ */
+export async function purgeNow(ctx: PurgeCtx, share: Share, others: readonly Share[], resume = false): Promise<string[]> {
+  const { run } = ctx;
+  const did: string[] = [];
+  for (const m of [...storageRecords(share)].reverse()) {
+    const what = m.kind === 'dataset' ? `dataset ${m.name}` : m.path;
+    if (resume && await gone(run, m)) { did.push(`${what} is gone`); continue; }
+    await checkRecord(ctx, share, others, m);
+    if (m.kind === 'dataset') await destroyDataset(run, m.name);
+    else if (m.kind === 'subvolume') {
+      const snaps = snapshottable(share);
+      if (snaps?.kind === 'btrfs') {
+        for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
+        await rmdir(snaps.snapdir).catch(() => undefined);
+      }
+      await run('btrfs', ['subvolume', 'delete', m.path]);
+    } else await rm(m.path, { recursive: true, force: true });
+    did.push(`destroyed ${what}`);
+  }
+  return did;
+}
+
 /** The last step of a delete: irreversible, so each target is checked again right before it goes. */
 export function purgeStep(ctx: PurgeCtx, share: Share, others: () => readonly Share[]): Step {
-  const { run } = ctx;
   return {
     name: 'purge-storage',
-    do: async () => {
-      for (const m of [...storageRecords(share)].reverse()) {
-        await checkRecord(ctx, share, others(), m);
-        if (m.kind === 'dataset') await destroyDataset(run, m.name);
-        else if (m.kind === 'subvolume') {
-          const snaps = snapshottable(share);
-          if (snaps?.kind === 'btrfs') {
-            for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
-            await rmdir(snaps.snapdir).catch(() => undefined);
-          }
-          await run('btrfs', ['subvolume', 'delete', m.path]);
-        } else await rm(m.path, { recursive: true, force: true });
-      }
-    },
+    irreversible: true,
+    redo: [{ kind: 'purge', share } satisfies PurgeRecord],
+    do: async () => { await purgeNow(ctx, share, others()); },
   };
 }

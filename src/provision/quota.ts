@@ -2,7 +2,7 @@
  * Filesystem objects and quotas as plan steps: ZFS datasets with `quota=`, btrfs subvolumes with
  * qgroup limits, or a plain directory. Each step records what it created so rollback and delete undo it.
  */
-import { lstat, mkdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rmdir } from 'node:fs/promises';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
@@ -22,40 +22,119 @@ export async function subvolumeUuid(run: Runner, path: string): Promise<string |
   return r.code === 0 && m ? m[1] : undefined;
 }
 
+/** Storage a step is about to make, with its identity once it is made (for the undo after a crash). */
+export type DirRecord = { kind: 'dir'; path: string; dev?: number; ino?: number };
+export type SubvolumeRecord = { kind: 'subvolume'; path: string; uuid?: string };
+export type DatasetRecord = { kind: 'dataset'; name: string; guid?: string };
+
+/**
+ * Whether an object whose identity was never recorded (the step was killed between making it and
+ * writing its identity down) can be the one the step made: it was born after the step started.
+ */
+function youngEnough(bornMs: number | undefined, startedAt: number | undefined): boolean {
+  if (!bornMs || startedAt === undefined) return false;
+  return bornMs >= startedAt - 2000;
+}
+
+/** Remove a directory the step made: the same inode, and empty (rmdir, never a recursive remove). */
+export async function undoDir(r: DirRecord, startedAt?: number): Promise<string> {
+  const st = await lstat(r.path).catch(() => undefined);
+  if (!st) return `${r.path} is not there`;
+  if (!st.isDirectory()) throw new GatewayError('failed', `${r.path} is no longer a directory: left as it is`);
+  if (r.ino !== undefined ? st.ino !== r.ino || st.dev !== r.dev : !youngEnough(st.birthtimeMs, startedAt)) {
+    throw new GatewayError('failed', `${r.path} is not the directory the operation made (${r.ino !== undefined ? 'its inode changed' : 'it is older than the operation'}): left as it is`);
+  }
+  try {
+    await rmdir(r.path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw new GatewayError('failed', `${r.path} is not empty (files were put in it since): left as it is`);
+    throw e;
+  }
+  return `removed directory ${r.path}`;
+}
+
+async function isEmptyDir(path: string): Promise<boolean> {
+  return (await readdir(path).catch(() => ['?'])).length === 0;
+}
+
+/** Delete a subvolume the step made: the same UUID (or, unrecorded, young and empty). */
+export async function undoSubvolume(run: Runner, r: SubvolumeRecord, startedAt?: number): Promise<string> {
+  const st = await lstat(r.path).catch(() => undefined);
+  if (!st) return `${r.path} is not there`;
+  if (!st.isDirectory() || st.ino !== 256) throw new GatewayError('failed', `${r.path} is not a subvolume: left as it is`);
+  if (r.uuid !== undefined) {
+    if ((await subvolumeUuid(run, r.path)) !== r.uuid) throw new GatewayError('failed', `${r.path} is not the subvolume the operation made (its UUID changed): left as it is`);
+  } else if (!youngEnough(st.birthtimeMs, startedAt) || !(await isEmptyDir(r.path))) {
+    throw new GatewayError('failed', `${r.path} may not be the subvolume the operation made (no UUID recorded, and it is older or not empty): left as it is`);
+  }
+  await run('btrfs', ['subvolume', 'delete', r.path]);
+  return `deleted subvolume ${r.path}`;
+}
+
+/** Destroy a dataset the step made: the same GUID (or, unrecorded, created after the step started); never recursive. */
+export async function undoDataset(run: Runner, r: DatasetRecord, startedAt?: number): Promise<string> {
+  const guid = await datasetGuid(run, r.name);
+  if (!guid) return `dataset ${r.name} is not there`;
+  if (r.guid !== undefined ? guid !== r.guid : false) throw new GatewayError('failed', `dataset ${r.name} is not the one the operation made (its GUID changed): left as it is`);
+  if (r.guid === undefined) {
+    const c = await run('zfs', ['get', '-Hp', '-o', 'value', 'creation', r.name], { allowFail: true });
+    if (!youngEnough(Number(c.stdout.trim()) * 1000 + 999, startedAt)) throw new GatewayError('failed', `dataset ${r.name} is older than the operation: left as it is`);
+  }
+  for (let i = 0; ; i++) {
+    const x = await run('zfs', ['destroy', '-f', r.name], { allowFail: true });
+    if (x.code === 0) return `destroyed dataset ${r.name}`;
+    if (i >= 20 || !/busy/i.test(x.stderr)) throw new GatewayError('failed', `zfs destroy ${r.name} failed: ${x.stderr.trim()}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
 /**
  * Steps that make the share's directory (dataset / subvolume / dir) when it does not exist yet. Each
- * records what it made, with its identity (GUID, UUID, inode), for the undo and for a later purge.
+ * records what it made, with its identity (GUID, UUID, inode), for the undo and for a later purge; the
+ * journal has the name before it is made and the identity as soon as it is known.
  */
 export function storageSteps(run: Runner, path: string, b: Backing, created: Made[]): Step[] {
   if (b.exists) return [];
   if (b.kind === 'zfs') {
+    const rec: DatasetRecord = { kind: 'dataset', name: b.dataset };
     return [{
       name: 'create-dataset',
-      do: async () => {
+      journal: () => [rec],
+      do: async (progress) => {
         await run('zfs', ['create', b.dataset]);
-        created.push({ kind: 'dataset', name: b.dataset, guid: await datasetGuid(run, b.dataset) });
+        rec.guid = await datasetGuid(run, b.dataset);
+        await progress?.();
+        created.push({ kind: 'dataset', name: b.dataset, guid: rec.guid });
       },
-      undo: () => destroyDataset(run, b.dataset),
+      undo: async () => { await undoDataset(run, rec); },
     }];
   }
   if (b.kind === 'btrfs') {
+    const rec: SubvolumeRecord = { kind: 'subvolume', path };
     return [{
       name: 'create-subvolume',
-      do: async () => {
+      journal: () => [rec],
+      do: async (progress) => {
         await run('btrfs', ['subvolume', 'create', path]);
-        created.push({ kind: 'subvolume', path, uuid: await subvolumeUuid(run, path) });
+        rec.uuid = await subvolumeUuid(run, path);
+        await progress?.();
+        created.push({ kind: 'subvolume', path, uuid: rec.uuid });
       },
-      undo: async () => { await run('btrfs', ['subvolume', 'delete', path]); },
+      undo: async () => { await undoSubvolume(run, rec); },
     }];
   }
+  const rec: DirRecord = { kind: 'dir', path };
   return [{
     name: 'create-directory',
-    do: async () => {
+    journal: () => [rec],
+    do: async (progress) => {
       await mkdir(path, { mode: 0o755 });
       const st = await lstat(path);
+      Object.assign(rec, { dev: st.dev, ino: st.ino });
+      await progress?.();
       created.push({ kind: 'dir', path, dev: st.dev, ino: st.ino });
     },
-    undo: async () => { await rmdir(path); },
+    undo: async () => { await undoDir(rec); },
   }];
 }
 
@@ -76,19 +155,46 @@ async function btrfsQuotaEnabled(run: Runner, mountpoint: string): Promise<boole
   return (await run('btrfs', ['qgroup', 'show', mountpoint], { allowFail: true })).code === 0;
 }
 
+/** Quotas switched on for a btrfs file system (off again on undo, unless they were on before). */
+export type BtrfsQuotaRecord = { kind: 'btrfs-quota'; mountpoint: string; enabledBefore: boolean };
+
+export async function undoBtrfsQuota(run: Runner, r: BtrfsQuotaRecord): Promise<string> {
+  if (r.enabledBefore || !(await btrfsQuotaEnabled(run, r.mountpoint))) return `btrfs quotas on ${r.mountpoint} are as before`;
+  await run('btrfs', ['quota', 'disable', r.mountpoint]);
+  return `switched btrfs quotas off again on ${r.mountpoint}`;
+}
+
+/** A quota about to be set: the ZFS quota it had, or (btrfs) the subvolume whose limit goes again. */
+export type QuotaRecord = { kind: 'quota'; fs: 'zfs'; dataset: string; before: string } | { kind: 'quota'; fs: 'btrfs'; path: string };
+
+export async function undoQuota(run: Runner, r: QuotaRecord): Promise<string> {
+  if (r.fs === 'zfs') {
+    if (!(await datasetGuid(run, r.dataset))) return `dataset ${r.dataset} is not there`;
+    const v = r.before === '-' || r.before === '0' ? 'none' : r.before;
+    await run('zfs', ['set', `quota=${v}`, r.dataset]);
+    return `quota of ${r.dataset} is ${v} again`;
+  }
+  if (!(await lstat(r.path).catch(() => undefined))) return `${r.path} is not there`;
+  await run('btrfs', ['qgroup', 'limit', 'none', r.path], { allowFail: true });
+  return `removed the qgroup limit of ${r.path}`;
+}
+
 /** Steps that come before storage creation (btrfs quota must be on before a subvolume is made). */
 export function preStorageQuotaSteps(run: Runner, b: Backing, quota: string | undefined): Step[] {
   if (!quota || b.kind !== 'btrfs') return [];
-  let enabledByUs = false;
+  let rec: BtrfsQuotaRecord | undefined;
   return [{
     name: 'enable-btrfs-quota',
+    journal: async () => {
+      rec = { kind: 'btrfs-quota', mountpoint: b.mountpoint, enabledBefore: await btrfsQuotaEnabled(run, b.mountpoint) };
+      return [rec];
+    },
     do: async () => {
-      if (await btrfsQuotaEnabled(run, b.mountpoint)) return;
+      if (rec?.enabledBefore ?? await btrfsQuotaEnabled(run, b.mountpoint)) return;
       await run('btrfs', ['quota', 'enable', b.mountpoint]);
-      enabledByUs = true;
       await run('btrfs', ['quota', 'rescan', '-w', b.mountpoint]);
     },
-    undo: async () => { if (enabledByUs) await run('btrfs', ['quota', 'disable', b.mountpoint]); },
+    undo: async () => { if (rec) await undoBtrfsQuota(run, rec); },
   }];
 }
 
@@ -96,22 +202,25 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
   if (!quota) return [];
   const bytes = parseSize(quota)!;
   if (b.kind === 'zfs') {
-    let before = 'none';
+    let rec: QuotaRecord | undefined;
     return [{
       name: 'set-quota',
-      do: async () => {
-        const r = await run('zfs', ['get', '-H', '-o', 'value', 'quota', b.dataset]);
-        before = r.stdout.trim() || 'none';
-        await run('zfs', ['set', `quota=${bytes}`, b.dataset]);
+      journal: async () => {
+        const r = await run('zfs', ['get', '-H', '-o', 'value', 'quota', b.dataset], { allowFail: true });
+        rec = { kind: 'quota', fs: 'zfs', dataset: b.dataset, before: r.stdout.trim() || 'none' };
+        return [rec];
       },
-      undo: async () => { await run('zfs', ['set', `quota=${before === '-' || before === '0' ? 'none' : before}`, b.dataset]); },
+      do: async () => { await run('zfs', ['set', `quota=${bytes}`, b.dataset]); },
+      undo: async () => { if (rec) await undoQuota(run, rec); },
     }];
   }
   if (b.kind === 'btrfs') {
+    const rec: QuotaRecord = { kind: 'quota', fs: 'btrfs', path };
     return [{
       name: 'set-quota',
+      journal: () => [rec],
       do: async () => { await run('btrfs', ['qgroup', 'limit', String(bytes), path]); },
-      undo: async () => { await run('btrfs', ['qgroup', 'limit', 'none', path], { allowFail: true }); },
+      undo: async () => { await undoQuota(run, rec); },
     }];
   }
   throw new GatewayError('invalid', 'quota: this filesystem cannot enforce a quota', 'quota');

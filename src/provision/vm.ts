@@ -18,12 +18,14 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { parseSize, shareUsers, type Made, type Share } from '../core/share.ts';
 import { atomicWrite } from '../core/store.ts';
+import { fileRecord, type RemoveFileRecord } from '../core/journal.ts';
 import type { Params } from '../pve/client.ts';
 import {
   assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestBaseSmbConf, guestPermissionSteps,
   healthCheckStep, parseGuestUids, PATH_INSIDE, revokeSteps, smbpasswdLine, waitForIp, type GuestCtx, type MutableShare,
 } from './guest.ts';
-import { chooseClone, guestHostname, guestManagedConf, netSpec, planGuestDeleteCommon, guestPurgeStep } from './lxc.ts';
+import { chooseClone, guestHostname, guestManagedConf, guestRecord, netSpec, planGuestDeleteCommon, guestPurgeStep } from './lxc.ts';
+import type { DirMappingRecord, GuestRunningRecord, NfsExportRecord } from './repair.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
@@ -173,6 +175,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   if (attachment === 'rbd') warnings.push(`the share's data lives in an RBD disk on ${rbd!.storage} (${rbd!.sizeGiB} GiB), not in ${path}`);
   let vmid = 0;
   let snippetFile = '';
+  let userData = '';
 
   const steps: Step[] = [
     ...preStorageQuotaSteps(run, backing, share.quota),
@@ -184,6 +187,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   if (attachment === 'virtiofs') {
     steps.push({
       name: 'create-dir-mapping',
+      journal: () => [{ kind: 'dir-mapping', id: mappingId(vmid), path } satisfies DirMappingRecord],
       do: async () => {
         await api.createDirMapping(mappingId(vmid), [`node=${node},path=${path}`], `SMB share ${share.sharename} (pve-smbgateway)`);
         created.push({ kind: 'mapping', id: mappingId(vmid) });
@@ -195,6 +199,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     const client = () => `${share.ip!.split('/')[0]}:${path}`;
     steps.push({
       name: 'export-nfs',
+      journal: () => [{ kind: 'nfs-export', client: client() } satisfies NfsExportRecord],
       do: async () => { await run('exportfs', ['-o', 'rw,sync,no_subtree_check,root_squash', client()]); created.push({ kind: 'nfs', client: client() }); },
       undo: async () => { await run('exportfs', ['-u', client()]); },
     });
@@ -202,6 +207,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   steps.push(
     {
       name: 'clone-vm',
+      journal: () => [guestRecord(node, 'qemu', vmid, share.sharename)],
       do: async () => {
         await api.clone(tmpl.node, 'qemu', tmpl.vmid, { newid: vmid, name: guestHostname(share.sharename), full: !linked });
         created.push({ kind: 'vm', vmid });
@@ -210,16 +216,19 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     },
     {
       name: 'write-user-data',
-      do: async () => {
+      journal: async () => {
         snippetFile = join(snip.path!, 'snippets', `smbgw-${vmid}-user.yaml`);
-        const text = buildUserData({
+        userData = buildUserData({
           hostname: guestHostname(share.sharename),
           managedConf: guestManagedConf(share),
           users: users.map((u) => ({ name: u, uid: uids.get(u)!, password: passwords.get(u)! })),
           attachment,
           source: attachment === 'virtiofs' ? mappingId(vmid) : attachment === 'nfs' ? `${nfsHost}:${path}` : '/dev/sdb',
         });
-        await atomicWrite(snippetFile, text, 0o600);
+        return [await fileRecord(snippetFile, userData)];
+      },
+      do: async () => {
+        await atomicWrite(snippetFile, userData, 0o600);
         created.push({ kind: 'snippet', path: snippetFile });
       },
       undo: async () => { await rm(snippetFile, { force: true }); },
@@ -249,6 +258,7 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
   if (madeVm) {
     steps.push({
       name: 'stop-vm',
+      journal: async () => [{ kind: 'guest-running', node, type: 'qemu', vmid, wasRunning: (await api.status(node, 'qemu', vmid).catch(() => undefined))?.status === 'running' } satisfies GuestRunningRecord],
       do: async () => {
         const st = await api.status(node, 'qemu', vmid).catch(() => undefined);
         if (st?.status === 'running') { wasRunning.v = true; await api.stop(node, 'qemu', vmid); }
@@ -258,15 +268,20 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
   }
   if (share.vm_attach !== 'rbd') steps.push(...revokeSteps(run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), 0)));
   // Irreversible from here on: the VM, then what only it used.
-  if (madeVm) steps.push({ name: 'destroy-vm', do: () => api.removeGuest(node, 'qemu', vmid) });
+  if (madeVm) steps.push({ name: 'destroy-vm', irreversible: true, redo: [guestRecord(node, 'qemu', vmid, share.sharename)], do: () => api.removeGuest(node, 'qemu', vmid) });
   for (const { id } of share.created.filter((m) => m.kind === 'mapping')) {
     steps.push({
       name: 'remove-dir-mapping',
+      redo: [{ kind: 'dir-mapping', id, path: share.path } satisfies DirMappingRecord],
       do: async () => { await api.deleteDirMapping(id).catch((e: Error) => { if (!/not found/.test(e.message)) throw e; }); },
     });
   }
-  for (const { client: c } of share.created.filter((m) => m.kind === 'nfs')) steps.push({ name: 'unexport-nfs', do: async () => { await run('exportfs', ['-u', c], { allowFail: true }); } });
-  for (const { path: f } of share.created.filter((m) => m.kind === 'snippet')) steps.push({ name: 'remove-user-data', do: () => rm(f, { force: true }) });
+  for (const { client: c } of share.created.filter((m) => m.kind === 'nfs')) {
+    steps.push({ name: 'unexport-nfs', redo: [{ kind: 'nfs-export', client: c } satisfies NfsExportRecord], do: async () => { await run('exportfs', ['-u', c], { allowFail: true }); } });
+  }
+  for (const { path: f } of share.created.filter((m) => m.kind === 'snippet')) {
+    steps.push({ name: 'remove-user-data', redo: [{ kind: 'remove-file', path: f } satisfies RemoveFileRecord], do: () => rm(f, { force: true }) });
+  }
   if (opts.purge) steps.push(guestPurgeStep(ctx, share, existing));
   return steps;
 }

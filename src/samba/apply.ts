@@ -7,6 +7,7 @@ import { atomicWrite } from '../core/store.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
 import { renderManagedConf } from './render.ts';
+import { smbConfRecord } from './repair.ts';
 import type { Samba } from './samba.ts';
 
 export async function readManaged(samba: Samba): Promise<string | undefined> {
@@ -21,6 +22,9 @@ export function servedHere(shares: readonly Share[]): Share[] {
 export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]): Step[] {
   // undefined: the file did not exist before, so the undo removes it again.
   let before: string | undefined;
+  let text: string | undefined;
+  // The managed [global] must not weaken what the admin's smb.conf sets: read it when rendering.
+  const render = async () => renderManagedConf(servedHere(sharesAfter()), { adminGlobals: await samba.adminGlobals() });
   const restore = async () => {
     if (before === undefined) await rm(samba.target.managedConf, { force: true });
     else await atomicWrite(samba.target.managedConf, before);
@@ -29,9 +33,9 @@ export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]):
   return [
     {
       name: 'write-smb-conf',
+      journal: async () => { text = await render(); return [await smbConfRecord(samba, text)]; },
       do: async () => {
-        // Read last, the managed [global] must not weaken what the admin's smb.conf sets.
-        const text = renderManagedConf(servedHere(sharesAfter()), { adminGlobals: await samba.adminGlobals() });
+        text ??= await render();
         await samba.checkText(text);
         before = await readManaged(samba);
         await atomicWrite(samba.target.managedConf, text);

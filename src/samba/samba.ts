@@ -18,6 +18,15 @@ export interface SambaTarget {
 
 export interface SmbSession { id: string; username: string; remote: string; dialect?: string; encrypted?: boolean; signed?: boolean }
 export interface SmbTcon { service: string; sessionId: string; machine: string; encrypted?: boolean }
+/** A passdb account as saved for an undo: the smbpasswd line and the SID. */
+export interface SambaAccount { line: string; sid?: string }
+
+/** The NT hash field of an smbpasswd line. */
+export function ntOfLine(line: string): string | undefined {
+  const f = line.split(':')[3];
+  return f && /^[0-9A-F]{32}$/i.test(f) ? f.toUpperCase() : undefined;
+}
+
 export interface SmbStatus { sessions: SmbSession[]; tcons: SmbTcon[]; openFiles: number }
 
 /** Parse `smbstatus --json` (Samba 4.16+). */
@@ -135,6 +144,33 @@ export class Samba {
   /** Add the account, or set its password; the password goes on stdin. */
   async setPassword(name: string, password: string, add: boolean): Promise<void> {
     await this.run('smbpasswd', ['-c', this.target.smbConf, '-s', ...(add ? ['-a'] : []), name], { input: `${password}\n${password}\n` });
+  }
+
+  /**
+   * The whole passdb account as `pdbedit -L -w` prints it (an smbpasswd line: uid, NT hash, flags, last
+   * change time) and its SID: enough to put it back exactly (restoreAccount). Secret: keep it 0600.
+   */
+  async account(name: string): Promise<SambaAccount | undefined> {
+    const w = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-w', '-u', name], { allowFail: true });
+    const line = w.stdout.split('\n').find((l) => l.startsWith(name + ':'));
+    if (w.code !== 0 || !line) return undefined;
+    const v = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-v', '-u', name], { allowFail: true });
+    const sid = /^User SID:\s*(S-[0-9-]+)\s*$/m.exec(v.stdout)?.[1];
+    return { line, ...(sid ? { sid } : {}) };
+  }
+
+  /** Put an account back as account() saw it (imported from a 0600 smbpasswd file, then its SID). */
+  async restoreAccount(name: string, a: SambaAccount): Promise<void> {
+    if (!a.line.startsWith(name + ':') || a.line.includes('\n')) throw new GatewayError('failed', `restoring Samba account ${name}: not its passdb line`);
+    const dir = await mkdtemp(join(tmpdir(), 'smbgw-pdb-'));
+    try {
+      const f = join(dir, 'smbpasswd');
+      await writeFile(f, a.line + '\n', { mode: 0o600 });
+      await this.run('pdbedit', ['-s', this.target.smbConf, '-i', `smbpasswd:${f}`]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    if (a.sid) await this.run('pdbedit', ['-s', this.target.smbConf, '-u', name, '-U', a.sid]);
   }
 
   async deleteUser(name: string): Promise<void> {

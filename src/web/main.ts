@@ -6,11 +6,14 @@
 import { closeMetricsDbs } from '../monitor/db.ts';
 import { startDaemon } from '../api/daemon.ts';
 import { webAsset } from './static.ts';
+import { formatRepair } from '../api/operations/repair.ts';
 
 async function main(): Promise<void> {
   const verbose = process.argv.includes('--verbose') || !!process.env.SMBGW_VERBOSE;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const d = await startDaemon({ log: verbose ? log : undefined, assets: webAsset });
+  if (d.repairError) log(`repair of interrupted operations failed: ${d.repairError} (run pve-smbgateway repair)`);
+  else if (d.repair && (d.repair.repaired.length || d.repair.skipped.length)) log(`repair of interrupted operations:\n${formatRepair(d.repair)}`);
   log(`pve-smbgatewayd on ${d.api.url}${d.config.listen !== '127.0.0.1' ? ` (listening on ${d.config.listen})` : ''}, node ${d.gateway.settings.node}, collecting every ${d.config.interval} s into ${d.db.path}`);
   let stopping = false;
   const stop = async () => {

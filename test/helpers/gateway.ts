@@ -15,12 +15,13 @@ import { startSandbox, type Sandbox } from '../../src/demo/sandbox.ts';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'bin/pve-smbgateway');
 
-export interface CliResult { code: number; stdout: string; stderr: string; json?: { success: boolean; data: any; error?: { code: string; message: string; field?: string }; timestamp: string } }
+export interface CliResult { code: number; stdout: string; stderr: string; signal?: string; json?: { success: boolean; data: any; error?: { code: string; message: string; field?: string }; timestamp: string } }
 
 export function sh(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((res) => {
     const c = execFile(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      const signal = (err as { signal?: string } | null)?.signal ?? undefined;
+      res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr), ...(signal ? { signal } : {}) });
     });
     c.stdin?.on('error', () => undefined); // the command may exit before reading its input
     c.stdin?.end(opts.input ?? '');

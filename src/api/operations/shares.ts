@@ -68,7 +68,7 @@ export const createOp = op({
     return g.store.locked(async () => {
       const existing = await g.store.list();
       const plan = await planCreate(g, req, existing, passwords, adopt);
-      const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log });
+      const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('create', plan.share.sharename) });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
   },
@@ -94,7 +94,7 @@ export const deleteOp = op({
       const share = requireShare(existing, sharename);
       requireMode(g, share.mode);
       const steps = await planDelete(g, share, existing, { purge });
-      return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log }) };
+      return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor(purge ? 'delete --purge' : 'delete', share.sharename) }) };
     });
   },
 });
@@ -188,7 +188,7 @@ export const migrateOp = op({
       }
       if (!dry_run && toAdd.length) {
         const after = [...existing, ...toAdd];
-        await applyPlan([...steps, g.store.saveStep(() => after), ...smbConfSteps(g.samba, () => after)], { failAt: failAtFromEnv(), log: g.log });
+        await applyPlan([...steps, g.store.saveStep(() => after), ...smbConfSteps(g.samba, () => after)], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('migrate') });
       }
       return { source, dry_run, imported, skipped };
     });

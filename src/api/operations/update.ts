@@ -86,7 +86,7 @@ export const updateOp = op({
       const steps = await applyPlan([
         g.store.saveStep(() => after),
         ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : []),
-      ], { failAt: failAtFromEnv(), log: g.log });
+      ], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('update', share.sharename) });
       return { share: publicShare(next), steps };
     });
   },
