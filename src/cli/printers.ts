@@ -22,6 +22,15 @@ function formatHaState(s: HaState): string {
   return lines.join('\n');
 }
 
+/** A --dry-run result: the steps in order, what each does, and those that cannot be undone. */
+function printPlan(title: string, r: { plan: { step: string; shows?: string; undo: string }[]; warnings?: string[] }): string {
+  const lines = [`${title} (dry run: nothing was changed):`];
+  r.plan.forEach((s, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${s.step}${s.shows ? `: ${s.shows}` : ''}${s.undo === 'no' ? '  [cannot be undone]' : ''}`));
+  for (const w of r.warnings ?? []) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}
+const isPlan = (r: unknown): r is { dry_run: true; plan: { step: string; shows?: string; undo: string }[]; warnings?: string[]; sharename?: string; share?: { sharename: string } } => !!(r as { dry_run?: boolean }).dry_run;
+
 export const printers: Record<string, (result: unknown) => string> = {
   "repair": (r) => formatRepair(r as RepairResult),
   "backup": (r) => {
@@ -70,10 +79,11 @@ export const printers: Record<string, (result: unknown) => string> = {
     return rows.length ? table(['NAME', 'MODE', 'PATH', 'QUOTA', 'PROFILE', 'USERS', 'HA'], rows) : 'no shares';
   },
   "create": (r) => {
+    if (isPlan(r)) return printPlan(`would create share ${r.share?.sharename ?? r.sharename}`, r);
     const x = r as { share: Share; warnings: string[] };
     return [`created share ${x.share.sharename} (${x.share.mode}) on ${x.share.path}`, ...x.warnings.map((w) => `warning: ${w}`)].join('\n');
   },
-  "delete": (r) => `deleted share ${(r as { sharename: string }).sharename}`,
+  "delete": (r) => isPlan(r) ? printPlan(`would delete share ${r.share?.sharename ?? r.sharename}`, r) : `deleted share ${(r as { sharename: string }).sharename}`,
   "status": (r) => {
     const s = r as ShareStatus & { ha?: HaState };
     const u = s.usage;
@@ -111,5 +121,5 @@ export const printers: Record<string, (result: unknown) => string> = {
   },
   "token delete": (r) => `deleted token ${(r as { tokenid: string }).tokenid}`,
   "show": (r) => Object.entries(r as Record<string, unknown>).map(([k, v]) => `${k.padEnd(20)} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'),
-  "update": (r) => `updated share ${(r as { share: Share }).share.sharename}`,
+  "update": (r) => isPlan(r) ? printPlan(`would update share ${r.share?.sharename ?? r.sharename}`, r) : `updated share ${(r as { share: Share }).share.sharename}`,
 };

@@ -12,6 +12,8 @@ import { Journal, type JournalRecord } from './journal.ts';
 export interface Step {
   /** Stable name, used in logs and to inject a failure in tests. */
   name: string;
+  /** What it will do, in words, as known when the plan is made (`--dry-run` prints it). */
+  shows?: string;
   /**
    * Makes the change. `progress()` writes the journal again: a step that learns more about what it made
    * (an inode, a GUID) fills that into its records and calls it, before going on.
@@ -37,6 +39,11 @@ export interface ApplyOptions {
   log?: (msg: string) => void;
   /** Keep a journal of the operation in this directory (see journal.ts). */
   journal?: { dir: string; operation: string; share?: string };
+}
+
+/** A plan as `--dry-run` shows it: each step, what it will do, and whether it can be undone. */
+export function describePlan(steps: readonly Step[]): { step: string; shows?: string; undo: 'yes' | 'no' | 'nothing to undo' }[] {
+  return steps.map((s) => ({ step: s.name, ...(s.shows ? { shows: s.shows } : {}), undo: s.irreversible ? 'no' : s.undo ? 'yes' : 'nothing to undo' }));
 }
 
 export function failAtFromEnv(): string | undefined {

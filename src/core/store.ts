@@ -167,6 +167,7 @@ export class ShareStore {
     let text: string | undefined;
     return {
       name: 'save-config',
+      shows: `write ${this.cfgPath}`,
       // The text is fixed when the step starts, so that the journal knows what the file will hold.
       journal: async () => { text = await this.render(shares(), accounts?.()); return [await fileRecord(this.cfgPath, text)]; },
       do: async () => { before = await this.readRaw(); await atomicWrite(this.cfgPath, text ?? await this.render(shares(), accounts?.()), 0o640); },
@@ -178,6 +179,7 @@ export class ShareStore {
   storeSecretsStep(share: string, passwords: ReadonlyMap<string, string>): Step {
     return {
       name: 'store-secrets',
+      shows: `0600 secret files for ${[...passwords.keys()].join(', ')}`,
       journal: () => Promise.all([...passwords].map(([u, pw]) => fileRecord(this.secretPath(share, u), pw))),
       do: async () => { for (const [u, pw] of passwords) await this.writeSecret(share, u, pw); },
       undo: async () => { for (const u of passwords.keys()) await this.deleteSecret(share, u); },
@@ -189,6 +191,7 @@ export class ShareStore {
     const kept = new Map<string, string>();
     return {
       name: 'remove-secrets',
+      shows: `remove the secret files of ${users.join(', ')}`,
       journal: () => Promise.all(users.map((u) => fileRecord(this.secretPath(share, u), null))),
       do: async () => {
         for (const u of users) {

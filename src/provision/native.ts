@@ -148,6 +148,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     let recs: UnixAccountRecord[] = [];
     steps.push({
       name: 'add-unix-users',
+      shows: `useradd (login-less, own group): ${newUnix.join(', ')}`,
       journal: async () => {
         recs = [];
         for (const u of newUnix) recs.push({ kind: 'unix-account', name: u, before: null, after: { uid: await nextFreeId(run, ctx.uidMin, ctx.uidMax, new Set(recs.map((r) => r.after!.uid))) } });
@@ -169,6 +170,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     let recs: SambaAccountRecord[] = [];
     steps.push({
       name: 'set-samba-passwords',
+      shows: [newSamba.length ? `new Samba accounts: ${newSamba.join(', ')}` : '', resetSamba.length ? `password set again: ${resetSamba.join(', ')}` : ''].filter(Boolean).join('; '),
       // Each account as it was (a reset one: its passdb line and SID) and the NT hash it gets.
       journal: async () => {
         recs = [];
@@ -196,6 +198,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
   if (probeUser) {
     steps.push({
       name: 'health-check',
+      shows: `smbclient lists the share as ${probeUser}`,
       do: async () => {
         if (!(await samba.running())) { warnings.push('smbd is not running: the share is configured and will be served when smbd starts'); return; }
         const p = await samba.probe(share.sharename, probeUser, passwords.get(probeUser)!);
@@ -220,7 +223,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     store.saveStep(() => rest, () => accountsAfter),
     ...smbConfSteps(samba, () => rest),
     // After the reload no new tree connect can reach the share; now drop the ones still open.
-    { name: 'close-share', do: () => samba.closeShare(share.sharename) },
+    { name: 'close-share', shows: `smbcontrol smbd close-share ${share.sharename}`, do: () => samba.closeShare(share.sharename) },
   ];
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
   steps.push(revokePermissionsStep(run, share, rest)); // before the accounts go: their ids stay in ACLs
@@ -229,6 +232,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     let recs: SambaAccountRecord[] = [];
     steps.push({
       name: 'remove-samba-users',
+      shows: `remove Samba accounts the gateway made: ${sambaUsers.join(', ')}`,
       // The whole account (passdb line, NT hash, SID) is kept in the journal, to be put back exactly.
       journal: async () => {
         recs = [];
@@ -244,6 +248,7 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     let recs: UnixAccountRecord[] = [];
     steps.push({
       name: 'remove-unix-users',
+      shows: `userdel (accounts the gateway made, uid checked): ${unixUsers.map((a) => a.name).join(', ')}`,
       journal: async () => {
         recs = [];
         for (const a of unixUsers) {

@@ -54,6 +54,7 @@ export function permissionSteps(run: Runner, path: string, share: Share, warning
   let savedOwner: { uid: number; gid: number; mode: number } | undefined;
   return [{
     name: 'grant-permissions',
+    shows: `setfacl ${opts.fresh ? "-b " : ""}-m ${entries} ${path}`,
     do: async () => {
       const before = await run('getfacl', ['--absolute-names', '--', path], { allowFail: true });
       const r = await run('setfacl', [...(opts.fresh ? ['-b'] : []), '-m', entries, '--', path], { allowFail: true });
@@ -127,6 +128,7 @@ export function revokePermissionsStep(run: Runner, share: Share, remaining: read
   let saved: string | undefined;
   return {
     name: 'revoke-permissions',
+    shows: `remove this share's ACL entries below ${share.path}`,
     do: async () => {
       const path = share.path;
       // Checked when it runs: a real directory (not a symlink put in its place), else nothing to revoke.

@@ -123,6 +123,7 @@ export async function purgeNow(ctx: PurgeCtx, share: Share, others: readonly Sha
 export function purgeStep(ctx: PurgeCtx, share: Share, others: () => readonly Share[]): Step {
   return {
     name: 'purge-storage',
+    shows: `destroy what create made (checked again first): ${storageRecords(share).map((m) => (m.kind === 'dataset' ? `dataset ${m.name}` : `${m.kind} ${m.path}`)).join(', ') || 'nothing'}`,
     irreversible: true,
     redo: [{ kind: 'purge', share } satisfies PurgeRecord],
     do: async () => { await purgeNow(ctx, share, others()); },

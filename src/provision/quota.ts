@@ -99,6 +99,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
     const rec: DatasetRecord = { kind: 'dataset', name: b.dataset };
     return [{
       name: 'create-dataset',
+      shows: `zfs create ${b.dataset}`,
       journal: () => [rec],
       do: async (progress) => {
         await run('zfs', ['create', b.dataset]);
@@ -113,6 +114,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
     const rec: SubvolumeRecord = { kind: 'subvolume', path };
     return [{
       name: 'create-subvolume',
+      shows: `btrfs subvolume create ${path}`,
       journal: () => [rec],
       do: async (progress) => {
         await run('btrfs', ['subvolume', 'create', path]);
@@ -126,6 +128,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
   const rec: DirRecord = { kind: 'dir', path };
   return [{
     name: 'create-directory',
+    shows: `mkdir ${path}`,
     journal: () => [rec],
     do: async (progress) => {
       await mkdir(path, { mode: 0o755 });
@@ -185,6 +188,7 @@ export function preStorageQuotaSteps(run: Runner, b: Backing, quota: string | un
   let rec: BtrfsQuotaRecord | undefined;
   return [{
     name: 'enable-btrfs-quota',
+    shows: `btrfs quota enable ${b.mountpoint} (unless it is on)`,
     journal: async () => {
       rec = { kind: 'btrfs-quota', mountpoint: b.mountpoint, enabledBefore: await btrfsQuotaEnabled(run, b.mountpoint) };
       return [rec];
@@ -205,6 +209,7 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
     let rec: QuotaRecord | undefined;
     return [{
       name: 'set-quota',
+      shows: `zfs set quota=${quota} ${b.dataset}`,
       journal: async () => {
         const r = await run('zfs', ['get', '-H', '-o', 'value', 'quota', b.dataset], { allowFail: true });
         rec = { kind: 'quota', fs: 'zfs', dataset: b.dataset, before: r.stdout.trim() || 'none' };
@@ -218,6 +223,7 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
     const rec: QuotaRecord = { kind: 'quota', fs: 'btrfs', path };
     return [{
       name: 'set-quota',
+      shows: `btrfs qgroup limit ${quota} ${path}`,
       journal: () => [rec],
       do: async () => { await run('btrfs', ['qgroup', 'limit', String(bytes), path]); },
       undo: async () => { await undoQuota(run, rec); },

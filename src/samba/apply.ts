@@ -33,6 +33,7 @@ export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]):
   return [
     {
       name: 'write-smb-conf',
+      shows: `render, testparm and install ${samba.target.managedConf}`,
       journal: async () => { text = await render(); return [await smbConfRecord(samba, text)]; },
       do: async () => {
         text ??= await render();
@@ -42,6 +43,6 @@ export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]):
       },
       undo: restore,
     },
-    { name: 'reload-smbd', do: () => samba.reload() },
+    { name: 'reload-smbd', shows: 'smbcontrol smbd reload-config', do: () => samba.reload() },
   ];
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { GatewayError, invalid, toGatewayError } from '../../core/errors.ts';
 import { allOf, defineOperation } from '../../core/operation.ts';
-import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
+import { applyPlan, describePlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { type Schema } from '../../core/schema.ts';
 import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
 import { accountRule, checkShare, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
@@ -49,6 +49,7 @@ export const createOp = op({
     password: { type: 'string', optional: true, keepSpace: true, check: passwordRule, description: 'Password of the share\'s users that get one from the gateway (8 to 256 characters; on the command line: --password-file)' },
     passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
     adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
+    dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   },
   positional: ['sharename'],
   aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
@@ -57,7 +58,7 @@ export const createOp = op({
   privilege: createPrivileges,
   async: true,
   handler: async (p, g) => {
-    const { password, passwords: perUser, adopt, ...rest } = p;
+    const { password, passwords: perUser, adopt, dry_run, ...rest } = p;
     const req = checkShare({ ...rest, created: [] });
     if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
     if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0)
@@ -68,6 +69,7 @@ export const createOp = op({
     return g.store.locked(async () => {
       const existing = await g.store.list();
       const plan = await planCreate(g, req, existing, passwords, adopt);
+      if (dry_run) return { dry_run: true, share: publicShare(plan.share), plan: describePlan(plan.steps), warnings: plan.warnings };
       const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('create', plan.share.sharename) });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
     });
@@ -82,18 +84,20 @@ export const deleteOp = op({
   parameters: {
     ...nameParam,
     purge: { type: 'boolean', optional: true, default: false, description: 'Also destroy the dataset, subvolume or directory the gateway created (data is lost)' },
+    dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   },
   positional: ['sharename'],
   returns: { description: 'The steps applied', schema: { type: 'object', properties: { sharename: { type: 'string' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: deletePrivileges,
   async: true,
   handler: async (p, g) => {
-    const { sharename, purge } = p;
+    const { sharename, purge, dry_run } = p;
     return g.store.locked(async () => {
       const existing = await g.store.list();
       const share = requireShare(existing, sharename);
       requireMode(g, share.mode);
       const steps = await planDelete(g, share, existing, { purge });
+      if (dry_run) return { dry_run: true, sharename: share.sharename, plan: describePlan(steps) };
       return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor(purge ? 'delete --purge' : 'delete', share.sharename) }) };
     });
   },

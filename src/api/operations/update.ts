@@ -5,7 +5,7 @@
  */
 import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
-import { applyPlan, failAtFromEnv } from '../../core/plan.ts';
+import { applyPlan, describePlan, failAtFromEnv } from '../../core/plan.ts';
 import { optionalNoDefault, type Schema } from '../../core/schema.ts';
 import { checkShare, MODE_OPTIONS, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
@@ -48,6 +48,7 @@ const updateParams = {
   monitoring_enabled: optionalNoDefault(shareSchema.monitoring_enabled),
   backup_enabled: optionalNoDefault(shareSchema.backup_enabled),
   delete: { type: 'list', optional: true, description: `Settings to reset (${DELETABLE.join(', ')})`, item: (v: string) => (DELETABLE.includes(v) ? undefined : `must be one of ${DELETABLE.join(', ')}`) },
+    dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   digest: { type: 'string', optional: true, pattern: /^[0-9a-f]{40}$/, patternText: 'must be the digest `show` returned (40 hex digits)', description: 'Refuse the change if the configuration changed since `show` returned this digest (Proxmox\'s convention)' },
 } as const satisfies Schema;
 
@@ -83,10 +84,9 @@ export const updateOp = op({
         throw new GatewayError('unavailable', `${fixed}: cannot be changed on ${share.mode === 'lxc' ? 'an' : 'a'} ${share.mode} share${share.mode !== 'native' ? ' yet (its Samba config lives in the guest)' : ''}; delete and create it again`, fixed);
       }
       const after = existing.map((s) => (s === share ? next : s));
-      const steps = await applyPlan([
-        g.store.saveStep(() => after),
-        ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : []),
-      ], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('update', share.sharename) });
+      const plan = [g.store.saveStep(() => after), ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : [])];
+      if (v.dry_run) return { dry_run: true, share: publicShare(next), plan: describePlan(plan) };
+      const steps = await applyPlan(plan, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('update', share.sharename) });
       return { share: publicShare(next), steps };
     });
   },
