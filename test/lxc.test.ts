@@ -4,7 +4,7 @@
  * comes from the native renderer with the path inside, and delete/rollback leave nothing behind.
  */
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FakeBackend } from './pve-sim/backend.ts';
@@ -87,6 +87,14 @@ test('create: a linked clone, configured as documented, serving the share; delet
   assert.match(acl.stdout, new RegExp(`default:user:${100000 + uid}:rwx`));
   // The directory the gateway made belongs to the first writer as the host sees her.
   assert.equal((await stat(path)).uid, 100000 + uid);
+  // Closed to every other local account (and to any share around it): no access for other.
+  assert.equal((await stat(path)).mode & 0o007, 0, 'other has no access to the share root');
+  assert.match(acl.stdout, /^other::---$/m);
+  assert.match(acl.stdout, /^default:other::---$/m);
+  // A file made in the share inherits the guest id's entry; delete must take it away there too.
+  await mkdir(join(path, 'sub'));
+  await writeFile(join(path, 'sub', 'f.txt'), 'x');
+  assert.match((await sh('getfacl', ['-n', '--absolute-names', join(path, 'sub', 'f.txt')])).stdout, new RegExp(`user:${100000 + uid}:`));
   // The secret is kept 0600 for the health checks; the share is in the store with its guest.
   assert.equal((await stat(t.gw.store.secretPath('Projects', 'alice'))).mode & 0o777, 0o600);
   const cfg = await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8');
@@ -100,7 +108,7 @@ test('create: a linked clone, configured as documented, serving the share; delet
   assert.equal(t.sim.guests.has(vmid), false);
   assert.equal(fake.guests.has(vmid), false);
   assert.ok(!(t.sim.volumes.get('local-zfs') ?? []).some((v) => v.vmid === vmid));
-  assert.doesNotMatch((await sh('getfacl', ['-n', '--absolute-names', path])).stdout, new RegExp(`user:${100000 + uid}:`), 'ACL entries revoked');
+  assert.doesNotMatch((await sh('getfacl', ['-R', '-n', '--absolute-names', path])).stdout, new RegExp(`user:${100000 + uid}:`), 'ACL entries revoked in the whole tree');
   assert.doesNotMatch(await readFile(join(t.settings.storeDir, 'shares.cfg'), 'utf8'), /Projects/);
   // Data stays unless --purge.
   assert.ok((await stat(path)).isDirectory());

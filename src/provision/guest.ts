@@ -124,11 +124,12 @@ export function guestPermissionSteps(run: Runner, path: string, spec: string, ow
         const st = await stat(path);
         savedOwner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
         await chown(path, owner.uid, owner.gid);
-        await chmod(path, 0o755);
+        // Closed to other local accounts (and to enclosing shares): the guest's users get in by owner or ACL.
+        await chmod(path, 0o770);
       }
       if (!spec) return;
       saved = (await run('getfacl', ['--absolute-names', '--', path])).stdout;
-      const r = await run('setfacl', ['-m', spec, '--', path], { allowFail: true });
+      const r = await run('setfacl', ['-m', `${spec},o::---,d:o::---`, '--', path], { allowFail: true });
       if (r.code !== 0) throw new GatewayError('failed', `setfacl on ${path} failed: ${r.stderr.trim()} (the share path needs a filesystem with POSIX ACLs in guest modes)`);
     },
     undo: async () => {
@@ -146,7 +147,10 @@ export function firstWriter(share: Share, uids: Map<string, number>, shift: numb
   return id === undefined ? undefined : { uid: id + shift, gid: id + shift };
 }
 
-/** Remove the guest ids' ACL entries (delete). */
+/**
+ * Remove the guest ids' ACL entries (delete) from the share's whole tree (files inherited them through
+ * the default ACL): a host account that later gets one of those ids must not find access left behind.
+ */
 export function revokeSteps(run: Runner, path: string, spec: string): Step[] {
   if (!spec) return [];
   const entries = [...new Set(spec.split(',').map((e) => e.split(':').slice(0, -1).join(':')))].join(',');
@@ -155,10 +159,10 @@ export function revokeSteps(run: Runner, path: string, spec: string): Step[] {
     name: 'revoke-permissions',
     journal: () => aclRecords(run, path),
     do: async () => {
-      const before = await run('getfacl', ['--absolute-names', '--', path], { allowFail: true });
+      const before = await run('getfacl', ['-R', '--absolute-names', '--', path], { allowFail: true });
       if (before.code !== 0) return; // the path is gone: nothing to revoke
       saved = before.stdout;
-      await run('setfacl', ['-x', entries, '--', path], { allowFail: true });
+      await run('setfacl', ['-R', '-x', entries, '--', path], { allowFail: true });
     },
     undo: async () => { if (saved !== undefined) await run('setfacl', ['--restore=-'], { input: saved }); },
   }];
