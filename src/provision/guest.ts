@@ -14,7 +14,7 @@ import { shareUsers, type Share } from '../core/share.ts';
 import type { ShareStore } from '../core/store.ts';
 import type { PveApi, GuestKind } from '../pve/api.ts';
 import { getUnixUser } from './accounts.ts';
-import { aclRecords } from './repair.ts';
+import { aclRecords, aclTreeRecords } from './repair.ts';
 import { ntHash } from '../samba/nthash.ts';
 
 export { ntHash };
@@ -157,7 +157,7 @@ export function revokeSteps(run: Runner, path: string, spec: string): Step[] {
   let saved: string | undefined;
   return [{
     name: 'revoke-permissions',
-    journal: () => aclRecords(run, path),
+    journal: () => aclTreeRecords(run, path),
     do: async () => {
       const before = await run('getfacl', ['-R', '--absolute-names', '--', path], { allowFail: true });
       if (before.code !== 0) return; // the path is gone: nothing to revoke

@@ -12,7 +12,7 @@ import type { Samba } from '../samba/samba.ts';
 import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
 import { addUnixUser, deleteUnixUser, getUnixAccount, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
-import { aclRecords, withRecords } from './repair.ts';
+import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
@@ -226,7 +226,8 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     { name: 'close-share', shows: `smbcontrol smbd close-share ${share.sharename}`, do: () => samba.closeShare(share.sharename) },
   ];
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
-  steps.push(revokePermissionsStep(run, share, rest)); // before the accounts go: their ids stay in ACLs
+  // Before the accounts go (their ids stay in ACLs); journaled as the whole tree's ACLs.
+  steps.push(withRecords(revokePermissionsStep(run, share, rest), () => aclTreeRecords(run, share.path)));
   const sambaUsers = gone.filter((a) => a.samba).map((a) => a.name);
   if (sambaUsers.length) {
     let recs: SambaAccountRecord[] = [];

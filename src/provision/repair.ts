@@ -44,6 +44,29 @@ export async function undoAcl(run: Runner, r: AclRecord): Promise<string> {
   return `put back owner, mode and ACL of ${r.path}`;
 }
 
+/**
+ * The ACLs of a whole tree (`getfacl -R`), for a step that changes entries below the share root too
+ * (revoking a removed account's entries): put back with `setfacl --restore` while the root is still
+ * the directory whose ACLs were recorded.
+ */
+export type AclTreeRecord = { kind: 'acl-tree'; path: string; dev: number; ino: number; acl: string };
+
+export async function aclTreeRecords(run: Runner, path: string): Promise<AclTreeRecord[]> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return [];
+  const r = await run('getfacl', ['-R', '-n', '--absolute-names', '--', path], { allowFail: true });
+  return r.code === 0 ? [{ kind: 'acl-tree', path, dev: st.dev, ino: st.ino, acl: r.stdout }] : [];
+}
+
+export async function undoAclTree(run: Runner, r: AclTreeRecord): Promise<string> {
+  const st = await lstat(r.path).catch(() => undefined);
+  if (!st) return `${r.path} is not there`;
+  if (st.dev !== r.dev || st.ino !== r.ino) throw new GatewayError('failed', `${r.path} is not the directory whose ACLs the operation changed (its inode changed): left as it is`);
+  const x = await run('setfacl', ['--restore=-'], { input: r.acl, allowFail: true });
+  if (x.code !== 0) throw new GatewayError('failed', `setfacl --restore below ${r.path} failed: ${x.stderr.trim()}`);
+  return `put back the ACLs below ${r.path}`;
+}
+
 /** The step with more records in its journal entry (for steps defined where the journal is not known). */
 export function withRecords(step: Step, more: () => Promise<JournalRecord[]>): Step {
   const own = step.journal;
@@ -121,6 +144,7 @@ export const repairers: RepairRegistry<RepairCtx> = {
   'btrfs-quota': { undo: (r, c) => undoBtrfsQuota(c.run, r as BtrfsQuotaRecord) },
   quota: { undo: (r, c) => undoQuota(c.run, r as QuotaRecord) },
   acl: { undo: (r, c) => undoAcl(c.run, r as AclRecord) },
+  'acl-tree': { undo: (r, c) => undoAclTree(c.run, r as AclTreeRecord) },
   'unix-account': { undo: (r, c) => undoUnixAccount(c.run, r as UnixAccountRecord) },
   purge: {
     redo: async (r, c) => {
