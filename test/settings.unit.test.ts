@@ -44,3 +44,15 @@ test('daemon.json: numbers, peers and unknown settings', async () => {
   ];
   for (const [o, rule] of bad) assert.throws(await daemonWith(o), rule, JSON.stringify(o));
 });
+
+test('secrets live in pmxcfs\' private area on a Proxmox VE node, beside the store elsewhere, one file per (share, user)', async () => {
+  const { privDirOf } = await import('../src/core/settings.ts');
+  const { ShareStore } = await import('../src/core/store.ts');
+  assert.equal(privDirOf({ storeDir: '/etc/pve/smbgateway' }), '/etc/pve/priv/smbgateway');
+  assert.equal(privDirOf({ storeDir: '/etc/smbgateway' }), '/etc/smbgateway/priv');
+  assert.equal(privDirOf({ storeDir: '/srv/x', privDir: '/root/secrets' }), '/root/secrets');
+  const store = new ShareStore({ storeDir: '/etc/pve/smbgateway', lockDir: '/tmp/l' });
+  assert.equal(store.secretPath('Team Data', 'alice'), '/etc/pve/priv/smbgateway/team%20data+alice.pw');
+  // names that used to collide (share "a.b" user "c" and share "a" user "b.c") no longer do
+  assert.notEqual(store.secretPath('a.b', 'c'), store.secretPath('a', 'b.c'));
+});
