@@ -4,6 +4,8 @@
  * "Previous Versions" (naming: core/snapshot.ts). The steps that run commands.
  */
 import { mkdir, readdir, rename } from 'node:fs/promises';
+import { zfsDestroy, zfsList, zfsRollback, zfsSnapshot } from '../core/zfs.ts';
+import { btrfsQgroupLimit, btrfsSnapshot, btrfsSubvolumeDelete, btrfsSubvolumesBelow } from '../core/btrfs.ts';
 import { dirname, join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
@@ -21,8 +23,8 @@ export function requireSnapshottable(s: Share): Snapshottable {
 
 export async function listSnapshots(run: Runner, t: Snapshottable): Promise<string[]> {
   if (t.kind === 'zfs') {
-    const r = await run('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', t.dataset]);
-    return r.stdout.split('\n').filter((l) => l.startsWith(`${t.dataset}@`)).map((l) => l.slice(t.dataset.length + 1)).filter((n) => SNAPSHOT_RE.test(n)).sort();
+    const rows = (await zfsList(run, { props: ['name'], types: ['snapshot'], recursive: true, root: t.dataset })) ?? [];
+    return rows.map(([n]) => n ?? '').filter((l) => l.startsWith(`${t.dataset}@`)).map((l) => l.slice(t.dataset.length + 1)).filter((n) => SNAPSHOT_RE.test(n)).sort();
   }
   return (await readdir(t.snapdir).catch(() => [] as string[])).filter((n) => SNAPSHOT_RE.test(n)).sort();
 }
@@ -31,23 +33,23 @@ export function snapshotStep(run: Runner, s: Share, t: Snapshottable, name: stri
   if (t.kind === 'zfs') {
     return {
       name: 'snapshot',
-      do: async () => { await run('zfs', ['snapshot', `${t.dataset}@${name}`]); },
-      undo: async () => { await run('zfs', ['destroy', `${t.dataset}@${name}`]); },
+      do: async () => { await zfsSnapshot(run, t.dataset, name); },
+      undo: async () => { await zfsDestroy(run, `${t.dataset}@${name}`); },
     };
   }
   return {
     name: 'snapshot',
     do: async () => {
       await mkdir(t.snapdir, { recursive: true, mode: 0o755 });
-      await run('btrfs', ['subvolume', 'snapshot', '-r', s.path, join(t.snapdir, name)]);
+      await btrfsSnapshot(run, s.path, join(t.snapdir, name), { readOnly: true });
     },
-    undo: async () => { await run('btrfs', ['subvolume', 'delete', join(t.snapdir, name)]); },
+    undo: async () => { await btrfsSubvolumeDelete(run, join(t.snapdir, name)); },
   };
 }
 
 export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string): Promise<void> {
-  if (t.kind === 'zfs') await run('zfs', ['destroy', `${t.dataset}@${name}`]);
-  else await run('btrfs', ['subvolume', 'delete', join(t.snapdir, name)]);
+  if (t.kind === 'zfs') await zfsDestroy(run, `${t.dataset}@${name}`);
+  else await btrfsSubvolumeDelete(run, join(t.snapdir, name));
 }
 
 /**
@@ -55,16 +57,15 @@ export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string
  * order, by transaction group): what `zfs rollback -r` to `name` destroys.
  */
 export async function zfsSnapshotsAfter(run: Runner, dataset: string, name: string): Promise<string[]> {
-  const r = await run('zfs', ['list', '-H', '-o', 'name,createtxg', '-t', 'snapshot', '-s', 'createtxg', '-d', '1', dataset]);
-  const all = r.stdout.split('\n').map((l) => l.split('\t')[0] ?? '').filter((n) => n.startsWith(`${dataset}@`)).map((n) => n.slice(dataset.length + 1));
+  const rows = (await zfsList(run, { props: ['name', 'createtxg'], types: ['snapshot'], sortBy: 'createtxg', depth: 1, root: dataset })) ?? [];
+  const all = rows.map((r) => r[0] ?? '').filter((n) => n.startsWith(`${dataset}@`)).map((n) => n.slice(dataset.length + 1));
   const i = all.indexOf(name);
   return i < 0 ? [] : all.slice(i + 1);
 }
 
 /** Subvolumes below a btrfs path (`btrfs subvolume list -o`), as paths relative to the filesystem. */
 export async function btrfsNestedSubvolumes(run: Runner, path: string): Promise<string[]> {
-  const r = await run('btrfs', ['subvolume', 'list', '-o', path]);
-  return r.stdout.split('\n').map((l) => /\spath\s+(.+)$/.exec(l)?.[1]).filter((p): p is string => !!p);
+  return btrfsSubvolumesBelow(run, path);
 }
 
 /** Refuse a ZFS rollback that would destroy snapshots the gateway did not make (or any, without force). */
@@ -94,7 +95,7 @@ export function restoreSteps(run: Runner, s: Share, t: Snapshottable, name: stri
         // What -r destroys is decided now, not when the plan was made: a snapshot taken since counts.
         const newer = await zfsSnapshotsAfter(run, t.dataset, name);
         checkZfsRollback(s, t.dataset, name, newer, opts.force);
-        await run('zfs', ['rollback', ...(newer.length ? ['-r'] : []), `${t.dataset}@${name}`]);
+        await zfsRollback(run, t.dataset, name, newer.length > 0);
       },
     }];
   }
@@ -115,14 +116,14 @@ export function restoreSteps(run: Runner, s: Share, t: Snapshottable, name: stri
     },
     {
       name: 'restore-subvolume',
-      do: async () => { await run('btrfs', ['subvolume', 'snapshot', join(t.snapdir, name), s.path]); },
-      undo: async () => { await run('btrfs', ['subvolume', 'delete', s.path]); },
+      do: async () => { await btrfsSnapshot(run, join(t.snapdir, name), s.path, { readOnly: false }); },
+      undo: async () => { await btrfsSubvolumeDelete(run, s.path); },
     },
     ...(opts.limitBytes ? [{
       name: 'set-quota',
-      do: async () => { await run('btrfs', ['qgroup', 'limit', String(opts.limitBytes), s.path]); },
+      do: async () => { await btrfsQgroupLimit(run, opts.limitBytes!, s.path); },
     }] : []),
     // Last, cannot be undone: the state before the restore is kept as the snapshot taken first.
-    { name: 'drop-old-live', do: async () => { await run('btrfs', ['subvolume', 'delete', aside]); } },
+    { name: 'drop-old-live', do: async () => { await btrfsSubvolumeDelete(run, aside); } },
   ];
 }

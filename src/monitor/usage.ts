@@ -4,6 +4,8 @@
  * btrfs qgroup limit is the share's total.
  */
 import { statfsSync } from 'node:fs';
+import { zfsList } from '../core/zfs.ts';
+import { btrfsQgroupShow, btrfsRootId } from '../core/btrfs.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Share } from '../core/share.ts';
 import { detectBacking, type Backing } from '../provision/storage.ts';
@@ -58,8 +60,8 @@ export class UsageCache {
         const bk = await detectBacking(this.run, s.path, true).catch(() => ({ kind: 'plain', fstype: 'unknown', exists: true }) as Backing);
         b = { b: bk };
         if (bk.kind === 'btrfs' && bk.subvolume) {
-          const r = await this.run('btrfs', ['inspect-internal', 'rootid', s.path], { allowFail: true }).catch(() => undefined);
-          if (r?.code === 0) b.rootid = `0/${r.stdout.trim()}`;
+          const id = await btrfsRootId(this.run, s.path);
+          if (id !== undefined) b.rootid = `0/${id}`;
         }
         this.backing.set(s.path, b);
       }
@@ -76,16 +78,16 @@ export class UsageCache {
     if (due) {
       this.last = this.nowMs();
       if (zfsShares.length) {
-        const r = await this.run('zfs', ['list', '-Hp', '-o', 'name,used,avail,quota', '-t', 'filesystem'], { allowFail: true }).catch(() => undefined);
-        const ds = parseZfsList(r?.stdout ?? '');
+        const rows = await zfsList(this.run, { props: ['name', 'used', 'avail', 'quota'], types: ['filesystem'], parsable: true, allowFail: true }).catch(() => undefined);
+        const ds = parseZfsList((rows ?? []).map((r) => r.join('\t')).join('\n'));
         for (const [s, name] of zfsShares) {
           const d = ds.get(name);
           if (d) this.values.set(s.sharename, { used: d.used, total: d.quota || d.used + d.avail, source: `zfs ${name}` });
         }
       }
       for (const [mp, list] of btrfs) {
-        const r = await this.run('btrfs', ['qgroup', 'show', '-re', '--raw', mp], { allowFail: true }).catch(() => undefined);
-        const q = r?.code === 0 ? parseQgroups(r.stdout) : new Map();
+        const table = await btrfsQgroupShow(this.run, mp);
+        const q = table !== undefined ? parseQgroups(table) : new Map();
         for (const [s, id] of list) {
           const g = q.get(id);
           const fs = statfsUsage(s.path);

@@ -10,6 +10,8 @@
  * A check that fails refuses the whole delete (it rolls back) with a sentence naming the target.
  */
 import { lstat, readFile, realpath, rm, rmdir } from 'node:fs/promises';
+import { zfsGet, zfsList } from '../core/zfs.ts';
+import { btrfsSubvolumeDelete } from '../core/btrfs.ts';
 import { dirname } from 'node:path';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
@@ -72,10 +74,10 @@ async function checkRecord(ctx: PurgeCtx, share: Share, others: readonly Share[]
   const guid = await datasetGuid(run, m.name);
   if (!guid) throw refuse(share, `dataset ${m.name}`, 'no longer exists');
   if (!m.guid || guid !== m.guid) throw refuse(share, `dataset ${m.name}`, 'is not the dataset the gateway made (its GUID changed)');
-  const mp = await run('zfs', ['get', '-H', '-o', 'value', 'mountpoint', m.name], { allowFail: true });
-  if (mp.stdout.trim() !== share.path) throw refuse(share, `dataset ${m.name}`, `is mounted at ${mp.stdout.trim()}, not at the share's path ${share.path}`);
-  const kids = await run('zfs', ['list', '-H', '-r', '-o', 'name', '-t', 'filesystem,volume', m.name], { allowFail: true });
-  const children = kids.stdout.split('\n').filter((l) => l && l !== m.name);
+  const mp = (await zfsGet(run, 'mountpoint', m.name)) ?? '';
+  if (mp !== share.path) throw refuse(share, `dataset ${m.name}`, `is mounted at ${mp}, not at the share's path ${share.path}`);
+  const kids = (await zfsList(run, { props: ['name'], types: ['filesystem', 'volume'], recursive: true, root: m.name, allowFail: true })) ?? [];
+  const children = kids.map(([n]) => n ?? '').filter((l) => l && l !== m.name);
   if (children.length) throw refuse(share, `dataset ${m.name}`, `has child datasets (${children.slice(0, 3).join(', ')})`);
   const other = others.find((s) => s !== share && s.sharename !== share.sharename && (within(s.path, share.path) || within(share.path, s.path)));
   if (other) throw refuse(share, `dataset ${m.name}`, `overlaps share "${other.sharename}" (${other.path})`);
@@ -112,7 +114,7 @@ export async function purgeNow(ctx: PurgeCtx, share: Share, others: readonly Sha
         for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
         await rmdir(snaps.snapdir).catch(() => undefined);
       }
-      await run('btrfs', ['subvolume', 'delete', m.path]);
+      await btrfsSubvolumeDelete(run, m.path);
     } else await rm(m.path, { recursive: true, force: true });
     did.push(`destroyed ${what}`);
   }

@@ -3,6 +3,8 @@
  * qgroup limits, or a plain directory. Each step records what it created so rollback and delete undo it.
  */
 import { lstat, mkdir, readdir, rmdir } from 'node:fs/promises';
+import { zfsCreate, zfsDestroy, zfsGet, zfsGetMany, zfsSet } from '../core/zfs.ts';
+import { btrfsQgroupLimit, btrfsQgroupShow, btrfsQuota, btrfsQuotaEnabled, btrfsQuotaRescan, btrfsSubvolumeCreate, btrfsSubvolumeDelete, btrfsSubvolumeUuid } from '../core/btrfs.ts';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
@@ -11,15 +13,12 @@ import { humanToBytes, type Backing } from './storage.ts';
 
 /** The identity of a dataset (its GUID never repeats, even for one of the same name made later). */
 export async function datasetGuid(run: Runner, dataset: string): Promise<string | undefined> {
-  const r = await run('zfs', ['get', '-H', '-o', 'value', 'guid', dataset], { allowFail: true });
-  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+  return (await zfsGet(run, 'guid', dataset)) || undefined;
 }
 
 /** The identity of a btrfs subvolume (its UUID). */
 export async function subvolumeUuid(run: Runner, path: string): Promise<string | undefined> {
-  const r = await run('btrfs', ['subvolume', 'show', path], { allowFail: true });
-  const m = /^\s*UUID:\s*([0-9a-f-]{36})\s*$/m.exec(r.stdout);
-  return r.code === 0 && m ? m[1] : undefined;
+  return btrfsSubvolumeUuid(run, path);
 }
 
 /** Storage a step is about to make, with its identity once it is made (for the undo after a crash). */
@@ -67,7 +66,7 @@ export async function undoSubvolume(run: Runner, r: SubvolumeRecord, startedAt?:
   } else if (!youngEnough(st.birthtimeMs, startedAt) || !(await isEmptyDir(r.path))) {
     throw new GatewayError('failed', `${r.path} may not be the subvolume the operation made (no UUID recorded, and it is older or not empty): left as it is`);
   }
-  await run('btrfs', ['subvolume', 'delete', r.path]);
+  await btrfsSubvolumeDelete(run, r.path);
   return `deleted subvolume ${r.path}`;
 }
 
@@ -77,11 +76,11 @@ export async function undoDataset(run: Runner, r: DatasetRecord, startedAt?: num
   if (!guid) return `dataset ${r.name} is not there`;
   if (r.guid !== undefined ? guid !== r.guid : false) throw new GatewayError('failed', `dataset ${r.name} is not the one the operation made (its GUID changed): left as it is`);
   if (r.guid === undefined) {
-    const c = await run('zfs', ['get', '-Hp', '-o', 'value', 'creation', r.name], { allowFail: true });
-    if (!youngEnough(Number(c.stdout.trim()) * 1000 + 999, startedAt)) throw new GatewayError('failed', `dataset ${r.name} is older than the operation: left as it is`);
+    const c = await zfsGet(run, 'creation', r.name, { parsable: true });
+    if (!youngEnough(Number(c) * 1000 + 999, startedAt)) throw new GatewayError('failed', `dataset ${r.name} is older than the operation: left as it is`);
   }
   for (let i = 0; ; i++) {
-    const x = await run('zfs', ['destroy', '-f', r.name], { allowFail: true });
+    const x = await zfsDestroy(run, r.name, { force: true, allowFail: true });
     if (x.code === 0) return `destroyed dataset ${r.name}`;
     if (i >= 20 || !/busy/i.test(x.stderr)) throw new GatewayError('failed', `zfs destroy ${r.name} failed: ${x.stderr.trim()}`);
     await new Promise((res) => setTimeout(res, 250));
@@ -102,7 +101,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       shows: `zfs create ${b.dataset}`,
       journal: () => [rec],
       do: async (progress) => {
-        await run('zfs', ['create', b.dataset]);
+        await zfsCreate(run, b.dataset);
         rec.guid = await datasetGuid(run, b.dataset);
         await progress?.();
         created.push({ kind: 'dataset', name: b.dataset, guid: rec.guid });
@@ -117,7 +116,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       shows: `btrfs subvolume create ${path}`,
       journal: () => [rec],
       do: async (progress) => {
-        await run('btrfs', ['subvolume', 'create', path]);
+        await btrfsSubvolumeCreate(run, path);
         rec.uuid = await subvolumeUuid(run, path);
         await progress?.();
         created.push({ kind: 'subvolume', path, uuid: rec.uuid });
@@ -147,23 +146,20 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
  */
 export async function destroyDataset(run: Runner, dataset: string): Promise<void> {
   for (let i = 0; ; i++) {
-    const r = await run('zfs', ['destroy', '-r', '-f', dataset], { allowFail: true });
+    const r = await zfsDestroy(run, dataset, { recursive: true, force: true, allowFail: true });
     if (r.code === 0) return;
     if (i >= 20 || !/busy/i.test(r.stderr)) throw new GatewayError('failed', `zfs destroy ${dataset} failed: ${r.stderr.trim()}`);
     await new Promise((res) => setTimeout(res, 250));
   }
 }
 
-async function btrfsQuotaEnabled(run: Runner, mountpoint: string): Promise<boolean> {
-  return (await run('btrfs', ['qgroup', 'show', mountpoint], { allowFail: true })).code === 0;
-}
 
 /** Quotas switched on for a btrfs file system (off again on undo, unless they were on before). */
 export type BtrfsQuotaRecord = { kind: 'btrfs-quota'; mountpoint: string; enabledBefore: boolean };
 
 export async function undoBtrfsQuota(run: Runner, r: BtrfsQuotaRecord): Promise<string> {
   if (r.enabledBefore || !(await btrfsQuotaEnabled(run, r.mountpoint))) return `btrfs quotas on ${r.mountpoint} are as before`;
-  await run('btrfs', ['quota', 'disable', r.mountpoint]);
+  await btrfsQuota(run, 'disable', r.mountpoint);
   return `switched btrfs quotas off again on ${r.mountpoint}`;
 }
 
@@ -174,11 +170,11 @@ export async function undoQuota(run: Runner, r: QuotaRecord): Promise<string> {
   if (r.fs === 'zfs') {
     if (!(await datasetGuid(run, r.dataset))) return `dataset ${r.dataset} is not there`;
     const v = r.before === '-' || r.before === '0' ? 'none' : r.before;
-    await run('zfs', ['set', `quota=${v}`, r.dataset]);
+    await zfsSet(run, 'quota', v, r.dataset);
     return `quota of ${r.dataset} is ${v} again`;
   }
   if (!(await lstat(r.path).catch(() => undefined))) return `${r.path} is not there`;
-  await run('btrfs', ['qgroup', 'limit', 'none', r.path], { allowFail: true });
+  await btrfsQgroupLimit(run, 'none', r.path, { allowFail: true });
   return `removed the qgroup limit of ${r.path}`;
 }
 
@@ -195,8 +191,8 @@ export function preStorageQuotaSteps(run: Runner, b: Backing, quota: string | un
     },
     do: async () => {
       if (rec?.enabledBefore ?? await btrfsQuotaEnabled(run, b.mountpoint)) return;
-      await run('btrfs', ['quota', 'enable', b.mountpoint]);
-      await run('btrfs', ['quota', 'rescan', '-w', b.mountpoint]);
+      await btrfsQuota(run, 'enable', b.mountpoint);
+      await btrfsQuotaRescan(run, b.mountpoint);
     },
     undo: async () => { if (rec) await undoBtrfsQuota(run, rec); },
   }];
@@ -211,11 +207,10 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
       name: 'set-quota',
       shows: `zfs set quota=${quota} ${b.dataset}`,
       journal: async () => {
-        const r = await run('zfs', ['get', '-H', '-o', 'value', 'quota', b.dataset], { allowFail: true });
-        rec = { kind: 'quota', fs: 'zfs', dataset: b.dataset, before: r.stdout.trim() || 'none' };
+        rec = { kind: 'quota', fs: 'zfs', dataset: b.dataset, before: (await zfsGet(run, 'quota', b.dataset)) || 'none' };
         return [rec];
       },
-      do: async () => { await run('zfs', ['set', `quota=${bytes}`, b.dataset]); },
+      do: async () => { await zfsSet(run, 'quota', String(bytes), b.dataset); },
       undo: async () => { if (rec) await undoQuota(run, rec); },
     }];
   }
@@ -225,7 +220,7 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
       name: 'set-quota',
       shows: `btrfs qgroup limit ${quota} ${path}`,
       journal: () => [rec],
-      do: async () => { await run('btrfs', ['qgroup', 'limit', String(bytes), path]); },
+      do: async () => { await btrfsQgroupLimit(run, bytes, path); },
       undo: async () => { await undoQuota(run, rec); },
     }];
   }
@@ -237,19 +232,17 @@ export interface Usage { used: number; limit?: number; total?: number; source: s
 /** Used bytes and the enforced limit, from the filesystem that enforces it. */
 export async function usageOf(run: Runner, path: string, b: Backing): Promise<Usage> {
   if (b.kind === 'zfs') {
-    const r = await run('zfs', ['get', '-H', '-o', 'property,value', 'used,available,quota', b.dataset]);
-    const v: Record<string, string> = {};
-    for (const l of r.stdout.split('\n')) { const [k, x] = l.split('\t'); if (k && x) v[k] = x; }
+    const v = await zfsGetMany(run, ['used', 'available', 'quota'], b.dataset);
     const used = humanToBytes(v.used ?? '0') ?? 0;
     const quota = v.quota && v.quota !== 'none' && v.quota !== '0' ? humanToBytes(v.quota) : undefined;
     const avail = humanToBytes(v.available ?? '0') ?? 0;
     return { used, limit: quota, total: quota ?? used + avail, source: `zfs dataset ${b.dataset}` };
   }
   if (b.kind === 'btrfs') {
-    await run('btrfs', ['quota', 'rescan', '-w', b.mountpoint], { allowFail: true });
-    const r = await run('btrfs', ['qgroup', 'show', '-reF', '--raw', path], { allowFail: true });
+    await btrfsQuotaRescan(run, b.mountpoint, { allowFail: true });
+    const table = (await btrfsQgroupShow(run, path, { own: true })) ?? '';
     // qgroupid rfer excl max_rfer max_excl; the first data line is the subvolume's own qgroup.
-    const line = r.stdout.split('\n').find((l) => /^0\/\d+\s/.test(l));
+    const line = table.split('\n').find((l) => /^0\/\d+\s/.test(l));
     if (line) {
       const f = line.trim().split(/\s+/);
       const limit = f[3] && f[3] !== 'none' ? Number(f[3]) : undefined;

@@ -3,6 +3,7 @@
  * whether it can enforce a quota. Path checks (allowed roots, `..`, symlinks) live here too.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
+import { zfsList } from '../core/zfs.ts';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { pathRule } from '../core/share.ts';
@@ -82,12 +83,8 @@ export type Backing =
 export interface ZfsDataset { name: string; mountpoint: string }
 
 export async function zfsDatasets(run: Runner): Promise<ZfsDataset[]> {
-  const r = await run('zfs', ['list', '-H', '-o', 'name,mountpoint', '-t', 'filesystem'], { allowFail: true }).catch(() => undefined);
-  if (!r || r.code !== 0) return [];
-  return r.stdout.split('\n').filter(Boolean).map((l) => {
-    const [name, mountpoint] = l.split('\t');
-    return { name: name ?? '', mountpoint: mountpoint ?? '' };
-  }).filter((d) => d.mountpoint.startsWith('/'));
+  const rows = await zfsList(run, { props: ['name', 'mountpoint'], types: ['filesystem'], allowFail: true }).catch(() => undefined);
+  return (rows ?? []).map(([name, mountpoint]) => ({ name: name ?? '', mountpoint: mountpoint ?? '' })).filter((d) => d.mountpoint.startsWith('/'));
 }
 
 const ZFS_COMPONENT = /^[A-Za-z0-9_.:-]+$/;
