@@ -8,6 +8,8 @@
  * smbd children and accounts for the ones that ended between cycles.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { parseSmbStatus } from '../samba/samba.ts';
+import { pctExec } from '../provision/guest.ts';
 import { join, sep } from 'node:path';
 import type { Gateway } from '../provision/context.ts';
 import type { Share } from '../core/share.ts';
@@ -57,29 +59,6 @@ export interface CollectorOptions {
   containerPids?: (share: Share) => number[] | undefined | Promise<number[] | undefined>;
   /** LXC mode: count sessions with `pct exec <vmid> -- smbstatus --json` every cycle (default true). */
   lxcConnections?: boolean;
-}
-
-interface SmbTcon { service: string; pid: number; session: string }
-interface StatusView { tcons: SmbTcon[]; openByPidPath: Map<number, Map<string, number>> }
-
-/** What the collector needs from `smbstatus --json`: tree connects with their smbd pid, and open files per pid. */
-export function parseStatusForMonitor(text: string): StatusView {
-  const j = JSON.parse(text) as { tcons?: Record<string, Record<string, unknown>>; open_files?: Record<string, { service_path?: string; opens?: Record<string, { server_id?: { pid?: string } }> }> };
-  const tcons: SmbTcon[] = [];
-  for (const t of Object.values(j.tcons ?? {})) {
-    const pid = Number((t.server_id as { pid?: string } | undefined)?.pid);
-    tcons.push({ service: String(t.service ?? ''), pid, session: String(t.session_id ?? '') });
-  }
-  const openByPidPath = new Map<number, Map<string, number>>();
-  for (const f of Object.values(j.open_files ?? {})) {
-    for (const o of Object.values(f.opens ?? {})) {
-      const pid = Number(o.server_id?.pid);
-      const m = openByPidPath.get(pid) ?? new Map<string, number>();
-      m.set(f.service_path ?? '', (m.get(f.service_path ?? '') ?? 0) + 1);
-      openByPidPath.set(pid, m);
-    }
-  }
-  return { tcons, openByPidPath };
 }
 
 /** The last value of a [global] parameter in an smb.conf and the files it includes (Samba's own order). */
@@ -174,9 +153,8 @@ export class Collector {
     try { const st = statSync(this.g.settings.managedConf); key += `:${st.mtimeMs}`; } catch { /* none */ }
     if (key === this.sambaConfKey) return;
     this.sambaConfKey = key;
-    const param = async (name: string) => (await this.g.run('testparm', ['-s', '--suppress-prompt', '--parameter-name', name, conf], { allowFail: true })).stdout.trim();
     // testparm shows only the global level of `log level`, not its per-class parts: read the file.
-    const [pidDir, logFile, logLevel] = [await param('pid directory'), await param('log file'), globalParam(conf, 'log level')];
+    const [pidDir, logFile, logLevel] = [await this.g.samba.parameter('pid directory'), await this.g.samba.parameter('log file'), globalParam(conf, 'log level')];
     this.pidDir = pidDir || undefined;
     const sources = logSourcesFrom(logFile, logLevel);
     if (!this.logs || JSON.stringify(this.logs.sources) !== JSON.stringify(sources)) this.logs = new ErrorLogReader(sources);
@@ -227,15 +205,12 @@ export class Collector {
       if (!master) this.tracker = undefined;
       this.tracker?.tick();
       if (master) {
-        const r = await this.g.run('smbstatus', ['-s', this.g.settings.smbConf, '--json'], { allowFail: true, timeoutMs: 15_000 });
-        let view: StatusView | undefined;
-        try { view = r.code === 0 ? parseStatusForMonitor(r.stdout) : undefined; } catch { view = undefined; }
-        if (!view) this.note(`smbstatus failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0]}`);
+        const view = await this.g.samba.status().catch((e: Error) => { this.note(`smbstatus failed: ${e.message.split('\n').slice(-1)[0]}`); return undefined; });
         const byPid = new Map<number, Map<string, number>>();
         for (const t of view?.tcons ?? []) {
           const name = byLower.get(t.service.toLowerCase());
           if (!name) continue;
-          sessions.set(name, (sessions.get(name) ?? new Set()).add(t.session));
+          sessions.set(name, (sessions.get(name) ?? new Set()).add(t.sessionId));
           tconCount.set(name, (tconCount.get(name) ?? 0) + 1);
           const m = byPid.get(t.pid) ?? new Map<string, number>();
           m.set(name, 0);
@@ -264,13 +239,11 @@ export class Collector {
         if (pids) c.update(cgroupSmbdIo(this.proc, pids));
         if (pids && s.vmid !== undefined && this.opts.lxcConnections !== false) {
           // smbstatus runs inside the container (its own smbd and tdbs): through the node's `pct`.
-          const r = await this.g.run('pct', ['exec', String(s.vmid), '--', 'smbstatus', '--json'], { allowFail: true, timeoutMs: 15_000 }).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
-          let view: StatusView | undefined;
-          try { view = r.code === 0 ? parseStatusForMonitor(r.stdout) : undefined; } catch { view = undefined; }
-          if (!view) this.note(`CT ${s.vmid}: smbstatus failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0]}`);
+          const view = await pctExec(this.g.run, s.vmid, ['smbstatus', '--json'], undefined, 15_000).then(parseSmbStatus)
+            .catch((e: Error) => { this.note(`CT ${s.vmid}: smbstatus failed: ${e.message.split('\n').slice(-1)[0]}`); return undefined; });
           for (const t of view?.tcons ?? []) {
             if (t.service.toLowerCase() !== s.sharename.toLowerCase()) continue;
-            sessions.set(s.sharename, (sessions.get(s.sharename) ?? new Set()).add(t.session));
+            sessions.set(s.sharename, (sessions.get(s.sharename) ?? new Set()).add(t.sessionId));
             tconCount.set(s.sharename, (tconCount.get(s.sharename) ?? 0) + 1);
           }
         }

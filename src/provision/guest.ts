@@ -210,8 +210,8 @@ export function healthCheckStep(ctx: GuestCtx, share: Share, ip: () => string | 
 }
 
 /** Run a command inside a container through `pct exec` on this node (stdin carries secrets). */
-export async function pctExec(run: Runner, vmid: number, argv: string[], input?: string): Promise<string> {
-  const r = await run('pct', ['exec', String(vmid), '--', ...argv], { input, allowFail: true, timeoutMs: 10 * 60_000 });
+export async function pctExec(run: Runner, vmid: number, argv: string[], input?: string, timeoutMs = 10 * 60_000): Promise<string> {
+  const r = await run('pct', ['exec', String(vmid), '--', ...argv], { input, allowFail: true, timeoutMs });
   if (r.code !== 0) throw new GatewayError('failed', `in CT ${vmid}: ${argv.slice(0, 3).join(' ')} failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ')}`);
   return r.stdout;
 }

@@ -4,7 +4,7 @@ import { shareUsers, type Share } from '../core/share.ts';
 import { parseSmbStatus } from '../samba/samba.ts';
 import { includesManaged } from '../samba/render.ts';
 import type { Gateway } from './context.ts';
-import { GUEST_MANAGED_CONF, probeGuest } from './guest.ts';
+import { GUEST_MANAGED_CONF, pctExec, probeGuest } from './guest.ts';
 import { guestCtx } from './index.ts';
 import { usageOf } from './quota.ts';
 import { detectBacking } from './storage.ts';
@@ -32,8 +32,7 @@ export async function shareStatus(g: Gateway, share: Share): Promise<ShareStatus
   const { samba, settings, run } = g;
   const smbConfText = await readFile(settings.smbConf, 'utf8').catch(() => '');
   if (!includesManaged(smbConfText, settings.managedConf)) warnings.push(`${settings.smbConf} does not load the gateway's shares: add the line "include = ${settings.managedConf}" at its end`);
-  const loaded = await run('testparm', ['-s', '--suppress-prompt', settings.smbConf], { allowFail: true });
-  const in_config = loaded.stdout.split('\n').some((l) => l.trim().toLowerCase() === `[${share.sharename.toLowerCase()}]`);
+  const in_config = (await samba.loadedShares()).includes(share.sharename.toLowerCase());
   const running = await samba.running();
   const sessions: ShareStatus['sessions'] = [];
   let probe: string | undefined;
@@ -87,12 +86,12 @@ export async function guestShareStatus(g: Gateway, share: Share): Promise<ShareS
   const sessions: ShareStatus['sessions'] = [];
   if (running && share.vmid !== undefined) {
     if (kind === 'lxc') {
-      const conf = await g.run('pct', ['exec', String(share.vmid), '--', 'cat', GUEST_MANAGED_CONF], { allowFail: true });
-      in_config = conf.code === 0 && conf.stdout.includes(`[${share.sharename}]`);
-      const ss = await g.run('pct', ['exec', String(share.vmid), '--', 'smbstatus', '--json'], { allowFail: true });
-      if (ss.code === 0) {
+      const conf = await pctExec(g.run, share.vmid, ['cat', GUEST_MANAGED_CONF]).catch(() => undefined);
+      in_config = conf?.includes(`[${share.sharename}]`) ?? false;
+      const ss = await pctExec(g.run, share.vmid, ['smbstatus', '--json'], undefined, 15_000).catch(() => undefined);
+      if (ss !== undefined) {
         try {
-          const st = parseSmbStatus(ss.stdout);
+          const st = parseSmbStatus(ss);
           for (const t of st.tcons) {
             if (t.service.toLowerCase() !== share.sharename.toLowerCase()) continue;
             const sess = st.sessions.find((s) => s.id === t.sessionId);

@@ -76,8 +76,8 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
     {
       name: 'install-samba',
       do: async () => {
-        const have = await run('pct', ['exec', String(vmid), '--', 'dpkg-query', '-W', '-f=${Status}', 'samba'], { allowFail: true });
-        if (have.code === 0 && have.stdout.includes('install ok installed')) return;
+        const have = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba']).catch(() => '');
+        if (have.includes('install ok installed')) return;
         await waitForIp(api, node, 'lxc', vmid, timeoutMs);
         await pctExec(run, vmid, ['apt-get', 'update', '-q']);
         await pctExec(run, vmid, ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'samba', 'samba-common-bin']);
@@ -89,7 +89,7 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
         await pctPush(run, vmid, guestBaseSmbConf(), '/etc/samba/smb.conf', '0644');
         await pctPush(run, vmid, '# pve-smbgateway: replaced for each share\n', '/etc/samba/smbgateway.conf', '0644');
         await pctExec(run, vmid, ['systemctl', 'enable', 'smbd']);
-        await run('pct', ['exec', String(vmid), '--', 'systemctl', 'disable', 'nmbd'], { allowFail: true });
+        await pctExec(run, vmid, ['systemctl', 'disable', 'nmbd']).catch(() => undefined);
       },
     },
     { name: 'stop-container', do: () => api.stop(node, 'lxc', vmid) },

@@ -17,7 +17,7 @@ export interface SambaTarget {
 }
 
 export interface SmbSession { id: string; username: string; remote: string; dialect?: string; encrypted?: boolean; signed?: boolean }
-export interface SmbTcon { service: string; sessionId: string; machine: string; encrypted?: boolean }
+export interface SmbTcon { service: string; sessionId: string; machine: string; encrypted?: boolean; /** The smbd serving it. */ pid: number }
 /** A passdb account as saved for an undo: the smbpasswd line and the SID. */
 export interface SambaAccount { line: string; sid?: string }
 
@@ -27,7 +27,13 @@ export function ntOfLine(line: string): string | undefined {
   return f && /^[0-9A-F]{32}$/i.test(f) ? f.toUpperCase() : undefined;
 }
 
-export interface SmbStatus { sessions: SmbSession[]; tcons: SmbTcon[]; openFiles: number }
+export interface SmbStatus {
+  sessions: SmbSession[];
+  tcons: SmbTcon[];
+  openFiles: number;
+  /** Open files per smbd pid and share path (what the monitor attributes I/O by). */
+  openByPidPath: Map<number, Map<string, number>>;
+}
 
 /** Parse `smbstatus --json` (Samba 4.16+). */
 export function parseSmbStatus(text: string): SmbStatus {
@@ -45,8 +51,18 @@ export function parseSmbStatus(text: string): SmbStatus {
     sessionId: String(t.session_id ?? ''),
     machine: String(t.machine ?? ''),
     encrypted: (t.encryption as { degree?: string } | undefined)?.degree ? (t.encryption as { degree: string }).degree !== 'none' : undefined,
+    pid: Number((t.server_id as { pid?: string } | undefined)?.pid),
   }));
-  return { sessions, tcons, openFiles: Object.keys(j.open_files ?? {}).length };
+  const openByPidPath = new Map<number, Map<string, number>>();
+  for (const f of Object.values(j.open_files ?? {}) as { service_path?: string; opens?: Record<string, { server_id?: { pid?: string } }> }[]) {
+    for (const o of Object.values(f.opens ?? {})) {
+      const pid = Number(o.server_id?.pid);
+      const m = openByPidPath.get(pid) ?? new Map<string, number>();
+      m.set(f.service_path ?? '', (m.get(f.service_path ?? '') ?? 0) + 1);
+      openByPidPath.set(pid, m);
+    }
+  }
+  return { sessions, tcons, openFiles: Object.keys(j.open_files ?? {}).length, openByPidPath };
 }
 
 const TESTPARM_PROBLEM = /Unknown parameter|Ignoring unknown|badly formed|Error loading|not boolean|Invalid|Can't find include/i;
@@ -115,6 +131,17 @@ export class Samba {
   async closeShare(name: string): Promise<void> {
     if (!(await this.running())) return;
     await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'close-share', name]);
+  }
+
+  /** One parameter as smbd sees it (`testparm --parameter-name`); '' when unset or unreadable. */
+  async parameter(name: string): Promise<string> {
+    return (await this.run('testparm', ['-s', '--suppress-prompt', '--parameter-name', name, this.target.smbConf], { allowFail: true })).stdout.trim();
+  }
+
+  /** The share sections smbd loads from its smb.conf (includes followed), names in lower case. */
+  async loadedShares(): Promise<string[]> {
+    const r = await this.run('testparm', ['-s', '--suppress-prompt', this.target.smbConf], { allowFail: true });
+    return r.stdout.split('\n').map((l) => /^\[(.+)\]$/.exec(l.trim())?.[1]?.toLowerCase()).filter((x): x is string => !!x && x !== 'global');
   }
 
   async status(): Promise<SmbStatus> {
