@@ -4,6 +4,7 @@
  * Samba registry), CTDB output parsing, SSH quoting, and refusals (no cluster lock, bad input).
  */
 import assert from 'node:assert/strict';
+import { parseNetConfShare } from '../src/samba/netconf.ts';
 import { validate } from '../src/core/schema.ts';
 import { invoke } from '../src/core/operation.ts';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +22,7 @@ import { parseShare } from '../src/core/share.ts';
 import { resolveVips, saveHaConfig, type HaConfig } from '../src/ha/config.ts';
 import {
   clusterLockValue, judgeCluster, netConfShareCommands, nodesFromPveClusterStatus, parseClusterLock, parseCtdbIps,
-  parseCtdbStatus, parseNetConfShare, parseNodeList, parseNodesFile, parsePublicAddresses, pickVip, registryMatches,
+  parseCtdbStatus, parseNodeList, parseNodesFile, parsePublicAddresses, pickVip, registryMatches,
   renderClusteredSmbConf, renderCtdbConf, renderNodesFile, renderPublicAddresses,
 } from '../src/ha/plan.ts';
 import { shQuote, sshRunner } from '../src/ha/transport.ts';

@@ -24,6 +24,26 @@ export async function ctdbRunning(n: HaNode): Promise<boolean> {
   return r.code === 0;
 }
 
+/** ctdbd's version, or why it is not there. */
+export async function ctdbVersion(n: HaNode): Promise<{ ok: boolean; why: string }> {
+  const r = await n.run('ctdb', ['version'], { allowFail: true, timeoutMs: 15_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+  return { ok: r.code === 0, why: r.stderr.trim().split('\n').slice(-1)[0] ?? '' };
+}
+
+/** `ctdb reloadnodes` (after the nodes file changed): ok, or the last line of its complaint. */
+export async function ctdbReloadNodes(n: HaNode): Promise<{ ok: boolean; code: number; why: string }> {
+  const r = await n.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000, allowFail: true });
+  return { ok: r.code === 0, code: r.code, why: (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? '' };
+}
+
+export async function ctdbReloadIps(n: HaNode): Promise<void> {
+  await n.run('ctdb', ['reloadips'], { timeoutMs: 60_000 });
+}
+
+export async function smbdReload(n: HaNode): Promise<void> {
+  await n.run('smbcontrol', ['smbd', 'reload-config']);
+}
+
 export async function smbdRunning(n: HaNode): Promise<boolean> {
   const r = await n.run('smbcontrol', ['smbd', 'ping'], { allowFail: true, timeoutMs: 10_000 });
   return r.code === 0 && /PONG/i.test(r.stdout);

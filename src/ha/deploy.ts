@@ -7,14 +7,15 @@
  * hosted exactly once, within a timeout. Re-running with the same input changes nothing.
  */
 import { GatewayError } from '../core/errors.ts';
+import { netConfApply, netConfDelete, netConfRestore, netConfShow } from '../samba/netconf.ts';
 import { applyPlan, type Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
 import {
-  ctdbRunning, smbdRunning, startCtdb, startSmbd, stopCtdb, stopSmbd, waitHealthy, EVENT_SCRIPTS,
+  ctdbReloadIps, ctdbReloadNodes, ctdbRunning, ctdbVersion, smbdReload, smbdRunning, startCtdb, startSmbd, stopCtdb, stopSmbd, waitHealthy, EVENT_SCRIPTS,
   type ClusterSnapshot, type HaNode, type Services,
 } from './ctdb.ts';
 import {
-  CLUSTER_HEADER, netConfShareCommands, parseNetConfShare, registryMatches, renderClusteredSmbConf, renderCtdbConf,
+  CLUSTER_HEADER, clusteredShareParams, registryMatches, renderClusteredSmbConf, renderCtdbConf,
   renderNodesFile, renderPublicAddresses, type ClusteredSmbOptions, type CtdbConfOptions, type PublicAddress,
 } from './plan.ts';
 import { readNodeFile, removeNodeFile, syncNodeFile, writeNodeFile } from './transport.ts';
@@ -105,8 +106,8 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
       do: async () => {
         let previous: { node: string; text: string } | undefined;
         for (const n of d.nodes) {
-          const probe = await n.run('ctdb', ['version'], { allowFail: true, timeoutMs: 15_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
-          if (probe.code !== 0) throw new GatewayError('failed', `node ${n.name} (${n.address}): ctdbd is not available (install the ctdb package): ${probe.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+          const probe = await ctdbVersion(n);
+          if (!probe.ok) throw new GatewayError('failed', `node ${n.name} (${n.address}): ctdbd is not available (install the ctdb package): ${probe.why}`);
           running.set(n.name, await ctdbRunning(n));
           const nodesNow = await readNodeFile(n.run, f('nodes'));
           // The nodes file must be the same everywhere; a running node's file is the reference.
@@ -184,9 +185,9 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
           // and refuses; try again until the recovery is over.
           const deadline = Date.now() + timeoutMs;
           for (;;) {
-            const r = await reloadNodes[0]!.run('ctdb', ['reloadnodes'], { timeoutMs: 60_000, allowFail: true });
-            if (r.code === 0) break;
-            const why = (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? '';
+            const r = await ctdbReloadNodes(reloadNodes[0]!);
+            if (r.ok) break;
+            const why = r.why;
             if (!/disable recoveries|recovery/i.test(why) || Date.now() > deadline) {
               throw new GatewayError('failed', `node ${reloadNodes[0]!.name}: ctdb reloadnodes failed (exit ${r.code}): ${why}`);
             }
@@ -202,7 +203,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         }
         if (reloadIps.length) {
           await waitHealthy(d.nodes, [], timeoutMs);
-          await reloadIps[0]!.run('ctdb', ['reloadips'], { timeoutMs: 60_000 });
+          await ctdbReloadIps(reloadIps[0]!);
           note(reloadIps[0]!, 'ctdb reloadips');
         }
       },
@@ -239,20 +240,19 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         do: async () => {
           const n = node();
           for (const s of d.shares) {
-            const cur = await n.run('net', ['conf', 'showshare', s.sharename], { allowFail: true, timeoutMs: 30_000 });
-            const params = cur.code === 0 ? parseNetConfShare(cur.stdout) : undefined;
+            const params = await netConfShow(n.run, s.sharename);
             if (params && registryMatches(s, params)) continue;
             previous.set(s.sharename, params);
-            for (const args of netConfShareCommands(s, params !== undefined)) await n.run('net', args, { timeoutMs: 30_000 });
+            await netConfApply(n.run, s.sharename, s.path, clusteredShareParams(s), params !== undefined);
             touched.push(s);
             note(n, `registry share ${s.sharename}`);
           }
           for (const name of d.dropShares ?? []) {
             if (d.shares.some((s) => s.sharename.toLowerCase() === name.toLowerCase())) continue;
-            const cur = await n.run('net', ['conf', 'showshare', name], { allowFail: true, timeoutMs: 30_000 });
-            if (cur.code !== 0) continue;
-            previous.set(name, parseNetConfShare(cur.stdout));
-            await n.run('net', ['conf', 'delshare', name], { timeoutMs: 30_000 });
+            const cur = await netConfShow(n.run, name);
+            if (!cur) continue;
+            previous.set(name, cur);
+            await netConfDelete(n.run, name);
             dropped.push(name);
             note(n, `removed registry share ${name}`);
           }
@@ -260,12 +260,9 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         undo: async () => {
           const n = node();
           for (const name of [...touched.map((s) => s.sharename), ...dropped]) {
-            await n.run('net', ['conf', 'delshare', name], { allowFail: true });
+            await netConfDelete(n.run, name, { allowFail: true });
             const params = previous.get(name);
-            if (!params) continue;
-            const path = params.find(([k]) => k === 'path')?.[1] ?? '/nonexistent';
-            await n.run('net', ['conf', 'addshare', name, path]);
-            for (const [k, v] of params) if (k !== 'path') await n.run('net', ['conf', 'setparm', name, k, v]);
+            if (params) await netConfRestore(n.run, name, params);
           }
         },
       } satisfies Step;
@@ -276,7 +273,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         for (const n of d.nodes) {
           if (await smbdRunning(n)) {
             if (changedFiles.get(n.name)!.has(paths.smbConf)) {
-              await n.run('smbcontrol', ['smbd', 'reload-config']);
+              await smbdReload(n);
               note(n, 'reloaded smbd');
             }
             continue;

@@ -5,6 +5,7 @@
  * `ctdb -X status` and `ctdb -X ip` print. Nothing here does I/O.
  */
 import { GatewayError, invalid } from '../core/errors.ts';
+import { netConfShareArgs } from '../samba/netconf.ts';
 import { NODE_RE } from '../core/formats.ts';
 import type { Share } from '../core/share.ts';
 import { shareParams } from '../samba/render.ts';
@@ -333,25 +334,9 @@ export function clusteredShareParams(s: Share): [string, string][] {
  * the share is dropped and re-created, then each parameter set (`net conf` writes to CTDB's
  * replicated registry, so one node suffices). Run them in order.
  */
+/** The `net` commands that make the clustered registry share of `s`. */
 export function netConfShareCommands(s: Share, exists: boolean): string[][] {
-  const cmds: string[][] = [];
-  if (exists) cmds.push(['conf', 'delshare', s.sharename]);
-  cmds.push(['conf', 'addshare', s.sharename, s.path, 'writeable=n', 'guest_ok=n']);
-  for (const [k, v] of clusteredShareParams(s)) {
-    if (k === 'path') continue;
-    cmds.push(['conf', 'setparm', s.sharename, k, v]);
-  }
-  return cmds;
-}
-
-/** Parse `net conf showshare NAME` output into parameters (to tell whether the registry already matches). */
-export function parseNetConfShare(text: string): [string, string][] {
-  const out: [string, string][] = [];
-  for (const raw of text.split('\n')) {
-    const m = /^\s+([^=]+?)\s*=\s*(.*?)\s*$/.exec(raw);
-    if (m) out.push([m[1]!.toLowerCase(), m[2]!]);
-  }
-  return out;
+  return netConfShareArgs(s.sharename, s.path, clusteredShareParams(s), exists);
 }
 
 /** Names the registry stores under another spelling (Samba synonyms). */
