@@ -267,7 +267,7 @@ export class RealGuestBackend implements GuestBackend {
       memoryMiB: Math.max(512, Number(g.config.memory ?? 512)), cpus: Math.min(2, Number(g.config.cores ?? 1) * Number(g.config.sockets ?? 1)),
       userData: ctx.userData ?? '#cloud-config\n{}\n',
       metaData: `instance-id: vm${g.vmid}-${s.disk.length}-${Buffer.from(ctx.userData ?? '').length}\nlocal-hostname: ${name}\n`,
-      virtiofs: ctx.virtiofs.map((v) => ({ host: v.path, tag: v.tag })), forward: [445], userNet: `10.0.${subnet}.0/24`,
+      virtiofs: ctx.virtiofs.map((v) => ({ host: v.path, tag: v.tag, acl: v.acl })), forward: [445], userNet: `10.0.${subnet}.0/24`,
     });
   }
 

@@ -113,6 +113,8 @@ export interface SharedDir {
   host: string;
   /** Mount tag the guest uses (`mount -t virtiofs <tag> /path` or `mount -t 9p -o trans=virtio <tag> /path`). */
   tag: string;
+  /** virtiofs: expose POSIX ACLs to the guest (Proxmox VE's expose-acl=1). */
+  acl?: boolean;
 }
 
 export interface VmOptions {
@@ -317,7 +319,7 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
       let i = 0;
       for (const s of opts.virtiofs) {
         const sock = join(dir, `virtiofs${i}.sock`);
-        pids.push(await spawnDaemon(VIRTIOFSD, [`--socket-path=${sock}`, '-o', `source=${s.host}`, '-o', 'cache=auto'], join(dir, `virtiofsd${i}.log`)));
+        pids.push(await spawnDaemon(VIRTIOFSD, [`--socket-path=${sock}`, '-o', `source=${s.host}`, '-o', 'cache=auto', ...(s.acl ? ['-o', 'xattr', '-o', 'posix_acl'] : [])], join(dir, `virtiofsd${i}.log`)));
         await writeOwner(dir, { kind: 'vm', pids });
         await waitFor(`virtiofsd socket ${sock}`, () => stat(sock).then(() => true, () => false), 10_000, 20);
         args.push('-chardev', `socket,id=vfs${i},path=${sock}`, '-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);

@@ -20,8 +20,8 @@ export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface VmStartContext {
   /** cloud-init user-data named by cicustom (read from the snippets storage). */
   userData?: string;
-  /** virtiofs tags and the host directory each maps to on this node. */
-  virtiofs: { tag: string; path: string }[];
+  /** virtiofs tags, the host directory each maps to on this node, and whether ACLs are exposed. */
+  virtiofs: { tag: string; path: string; acl?: boolean }[];
 }
 
 export interface GuestBackend {
@@ -58,7 +58,7 @@ export interface FakeGuestState {
   reloads: number;
   ip?: string;
   userData?: string;
-  virtiofs: { tag: string; path: string }[];
+  virtiofs: { tag: string; path: string; acl?: boolean }[];
   agentUpAt?: number;
 }
 

@@ -746,7 +746,7 @@ export class PveSim {
       if (userData === undefined) throw new Error(`volume '${user}' does not exist`);
       log(`cloud-init user-data from ${user}`);
     }
-    const virtiofs: { tag: string; path: string }[] = [];
+    const virtiofs: { tag: string; path: string; acl: boolean }[] = [];
     for (const [k, c] of Object.entries(g.config)) {
       if (!/^virtiofs\d+$/.test(k)) continue;
       const dirid = /(?:^|,)(?:dirid=)?([^,=]+)(?:,|$)/.exec(c)?.[1] ?? '';
@@ -754,7 +754,8 @@ export class PveSim {
       const entry = mp?.map.find((e) => e.includes(`node=${g.node}`));
       const path = entry && /(?:^|,)path=([^,]+)/.exec(entry)?.[1];
       if (!path) throw new Error(`directory mapping '${dirid}' has no path for node ${g.node}`);
-      virtiofs.push({ tag: dirid, path });
+      // expose-acl=1: Proxmox VE starts virtiofsd with POSIX ACLs (the guest then honours the host's ACL entries).
+      virtiofs.push({ tag: dirid, path, acl: /(?:^|,)expose-acl=1(?:,|$)/.test(c) });
     }
     return { userData, virtiofs };
   }
