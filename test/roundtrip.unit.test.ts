@@ -118,6 +118,15 @@ describe('lossless config (property-based)', () => {
     assert.deepEqual(sectionToShare(sec!).created, [{ kind: 'dir', path: '/srv/victim x' }, { kind: 'ct', vmid: 105 }]);
   });
 
+  it('reads a share version 0.1 wrote: its vm_memory/vm_cores defaults are dropped for modes without them', () => {
+    const [sec] = parseSectionConfig('smbgateway: old\n\tmode native\n\tpath /srv/x\n\tusers alice\n\tvm_memory 2048\n\tvm_cores 2\n\tha_enabled 0\n\tbackup_enabled 1\n');
+    const s = sectionToShare(sec!);
+    assert.equal(s.vm_memory, undefined);
+    assert.equal(s.vm_cores, undefined);
+    // a value someone set on purpose for the wrong mode is still refused, naming the share and the field
+    assert.throws(() => sectionToShare({ ...sec!, props: { ...sec!.props, vm_memory: '4096' } }), /^GatewayError: stored share "old": vm_memory: is not an option of native shares/);
+  });
+
   it('through the real store file, several shares at once', async () => {
     const store = new ShareStore({ storeDir: join(dir, 'etc'), lockDir: join(dir, 'lock') });
     await fc.assert(fc.asyncProperty(fc.array(input, { minLength: 1, maxLength: 8 }), async (xs) => {

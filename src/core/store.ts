@@ -83,9 +83,14 @@ function legacyCreated(v: string): string {
   return JSON.stringify(out);
 }
 
+/** Defaults version 0.1 wrote into every share, whatever its mode (now options of vm mode only). */
+const LEGACY_DEFAULTS: Record<string, string> = { vm_memory: '2048', vm_cores: '2' };
+
 export function sectionToShare(sec: Section): Share {
   try {
-    const props = sec.props.created !== undefined && !sec.props.created.startsWith('[') ? { ...sec.props, created: legacyCreated(sec.props.created) } : sec.props;
+    const props = { ...sec.props };
+    if (props.created !== undefined && !props.created.startsWith('[')) props.created = legacyCreated(props.created);
+    if (props.mode !== 'vm') for (const [k, v] of Object.entries(LEGACY_DEFAULTS)) if (props[k] === v) delete props[k];
     return parseShare({ ...props, sharename: sec.id }, { allowInternal: true });
   } catch (e) {
     const err = e as GatewayError;
