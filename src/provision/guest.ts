@@ -95,7 +95,6 @@ export async function assignGuestUids(run: Runner, share: Share, existing: reado
 /** Refuse what guest modes cannot do (yet), before anything changes. */
 export function checkGuestShare(s: Share): void {
   if (s.groups.length || s.read_groups.length) throw invalid(s.groups.length ? 'groups' : 'read_groups', `groups are not supported in ${s.mode} mode (the guest has its own accounts): list the users`);
-  if (s.ad_domain) throw invalid('ad_domain', `joining a domain is not supported in ${s.mode} mode yet`);
 }
 
 /** ACL spec granting the guest ids (as the host sees them: shifted for unprivileged containers). */

@@ -11,7 +11,7 @@
  */
 import { lstat, readFile, realpath, rm, rmdir } from 'node:fs/promises';
 import { zfsGet, zfsList } from '../core/zfs.ts';
-import { btrfsSubvolumeDelete } from '../core/btrfs.ts';
+import { btrfsSubvolumeDelete, btrfsSubvolumeUuid } from '../core/btrfs.ts';
 import { dirname } from 'node:path';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
@@ -19,7 +19,7 @@ import type { Step } from '../core/plan.ts';
 import type { Made, Share } from '../core/share.ts';
 import { deleteSnapshot, listSnapshots } from '../backup/snapshots.ts';
 import { snapshottable } from '../core/snapshot.ts';
-import { datasetGuid, destroyDataset, subvolumeUuid } from './quota.ts';
+import { datasetGuid, destroyDataset } from './quota.ts';
 import { parseMountinfo, within } from './storage.ts';
 
 export interface PurgeCtx { run: Runner; allowedRoots: readonly string[] }
@@ -65,7 +65,7 @@ async function checkRecord(ctx: PurgeCtx, share: Share, others: readonly Share[]
   }
   if (m.kind === 'subvolume') {
     await checkPath(ctx, share, others, m.path);
-    const uuid = await subvolumeUuid(run, m.path);
+    const uuid = await btrfsSubvolumeUuid(run, m.path);
     if (!m.uuid || uuid !== m.uuid) throw refuse(share, m.path, 'is not the subvolume the gateway made (its UUID changed)');
     return;
   }

@@ -16,11 +16,6 @@ export async function datasetGuid(run: Runner, dataset: string): Promise<string 
   return (await zfsGet(run, 'guid', dataset)) || undefined;
 }
 
-/** The identity of a btrfs subvolume (its UUID). */
-export async function subvolumeUuid(run: Runner, path: string): Promise<string | undefined> {
-  return btrfsSubvolumeUuid(run, path);
-}
-
 /** Storage a step is about to make, with its identity once it is made (for the undo after a crash). */
 export type DirRecord = { kind: 'dir'; path: string; dev?: number; ino?: number };
 export type SubvolumeRecord = { kind: 'subvolume'; path: string; uuid?: string };
@@ -62,7 +57,7 @@ export async function undoSubvolume(run: Runner, r: SubvolumeRecord, startedAt?:
   if (!st) return `${r.path} is not there`;
   if (!st.isDirectory() || st.ino !== 256) throw new GatewayError('failed', `${r.path} is not a subvolume: left as it is`);
   if (r.uuid !== undefined) {
-    if ((await subvolumeUuid(run, r.path)) !== r.uuid) throw new GatewayError('failed', `${r.path} is not the subvolume the operation made (its UUID changed): left as it is`);
+    if ((await btrfsSubvolumeUuid(run, r.path)) !== r.uuid) throw new GatewayError('failed', `${r.path} is not the subvolume the operation made (its UUID changed): left as it is`);
   } else if (!youngEnough(st.birthtimeMs, startedAt) || !(await isEmptyDir(r.path))) {
     throw new GatewayError('failed', `${r.path} may not be the subvolume the operation made (no UUID recorded, and it is older or not empty): left as it is`);
   }
@@ -117,7 +112,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
       journal: () => [rec],
       do: async (progress) => {
         await btrfsSubvolumeCreate(run, path);
-        rec.uuid = await subvolumeUuid(run, path);
+        rec.uuid = await btrfsSubvolumeUuid(run, path);
         await progress?.();
         created.push({ kind: 'subvolume', path, uuid: rec.uuid });
       },

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { StaticAsset } from '../api/server.ts';
 
 // From src/web/ (tsx) or dist/src/web/ (compiled): the assets stay in the source tree.
 const DIR = existsSync(join(import.meta.dirname, 'assets')) ? join(import.meta.dirname, 'assets') : join(import.meta.dirname, '../../../src/web/assets');
@@ -15,12 +16,11 @@ const FILES: Record<string, { file: string; type: string }> = {
 };
 const cache = new Map<string, Buffer>();
 
-export interface WebAsset { type: string; body: Buffer; headers: Record<string, string> }
 
 const escapeAttr = (s: string) => s.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The asset for a GET of `pathname`, or undefined when it is not one of the wizard's. */
-export function webAsset(pathname: string, node: string): WebAsset | undefined {
+export function webAsset(pathname: string, node: string): StaticAsset | undefined {
   const f = FILES[pathname];
   if (!f) return undefined;
   let body = cache.get(f.file);

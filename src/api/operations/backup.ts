@@ -6,7 +6,7 @@ import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
 import { deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '../../backup/snapshots.ts';
 import { snapshotName, snapshotTime } from '../../core/snapshot.ts';
-import { subvolumeUuid } from '../../provision/quota.ts';
+import { btrfsSubvolumeUuid } from '../../core/btrfs.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
 
@@ -109,7 +109,7 @@ export const restoreOp = op({
         {
           name: 'record-subvolume',
           do: async () => {
-            const uuid = await subvolumeUuid(g.run, share.path);
+            const uuid = await btrfsSubvolumeUuid(g.run, share.path);
             const created = share.created.map((m) => (m.kind === 'subvolume' && m.path === share.path ? { ...m, uuid } : m));
             after = shares.map((s) => (s.sharename === share.sharename ? { ...s, created } : s));
           },

@@ -19,6 +19,12 @@ import { haState, type HaState } from '../../ha/service.ts';
 
 const op = defineOperation<Gateway>();
 
+/** What a new share must have, whether created or imported by migrate. */
+function checkNewShare(req: Share): void {
+  if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
+  if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
+}
+
 const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 const { created: _c, ...userShareSchema } = shareSchema;
@@ -60,9 +66,7 @@ export const createOp = op({
   handler: async (p, g) => {
     const { password, passwords: perUser, adopt, dry_run, ...rest } = p;
     const req = checkShare({ ...rest, created: [] });
-    if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
-    if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0)
-      throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
+    checkNewShare(req);
     requireMode(g, req.mode);
     if (perUser !== undefined && password !== undefined) throw invalid('passwords', 'give either password (one for all) or passwords (per user), not both');
     const passwords: Passwords = { explicit: new Map(Object.entries(perUser ?? {})), blanket: password };
@@ -143,8 +147,7 @@ async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Pr
   if (findShare(others, sharename)) throw invalid('sharename', `a share named "${sharename}" already exists`);
   const req = parseShare({ mode: 'native', ...props, sharename });
   if (req.mode !== 'native') throw invalid('mode', `${req.mode} shares are not imported (their guest was not made by pve-smbgateway): create the share again with pve-smbgateway create`);
-  if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet');
-  if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
+  checkNewShare(req);
   const placed = await placeNewShare(g.run, req, others, g.settings.allowedRoots);
   if (!placed.exists) throw invalid('path', `${placed.path} does not exist: migrate imports shares whose data is already there`);
   requireQuotaSupport(placed.backing, req.quota);
