@@ -4,7 +4,7 @@
  * reach: the store, the managed smb.conf, the secrets, the storage tree, unix and Samba accounts.
  */
 import { strict as assert } from 'node:assert';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon, type Daemon } from '../src/api/daemon.ts';
@@ -53,8 +53,7 @@ describe('adversarial inputs through the CLI and the REST API: the right error, 
     g = await startGateway();
     alice = g.user('alice');
     bob = g.user('bob');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(PW);
     // bob is the admin's own account, with a Samba password the gateway must never touch
     await sh('useradd', ['--no-create-home', '--user-group', bob]);
     await g.gw.samba.setPassword(bob, 'Bobs-own-pw-1', true);

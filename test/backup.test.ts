@@ -30,8 +30,7 @@ describe('backup and restore of native shares', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(pw);
   });
   after(async () => { await g?.cleanup(); });
 

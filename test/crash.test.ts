@@ -146,8 +146,7 @@ describe('kill -9 at every step of native create and delete, then repair', () =>
     await ownUidRange(g);
     alice = g.user('alice');
     bob = g.user('bob');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(PW);
     const bobPw = join(g.dir, 'bobpw');
     await writeFile(bobPw, BOB_PW + '\n', { mode: 0o600 });
     const k = await g.cli(['create', 'keep', '--mode', 'native', '--path', join(g.storage, 'keep'), '--user', bob, '--password-file', bobPw, '--json']);
@@ -310,8 +309,7 @@ describe('an undo that would reach what the operation did not make', () => {
     g = await startGateway();
     await ownUidRange(g);
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(PW);
   });
   after(async () => { await g?.cleanup(); });
   const create = (env: Record<string, string>) =>
@@ -358,8 +356,7 @@ describe('kill -9 while making ZFS datasets and btrfs subvolumes, then repair', 
     g = await startGateway();
     await ownUidRange(g);
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(PW);
   });
   after(async () => { await g?.cleanup(); });
   const create = (name: string, path: string, env: Record<string, string>) =>

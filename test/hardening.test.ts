@@ -97,8 +97,7 @@ describe('on a real smbd', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(pw);
   });
   after(async () => { await g?.cleanup(); });
 

@@ -43,8 +43,7 @@ describe('share roots and their ACLs', () => {
     g = await startGateway();
     alice = g.user('alice');
     bob = g.user('bob');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(pw);
     carol = await localAccount('carol');
   });
   after(async () => { await g?.cleanup(); });

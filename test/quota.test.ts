@@ -22,8 +22,7 @@ describe('quotas on real filesystems', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(pw);
     big = join(g.dir, 'big.bin');
     await writeFile(big, randomBytes(80 * MB));
   });

@@ -44,8 +44,7 @@ describe('rollback at every step on a real smbd', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, 'Rollback-pw-1\n', { mode: 0o600 });
+    pwFile = await g.passwordFile('Rollback-pw-1');
   });
   after(async () => { await g?.cleanup(); });
 

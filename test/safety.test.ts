@@ -20,8 +20,7 @@ describe('safety: nothing a caller types can destroy, hide or expose data outsid
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, PW + '\n', { mode: 0o600 });
+    pwFile = await g.passwordFile(PW);
   });
   after(async () => { await g?.cleanup(); });
 

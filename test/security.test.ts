@@ -2,7 +2,6 @@
  * Security profiles proven on the wire with smbclient against a real smbd.
  */
 import { strict as assert } from 'node:assert';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, sh, type TestGateway } from './helpers/gateway.ts';
@@ -20,8 +19,7 @@ describe('security profiles on the wire', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    const pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, pw + '\n', { mode: 0o600 });
+    const pwFile = await g.passwordFile(pw);
     for (const [name, profile] of [['std', 'standard'], ['secret', 'high']] as const) {
       const r = await g.cli(['create', name, '--mode', 'native', '--path', join(g.storage, name), '--user', alice, '--password-file', pwFile, '--profile', profile, '--json']);
       ok(r, `create ${name}`);

@@ -67,8 +67,7 @@ describe('two concurrent creates and migrate, through the CLI', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, 'Concurrent-pw-1\n', { mode: 0o600 });
+    pwFile = await g.passwordFile('Concurrent-pw-1');
   });
   after(async () => { await g?.cleanup(); });
 

@@ -3,7 +3,7 @@
  * exit, and changes nothing (store, managed smb.conf, accounts, directories).
  */
 import { strict as assert } from 'node:assert';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
@@ -24,8 +24,7 @@ describe('bad input is refused with a clear error and changes nothing', () => {
   before(async () => {
     g = await startGateway();
     alice = g.user('alice');
-    pwFile = join(g.dir, 'pw');
-    await writeFile(pwFile, 'Secret-pw-123\n', { mode: 0o600 });
+    pwFile = await g.passwordFile('Secret-pw-123');
     outside = join(g.dir, 'outside');
     await mkdir(outside);
     await symlink(outside, join(g.storage, 'escape'));

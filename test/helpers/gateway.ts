@@ -38,6 +38,8 @@ export interface TestGateway {
   gw: Gateway;
   /** A unique local account name for this run. */
   user: (suffix: string) => string;
+  /** A 0600 file holding one password (for --password-file). */
+  passwordFile: (password: string) => Promise<string>;
   cli: (args: string[], opts?: { env?: Record<string, string>; input?: string }) => Promise<CliResult>;
   /** smbclient against the sandbox: `//127.0.0.1/<share>` as user%password. */
   smb: (share: string, user: string, password: string, command: string, extra?: string[]) => Promise<CliResult>;
@@ -125,5 +127,10 @@ export async function startGateway(opts: { storage?: string; extraRoots?: string
     }
     await rm(dir, { recursive: true, force: true });
   };
-  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, cli, smb, holdSession, cleanup };
+  const passwordFile = async (password: string) => {
+    const f = join(dir, `pw-${randomBytes(4).toString('hex')}`);
+    await writeFile(f, password + '\n', { mode: 0o600 });
+    return f;
+  };
+  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, passwordFile, cli, smb, holdSession, cleanup };
 }
