@@ -71,7 +71,7 @@ describe('security profiles on the wire', () => {
     const r = await g.cli(['create', 'pub', '--mode', 'native', '--path', join(g.storage, 'pub'), '--guest', '--json']);
     ok(r, 'create guest share');
     ok(await sh('smbclient', ['-s', '/dev/null', '//127.0.0.1/pub', '-p', String(g.sandbox.port), '-N', '-c', 'ls']), 'guest reads the guest share');
-    const put = await sh('smbclient', ['-s', '/dev/null', '//127.0.0.1/pub', '-p', String(g.sandbox.port), '-N', '-c', `put ${join(g.dir, 'pw')} x`]);
+    const put = await sh('smbclient', ['-s', '/dev/null', '//127.0.0.1/pub', '-p', String(g.sandbox.port), '-N', '-c', `put ${g.settingsFile} x`]);
     assert.match(put.stdout + put.stderr, /NT_STATUS_ACCESS_DENIED/, 'guests cannot write');
     refused(await sh('smbclient', ['-s', '/dev/null', '//127.0.0.1/std', '-p', String(g.sandbox.port), '-N', '-c', 'ls']), 'guest on a normal share', /NT_STATUS_ACCESS_DENIED|NT_STATUS_LOGON_FAILURE/);
     refused(await g.smb('std', alice, 'wrong-password', 'ls'), 'a wrong password is not turned into guest', /NT_STATUS_LOGON_FAILURE/);
