@@ -5,7 +5,7 @@ import { appendFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { NativeIoTracker } from '../src/monitor/attribution.ts';
+import { cgroupSmbdIo, MonotonicCounter, NativeIoTracker } from '../src/monitor/attribution.ts';
 import type { ShareState } from '../src/monitor/collector.ts';
 import { globalParam } from '../src/monitor/collector.ts';
 import { LogTail, logSourcesFrom, parseAuthAuditLine, parseRefusedTcon } from '../src/monitor/logs.ts';
@@ -77,6 +77,40 @@ test('children already running when the tracker starts count from then on, not f
   f.write(401, 1);
   t.cycle();
   assert.equal(t.totals.get('a')?.wchar, 1);
+});
+
+test('lxc mode: a connection that ended but is not reaped yet (a zombie, gone from cgroup.procs) still counts; a reap is counted once, even while it is being read; a restarted smbd starts again from zero', () => {
+  // The container's smbd master 100 and one connection 201 (its child), as /proc shows them.
+  const io = new Map<number, IoCounters>([[100, { rchar: 0, wchar: 0, syscr: 0, syscw: 0 }], [201, { rchar: 0, wchar: 0, syscr: 0, syscw: 0 }]]);
+  const kids = new Map<number, number[]>([[100, [201]]]);
+  let start = 1;
+  let afterMasterRead: (() => void) | undefined;
+  const proc: ProcFs = {
+    io: (pid) => { const x = io.get(pid); if (pid === 100 && afterMasterRead) { afterMasterRead(); afterMasterRead = undefined; } return x; },
+    children: (pid) => kids.get(pid) ?? [], cwd: () => undefined,
+    comm: (pid) => (io.has(pid) ? 'smbd' : undefined), start: (pid) => (pid === 100 ? start : 2),
+  };
+  const reap = () => { const m = io.get(100)!; const k = io.get(201)!; io.set(100, { rchar: m.rchar + k.rchar, wchar: m.wchar + k.wchar, syscr: m.syscr + k.syscr, syscw: m.syscw + k.syscw }); io.delete(201); kids.set(100, []); };
+  const c = new MonotonicCounter();
+  const step = (cgroupProcs: number[]) => { const x = cgroupSmbdIo(proc, cgroupProcs); return c.update(x.io, x.masters).rchar; };
+  assert.equal(step([100, 201]), 0);
+  io.set(201, { rchar: 5000, wchar: 0, syscr: 5, syscw: 0 });
+  // 201 has exited: not in cgroup.procs any more, still its parent's (unreaped) child.
+  assert.equal(step([100]), 5000, 'the zombie\'s reads count');
+  // The master reaps it right after its own counters were read: this sum misses 201, nothing is lost.
+  afterMasterRead = reap;
+  assert.equal(step([100]), 5000);
+  assert.equal(step([100]), 5000, 'counted once');
+  io.set(100, { rchar: 7000, wchar: 0, syscr: 6, syscw: 0 });
+  assert.equal(step([100]), 7000);
+  // A connection reaped between two collections: in the master's counters.
+  kids.set(100, [202]); io.set(202, { rchar: 1000, wchar: 0, syscr: 1, syscw: 0 });
+  assert.equal(step([100, 202]), 8000);
+  const m = io.get(100)!; io.set(100, { ...m, rchar: m.rchar + 1500 }); io.delete(202); kids.set(100, []);
+  assert.equal(step([100]), 8500);
+  // smbd restarts (same pid, new start time): its counters begin again and all of them are new I/O.
+  start = 9; io.set(100, { rchar: 300, wchar: 0, syscr: 1, syscw: 0 });
+  assert.equal(step([100]), 8800);
 });
 
 test('/proc/<pid>/io is parsed', () => {

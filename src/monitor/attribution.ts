@@ -119,29 +119,52 @@ export class NativeIoTracker {
 
 /**
  * LXC mode: a container runs its own smbd for its share, so all of the container's smbd I/O
- * belongs to that share: the sum over the smbd processes in the container's cgroup (the master's
- * counters include its reaped children, so the sum only grows, save when smbd restarts).
+ * belongs to that share: the sum over the smbd processes in the container's cgroup, plus their
+ * children that ended but are not reaped yet (a zombie has left cgroup.procs, but its counters are
+ * not in its parent's until the parent reaps it; without them a connection that ends just before a
+ * collection would be missing from it). `masters` names the smbd processes that are not another
+ * smbd's child (pid and start time): when it changes, smbd was restarted and its counters began again.
  */
-export function cgroupSmbdIo(proc: ProcFs, pids: readonly number[]): IoCounters {
-  let sum: IoCounters = { ...ZERO_IO };
-  for (const pid of pids) {
-    if (proc.comm(pid) !== 'smbd') continue;
-    const io = proc.io(pid);
-    if (io) sum = addIo(sum, io);
+export function cgroupSmbdIo(proc: ProcFs, pids: readonly number[]): { io: IoCounters; masters: string } {
+  const smbd = pids.filter((pid) => proc.comm(pid) === 'smbd');
+  const childOf = new Map(smbd.map((pid) => [pid, proc.children(pid)] as const));
+  const children = new Set([...childOf.values()].flat());
+  const masters = smbd.filter((p) => !children.has(p));
+  // The masters first, then the children: a child reaped in between is then missing from this sum
+  // (made up by the next one), never counted both in its parent's counters and as itself.
+  let io: IoCounters = { ...ZERO_IO };
+  for (const pid of masters) io = addIo(io, proc.io(pid) ?? ZERO_IO);
+  for (const pid of masters) {
+    for (const c of proc.children(pid)) {
+      if (proc.comm(c) === 'smbd') io = addIo(io, proc.io(c) ?? ZERO_IO);
+    }
   }
-  return sum;
+  return { io, masters: masters.map((p) => `${p}@${proc.start(p)}`).sort().join(',') };
 }
 
-/** Keeps a monotonic total from a sum that can drop (a restarted smbd starts from zero). */
+/**
+ * Keeps a monotonic total from the container's smbd sum. With the same smbd masters, the sum can only
+ * grow: a dip (a child reaped while it was being read, see above) is ignored and only growth past the
+ * highest value seen is counted. New masters (smbd restarted) start from zero.
+ */
 export class MonotonicCounter {
   total: IoCounters = { ...ZERO_IO };
-  private last: IoCounters | undefined;
-  update(now: IoCounters): IoCounters {
-    if (this.last) {
-      const dropped = now.rchar < this.last.rchar || now.wchar < this.last.wchar;
-      this.total = addIo(this.total, dropped ? now : subIo(now, this.last));
+  private high: IoCounters | undefined;
+  private masters: string | undefined;
+  update(now: IoCounters, masters: string): IoCounters {
+    if (this.high === undefined) {
+      this.high = now;
+    } else if (masters !== this.masters) {
+      this.total = addIo(this.total, now);
+      this.high = now;
+    } else {
+      this.total = addIo(this.total, subIo(now, this.high));
+      this.high = {
+        rchar: Math.max(this.high.rchar, now.rchar), wchar: Math.max(this.high.wchar, now.wchar),
+        syscr: Math.max(this.high.syscr, now.syscr), syscw: Math.max(this.high.syscw, now.syscw),
+      };
     }
-    this.last = now;
+    this.masters = masters;
     return this.total;
   }
 }

@@ -236,7 +236,7 @@ export class Collector {
       this.containers.set(s.sharename, c);
       if (s.vmid !== undefined || this.opts.containerPids) {
         const pids = this.opts.containerPids ? await this.opts.containerPids(s) : await this.lxc.pids(s.vmid!);
-        if (pids) c.update(cgroupSmbdIo(this.proc, pids));
+        if (pids) { const x = cgroupSmbdIo(this.proc, pids); if (x.masters) c.update(x.io, x.masters); }
         if (pids && s.vmid !== undefined && this.opts.lxcConnections !== false) {
           // smbstatus runs inside the container (its own smbd and tdbs): through the node's `pct`.
           const view = await pctExec(this.g.run, s.vmid, ['smbstatus', '--json'], undefined, 15_000).then(parseSmbStatus)
