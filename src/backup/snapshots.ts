@@ -5,6 +5,7 @@
  */
 import { mkdir, readdir, rename } from 'node:fs/promises';
 import { zfsDestroy, zfsList, zfsRollback, zfsSnapshot } from '../core/zfs.ts';
+import { cephSnapshot, cephSnapshotDelete, cephSnapshots } from '../ceph/ceph.ts';
 import { btrfsQgroupLimit, btrfsSnapshot, btrfsSubvolumeDelete, btrfsSubvolumesBelow } from '../core/btrfs.ts';
 import { dirname, join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
@@ -26,6 +27,7 @@ export async function listSnapshots(run: Runner, t: Snapshottable): Promise<stri
     const rows = (await zfsList(run, { props: ['name'], types: ['snapshot'], recursive: true, root: t.dataset })) ?? [];
     return rows.map(([n]) => n ?? '').filter((l) => l.startsWith(`${t.dataset}@`)).map((l) => l.slice(t.dataset.length + 1)).filter((n) => SNAPSHOT_RE.test(n)).sort();
   }
+  if (t.kind === 'cephfs') return (await cephSnapshots(t.path)).filter((n) => SNAPSHOT_RE.test(n));
   return (await readdir(t.snapdir).catch(() => [] as string[])).filter((n) => SNAPSHOT_RE.test(n)).sort();
 }
 
@@ -36,6 +38,9 @@ export function snapshotStep(run: Runner, s: Share, t: Snapshottable, name: stri
       do: async () => { await zfsSnapshot(run, t.dataset, name); },
       undo: async () => { await zfsDestroy(run, `${t.dataset}@${name}`); },
     };
+  }
+  if (t.kind === 'cephfs') {
+    return { name: 'snapshot', do: async () => { await cephSnapshot(t.path, name); }, undo: async () => { await cephSnapshotDelete(t.path, name); } };
   }
   return {
     name: 'snapshot',
@@ -49,6 +54,7 @@ export function snapshotStep(run: Runner, s: Share, t: Snapshottable, name: stri
 
 export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string): Promise<void> {
   if (t.kind === 'zfs') await zfsDestroy(run, `${t.dataset}@${name}`);
+  else if (t.kind === 'cephfs') await cephSnapshotDelete(t.path, name);
   else await btrfsSubvolumeDelete(run, join(t.snapdir, name));
 }
 
@@ -98,6 +104,9 @@ export function restoreSteps(run: Runner, s: Share, t: Snapshottable, name: stri
         await zfsRollback(run, t.dataset, name, newer.length > 0);
       },
     }];
+  }
+  if (t.kind === 'cephfs') {
+    throw invalid('snapshot', `a CephFS share is not restored as a whole: its snapshots are read-only directories; copy files back from Previous Versions (or ${join(s.path, '.snap', name)})`);
   }
   const aside = join(dirname(s.path), `.${s.path.split('/').pop()}.smbgw-restore-${Date.now()}`);
   return [

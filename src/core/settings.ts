@@ -51,6 +51,12 @@ export interface Settings {
   pveSnippetsStorage?: string;
   /** Seconds to wait for a Proxmox VE task or a guest to come up. */
   pveTaskTimeout?: number;
+  /** CephFS shares: the cluster's ceph.conf (default /etc/pve/ceph.conf on PVE, else /etc/ceph/ceph.conf). */
+  cephConf?: string;
+  /** The CephX identity the gateway administers Ceph as (default admin). */
+  cephAdmin?: string;
+  /** The CephX client smbd uses for CephFS shares (default smbgateway: client.smbgateway). */
+  cephClient?: string;
 }
 
 export function defaultSettings(): Settings {
@@ -98,6 +104,9 @@ export const settingsFileSchema = {
   pve_bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name', description: 'Bridge for the guests' },
   pve_snippets_storage: storageIdProp('Storage for cloud-init snippets'),
   pve_task_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 86400, description: 'Seconds to wait for a task or a guest' },
+  ceph_conf: { ...PATH, description: 'The Ceph cluster\'s ceph.conf (CephFS shares)' },
+  ceph_admin: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: 'must be a CephX id', description: 'CephX id the gateway administers Ceph as' },
+  ceph_client: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: 'must be a CephX id', description: 'CephX client smbd uses for CephFS shares' },
 } as const satisfies Schema;
 
 const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
@@ -105,7 +114,7 @@ const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
-  pve_task_timeout: 'pveTaskTimeout',
+  pve_task_timeout: 'pveTaskTimeout', ceph_conf: 'cephConf', ceph_admin: 'cephAdmin', ceph_client: 'cephClient',
 };
 
 /**

@@ -95,7 +95,9 @@ export type Made =
   | { kind: 'vm'; vmid: number }
   | { kind: 'mapping'; id: string }
   | { kind: 'nfs'; client: string }
-  | { kind: 'snippet'; path: string };
+  | { kind: 'snippet'; path: string }
+  /** A CephFS share: the CephX client, its ceph.conf, the file system and the directory inside it. */
+  | { kind: 'cephx'; client: string; conf: string; fs: string; cephpath: string };
 
 const MADE_FIELDS: Record<Made['kind'], Record<string, 'string' | 'number'>> = {
   dir: { path: 'string', dev: 'number', ino: 'number' },
@@ -106,8 +108,9 @@ const MADE_FIELDS: Record<Made['kind'], Record<string, 'string' | 'number'>> = {
   mapping: { id: 'string' },
   nfs: { client: 'string' },
   snippet: { path: 'string' },
+  cephx: { client: 'string', conf: 'string', fs: 'string', cephpath: 'string' },
 };
-const MADE_REQUIRED: Record<Made['kind'], string> = { dir: 'path', subvolume: 'path', dataset: 'name', ct: 'vmid', vm: 'vmid', mapping: 'id', nfs: 'client', snippet: 'path' };
+const MADE_REQUIRED: Record<Made['kind'], string> = { dir: 'path', subvolume: 'path', dataset: 'name', ct: 'vmid', vm: 'vmid', mapping: 'id', nfs: 'client', snippet: 'path', cephx: 'cephpath' };
 
 export function parseMade(v: unknown): Made[] {
   if (!Array.isArray(v)) throw new Error('must be a list of records');
@@ -250,7 +253,7 @@ export const shareSchema = {
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'json', parse: parseMade, default: [] as Made[], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
-  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume) or dir' },
+  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
 } as const satisfies Schema;
 
 export type Share = Infer<typeof shareSchema>;

@@ -22,12 +22,14 @@ export function snapshotTime(name: string): Date | undefined {
   return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
 }
 
-export type Snapshottable = { kind: 'zfs'; dataset: string } | { kind: 'btrfs'; mountpoint: string; snapdir: string };
+export type Snapshottable = { kind: 'zfs'; dataset: string } | { kind: 'btrfs'; mountpoint: string; snapdir: string } | { kind: 'cephfs'; path: string };
 
 /** Where a share's snapshots live; undefined where the filesystem cannot snapshot it. */
 export function snapshottable(s: Share): Snapshottable | undefined {
   const tag = s.backing ?? '';
   if (tag.startsWith('zfs:')) return { kind: 'zfs', dataset: tag.slice(4) };
+  // CephFS: snapshots are the entries of the directory's .snap (on the node's CephFS mount).
+  if (tag === 'cephfs') return { kind: 'cephfs', path: s.path };
   if (tag.startsWith('btrfs:')) {
     const mountpoint = tag.slice(6);
     // A directory name Samba will not expand (no %) and that stays unique per share.

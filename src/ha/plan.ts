@@ -9,6 +9,7 @@ import { netConfShareArgs } from '../samba/netconf.ts';
 import { NODE_RE } from '../core/formats.ts';
 import type { Share } from '../core/share.ts';
 import { shareParams } from '../samba/render.ts';
+import { cephfsRecord } from '../ceph/cephfs.ts';
 
 export interface ClusterNode {
   /** Node name (Proxmox node name, or a host name on a plain Debian cluster). */
@@ -324,6 +325,8 @@ export function renderClusteredSmbConf(o: ClusteredSmbOptions, includes: readonl
 
 /** Parameters of a clustered share: the share's own plus the cluster-wide file id module. */
 export function clusteredShareParams(s: Share): [string, string][] {
+  // vfs_ceph shares keep their own VFS stack (libcephfs gives the same file ids on every node).
+  if (cephfsRecord(s)) return shareParams(s);
   const p = shareParams(s).filter(([k]) => k !== 'vfs objects');
   p.push(['vfs objects', 'fileid']);
   return p;

@@ -8,6 +8,7 @@ import { type GuestCtx } from './guest.ts';
 import { planLxcCreate, planLxcDelete } from './lxc.ts';
 import { newAccountPasswords, planNativeCreate, planNativeDelete, type CreatePlan, type NativeCtx, type Passwords } from './native.ts';
 import { invalid } from '../core/errors.ts';
+import { Ceph, cephTarget } from '../ceph/ceph.ts';
 import { planVmCreate, planVmDelete } from './vm.ts';
 
 export function guestCtx(g: Gateway): GuestCtx {
@@ -20,7 +21,7 @@ function guestPasswords(p: Passwords, users: readonly string[]): Map<string, str
 }
 
 export function nativeCtx(g: Gateway): NativeCtx {
-  return { ...g, allowedRoots: g.settings.allowedRoots, uidMin: g.settings.accountUidMin, uidMax: g.settings.accountUidMax };
+  return { ...g, allowedRoots: g.settings.allowedRoots, uidMin: g.settings.accountUidMin, uidMax: g.settings.accountUidMax, ceph: new Ceph(g.run, cephTarget(g.settings)) };
 }
 
 export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Passwords, adopt: readonly string[] = []): Promise<CreatePlan> {

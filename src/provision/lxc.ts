@@ -14,6 +14,7 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
+import { CEPHFS_GUEST_REFUSAL } from '../ceph/cephfs.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import { assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep, LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare } from './guest.ts';
 import type { CreatePlan } from './native.ts';
@@ -107,6 +108,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const { run, store, api, settings } = ctx;
   checkGuestShare(req);
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
+  if (backing.kind === 'cephfs') throw invalid('mode', CEPHFS_GUEST_REFUSAL('lxc'));
   requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
   for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the container keeps its own Samba accounts (on the command line: --password-file)`);

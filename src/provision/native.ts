@@ -16,6 +16,9 @@ import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
+import type { Ceph } from '../ceph/ceph.ts';
+import { cephfsRecord } from '../ceph/cephfs.ts';
+import { cephCapsStep, planCephfs } from './cephfs.ts';
 
 export interface NativeCtx {
   run: Runner;
@@ -25,6 +28,8 @@ export interface NativeCtx {
   /** Accounts the gateway may make or adopt have uids (and groups gids) in this range. */
   uidMin: number;
   uidMax: number;
+  /** Ceph, for shares on CephFS (served through vfs_ceph). */
+  ceph?: Ceph;
 }
 
 /**
@@ -133,6 +138,12 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
 
   const created: Made[] = [];
   const share: Share = { ...req, path, created, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
+  // CephFS: smbd reaches the directory through libcephfs, as the gateway's CephX client.
+  const ceph = backing.kind === 'cephfs' ? ctx.ceph : undefined;
+  if (backing.kind === 'cephfs') {
+    if (!ceph) throw new GatewayError('unavailable', 'path is on CephFS, but no Ceph access is configured');
+    created.push(await planCephfs(ceph, path, backing));
+  }
   const warnings: string[] = [];
   const users = shareUsers(share);
   const { newUnix, newSamba, resetSamba, accounts, passwords } = await planAccounts(ctx, share, given, adopt);
@@ -189,9 +200,11 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       undo: async () => { for (const r of [...recs].reverse()) await undoSambaAccount(samba, r); },
     });
   }
-  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists }).map((st) => withRecords(st, () => aclRecords(run, path))));
+  const noAcl = ceph ? 'Samba\'s vfs_ceph does not read POSIX ACLs' : undefined;
+  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists, noAcl }).map((st) => withRecords(st, () => aclRecords(run, path))));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
+  if (ceph) steps.push(cephCapsStep(ceph, () => after, `read-write on ${share.path}`));
   steps.push(store.saveStep(() => after, () => accounts));
   steps.push(...smbConfSteps(samba, () => after));
   const probeUser = users.find((u) => passwords.has(u));
@@ -225,6 +238,8 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
     // After the reload no new tree connect can reach the share; now drop the ones still open.
     { name: 'close-share', shows: `smbcontrol smbd close-share ${share.sharename}`, do: () => samba.closeShare(share.sharename) },
   ];
+  // No access through the CephX client once the share is gone (the client goes with the last one).
+  if (cephfsRecord(share) && ctx.ceph) steps.push(cephCapsStep(ctx.ceph, () => rest, `without ${share.path}`));
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
   // Before the accounts go (their ids stay in ACLs); journaled as the whole tree's ACLs.
   steps.push(withRecords(revokePermissionsStep(run, share, rest), () => aclTreeRecords(run, share.path)));

@@ -47,7 +47,7 @@ const notSupported = (stderr: string) => /not supported/i.test(stderr);
  * `fresh`: the gateway made the root in this plan (its inherited entries are dropped: setfacl -b).
  * The undo puts back owner, mode, flags and ACL exactly as getfacl saw them.
  */
-export function permissionSteps(run: Runner, path: string, share: Share, warnings: string[], opts: { fresh: boolean }): Step[] {
+export function permissionSteps(run: Runner, path: string, share: Share, warnings: string[], opts: { fresh: boolean; noAcl?: string }): Step[] {
   const entries = rootAclEntries(share, opts.fresh);
   if (!entries) return [];
   let savedAcl: string | undefined;
@@ -57,7 +57,8 @@ export function permissionSteps(run: Runner, path: string, share: Share, warning
     shows: `setfacl ${opts.fresh ? "-b " : ""}-m ${entries} ${path}`,
     do: async () => {
       const before = await run('getfacl', ['--absolute-names', '--', path], { allowFail: true });
-      const r = await run('setfacl', [...(opts.fresh ? ['-b'] : []), '-m', entries, '--', path], { allowFail: true });
+      // noAcl: the filesystem has ACLs but the server does not see them (vfs_ceph): unix permissions only.
+      const r = opts.noAcl ? { code: 1, stderr: 'not supported' } : await run('setfacl', [...(opts.fresh ? ['-b'] : []), '-m', entries, '--', path], { allowFail: true });
       if (r.code === 0) { savedAcl = before.stdout; return; }
       if (!notSupported(r.stderr)) throw new GatewayError('failed', `setfacl on ${path} failed: ${r.stderr.trim()}`);
       // No POSIX ACLs (e.g. zfs-fuse): the first writer (else the first group) owns the share root, other gets nothing.
@@ -70,7 +71,7 @@ export function permissionSteps(run: Runner, path: string, share: Share, warning
       await chown(path, owner.uid ?? st.uid, owner.gid);
       await chmod(path, mode);
       const others = [...shareUsers(share), ...share.groups, ...share.read_groups].filter((n) => n !== owner.name);
-      warnings.push(`the filesystem has no POSIX ACLs: ${path} belongs to ${owner.uid === undefined ? 'group ' : ''}${owner.name} (mode ${mode.toString(8).padStart(4, '0')})${others.length ? `; ${others.join(', ')} can reach it only where unix permissions allow` : ''}`);
+      warnings.push(`${opts.noAcl ?? 'the filesystem has no POSIX ACLs'}: ${path} belongs to ${owner.uid === undefined ? 'group ' : ''}${owner.name} (mode ${mode.toString(8).padStart(4, '0')})${others.length ? `; ${others.join(', ')} can reach it only where unix permissions allow` : ''}`);
     },
     undo: async () => {
       if (savedAcl !== undefined) await run('setfacl', ['--restore=-'], { input: savedAcl });

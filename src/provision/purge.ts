@@ -115,7 +115,12 @@ export async function purgeNow(ctx: PurgeCtx, share: Share, others: readonly Sha
         await rmdir(snaps.snapdir).catch(() => undefined);
       }
       await btrfsSubvolumeDelete(run, m.path);
-    } else await rm(m.path, { recursive: true, force: true });
+    } else {
+      // CephFS refuses to remove a directory that has snapshots: the gateway's own go first.
+      const snaps = snapshottable(share);
+      if (snaps?.kind === 'cephfs') for (const n of await listSnapshots(run, snaps)) await deleteSnapshot(run, snaps, n);
+      await rm(m.path, { recursive: true, force: true });
+    }
     did.push(`destroyed ${what}`);
   }
   return did;

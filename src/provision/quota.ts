@@ -10,6 +10,7 @@ import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { parseSize, type Made } from '../core/share.ts';
 import { humanToBytes, type Backing } from './storage.ts';
+import { cephQuota, cephRbytes, setCephQuota } from '../ceph/ceph.ts';
 
 /** The identity of a dataset (its GUID never repeats, even for one of the same name made later). */
 export async function datasetGuid(run: Runner, dataset: string): Promise<string | undefined> {
@@ -159,7 +160,7 @@ export async function undoBtrfsQuota(run: Runner, r: BtrfsQuotaRecord): Promise<
 }
 
 /** A quota about to be set: the ZFS quota it had, or (btrfs) the subvolume whose limit goes again. */
-export type QuotaRecord = { kind: 'quota'; fs: 'zfs'; dataset: string; before: string } | { kind: 'quota'; fs: 'btrfs'; path: string };
+export type QuotaRecord = { kind: 'quota'; fs: 'zfs'; dataset: string; before: string } | { kind: 'quota'; fs: 'btrfs'; path: string } | { kind: 'quota'; fs: 'cephfs'; path: string; before: number };
 
 export async function undoQuota(run: Runner, r: QuotaRecord): Promise<string> {
   if (r.fs === 'zfs') {
@@ -169,6 +170,7 @@ export async function undoQuota(run: Runner, r: QuotaRecord): Promise<string> {
     return `quota of ${r.dataset} is ${v} again`;
   }
   if (!(await lstat(r.path).catch(() => undefined))) return `${r.path} is not there`;
+  if (r.fs === 'cephfs') { await setCephQuota(run, r.path, r.before); return `ceph.quota.max_bytes of ${r.path} is ${r.before} again`; }
   await btrfsQgroupLimit(run, 'none', r.path, { allowFail: true });
   return `removed the qgroup limit of ${r.path}`;
 }
@@ -219,6 +221,16 @@ export function quotaSteps(run: Runner, path: string, b: Backing, quota: string 
       undo: async () => { await undoQuota(run, rec); },
     }];
   }
+  if (b.kind === 'cephfs') {
+    const rec: QuotaRecord = { kind: 'quota', fs: 'cephfs', path, before: 0 };
+    return [{
+      name: 'set-quota',
+      shows: `setfattr -n ceph.quota.max_bytes -v ${bytes} ${path}`,
+      journal: async () => { rec.before = (await cephQuota(run, path).catch(() => undefined)) ?? 0; return [rec]; },
+      do: async () => { await setCephQuota(run, path, bytes); },
+      undo: async () => { await undoQuota(run, rec); },
+    }];
+  }
   throw new GatewayError('invalid', 'quota: this filesystem cannot enforce a quota', 'quota');
 }
 
@@ -243,6 +255,11 @@ export async function usageOf(run: Runner, path: string, b: Backing): Promise<Us
       const limit = f[3] && f[3] !== 'none' ? Number(f[3]) : undefined;
       return { used: Number(f[1]), limit, total: limit, source: `btrfs qgroup ${f[0]}` };
     }
+  }
+  if (b.kind === 'cephfs') {
+    // The MDS's recursive statistics: no tree walk, and what the quota is checked against.
+    const [used, limit] = await Promise.all([cephRbytes(run, path), cephQuota(run, path)]);
+    return { used, limit, total: limit, source: `cephfs ceph.dir.rbytes${limit ? ' / ceph.quota.max_bytes' : ''}` };
   }
   const r = await run('df', ['-B1', '--output=used,size', path]);
   const [used, size] = (r.stdout.trim().split('\n')[1] ?? '').trim().split(/\s+/).map(Number);

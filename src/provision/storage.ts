@@ -8,6 +8,7 @@ import { basename, dirname, resolve, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { pathRule } from '../core/share.ts';
 import type { Runner } from '../core/exec.ts';
+import { CEPH_FSTYPES, mountedCephRoot } from '../ceph/cephfs.ts';
 
 export interface Mount { mountpoint: string; fstype: string; source: string }
 
@@ -77,6 +78,8 @@ export async function resolveSharePath(path: string, allowedRoots: readonly stri
 
 export type Backing =
   | { kind: 'zfs'; dataset: string; exists: boolean }
+  /** A directory on the node's CephFS mount (`root`: the CephFS directory the mount shows). */
+  | { kind: 'cephfs'; mountpoint: string; root: string; source: string; exists: boolean }
   | { kind: 'btrfs'; mountpoint: string; subvolume: boolean; exists: boolean }
   | { kind: 'plain'; fstype: string; exists: boolean };
 
@@ -106,6 +109,7 @@ export async function detectBacking(run: Runner, path: string, exists: boolean):
     }
     if (ds.length) return { kind: 'plain', fstype: 'zfs (directory inside a dataset)', exists };
   }
+  if (CEPH_FSTYPES.has(fstype)) return { kind: 'cephfs', mountpoint: m!.mountpoint, root: mountedCephRoot(m!.source), source: m!.source, exists };
   if (fstype === 'btrfs') {
     const st = exists ? await stat(path) : undefined;
     // A btrfs subvolume's root directory has inode number 256.
@@ -143,6 +147,7 @@ export function checkNoOverlap(path: string, others: readonly { sharename: strin
 export function backingTag(b: Backing, willBeSubvolume: boolean): string {
   if (b.kind === 'zfs') return `zfs:${b.dataset}`;
   if (b.kind === 'btrfs' && (b.subvolume || willBeSubvolume)) return `btrfs:${b.mountpoint}`;
+  if (b.kind === 'cephfs') return 'cephfs';
   return 'dir';
 }
 

@@ -28,6 +28,7 @@ import { chooseClone, guestHostname, guestManagedConf, guestRecord, netSpec, pla
 import type { DirMappingRecord, GuestRunningRecord, NfsExportRecord } from './repair.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
+import { CEPHFS_GUEST_REFUSAL } from '../ceph/cephfs.ts';
 import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
 
 export type Attachment = 'virtiofs' | 'rbd' | 'nfs';
@@ -38,6 +39,7 @@ const CEPH_FS = /^(ceph|fuse\.ceph|fuse\.ceph-fuse)$/;
 /** Which attachment a path's backend calls for (or the one asked for). */
 export function chooseAttachment(requested: string | undefined, backing: Backing): Attachment {
   if (requested && requested !== 'auto') return requested as Attachment;
+  if (backing.kind === 'cephfs') return 'rbd';
   if (backing.kind !== 'plain') return 'virtiofs';
   const fs = backing.fstype.split(' ')[0]!;
   if (CEPH_FS.test(fs)) return 'rbd';
@@ -134,6 +136,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   checkGuestShare(req);
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   const attachment = chooseAttachment(req.vm_attach, backing);
+  if (backing.kind === 'cephfs' && attachment !== 'rbd') throw invalid('vm_attach', CEPHFS_GUEST_REFUSAL('vm'));
   if (attachment !== 'rbd') requireQuotaSupport(backing, req.quota);
   const users = shareUsers(req);
   for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the VM keeps its own Samba accounts (on the command line: --password-file)`);

@@ -5,6 +5,7 @@
  */
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
+import { cephfsRecord, cephShareParams } from '../ceph/cephfs.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -23,7 +24,9 @@ function section(name: string, params: Params): string {
 
 /** The smb.conf parameters of one share, in a fixed order. `pathInside` overrides the path (guest modes). */
 export function shareParams(s: Share, pathInside?: string): Params {
-  const p: Params = [['path', pathInside ?? s.path]];
+  // A CephFS share is served through libcephfs: its path is the directory inside CephFS.
+  const ceph = pathInside === undefined ? cephfsRecord(s) : undefined;
+  const p: Params = ceph ? cephShareParams(ceph) : [['path', pathInside ?? s.path]];
   if (s.comment) p.push(['comment', s.comment]);
   const writers = [...s.users, ...s.groups.map((g) => '@' + g)];
   const readers = [...s.read_users, ...s.read_groups.map((g) => '@' + g)];
@@ -38,7 +41,7 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(['invalid users', 'root']);
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
-  if (pathInside === undefined) p.push(...shadowCopyParams(s));
+  if (pathInside === undefined && !ceph) p.push(...shadowCopyParams(s));
   p.push(...shareOptions(s.options));
   return p;
 }
@@ -88,6 +91,7 @@ export function shadowCopyParams(s: Share): [string, string][] {
   const t = s.backup_enabled && s.mode === 'native' ? snapshottable(s) : undefined;
   if (!t) return [];
   const common: [string, string][] = [['shadow:format', SNAPSHOT_FORMAT], ['shadow:sort', 'desc'], ['shadow:localtime', 'no']];
+  if (t.kind === 'cephfs') return []; // with vfs_ceph, in cephShareParams
   if (t.kind === 'zfs') return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', '.zfs/snapshot'], ...common];
   return [['vfs objects', 'shadow_copy2'], ['shadow:snapdir', t.snapdir], ['shadow:mountpoint', s.path], ...common];
 }
