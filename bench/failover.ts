@@ -9,6 +9,8 @@
  *
  *   node --import tsx bench/failover.ts [trials]      (default 10; root; npm run bench:failover)
  *   FAILOVER_LEADER_TIMEOUT=<s> sets ctdb.conf's leader timeout (CTDB default 5 s)
+ *   --ceph: Ceph variant: a 1-mon/1-OSD/1-MDS cluster on the namespaces' bridge, the cluster lock in
+ *   RADOS (ctdb_mutex_ceph_rados_helper, pool created by the deploy), the share on CephFS through vfs_ceph
  *
  * Last line: failover_median_s=<x> failover_max_s=<y> trials=<n>
  */
@@ -23,8 +25,11 @@ import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { ctdbStatus, moveVip, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { startNetnsCluster, type TestNode } from '../test/helpers/netns.ts';
+import { cephShareDir, startCephForCluster, type TestCeph } from '../test/helpers/ceph.ts';
 
-const trials = Number(process.argv[2] ?? process.env.FAILOVER_TRIALS ?? 10);
+const args = process.argv.slice(2);
+const onCeph = args.includes('--ceph');
+const trials = Number(args.find((a) => /^\d+$/.test(a)) ?? process.env.FAILOVER_TRIALS ?? 10);
 /** Quiet time after a node rejoined, so that CTDB's RerecoveryTimeout (10 s) from that recovery has expired. */
 const SETTLE_MS = Number(process.env.FAILOVER_SETTLE_MS ?? 12_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,26 +45,40 @@ async function main(): Promise<void> {
   const c = await startNetnsCluster();
   const user = `b${c.id}fo`;
   let failed = false;
+  let ceph: TestCeph | undefined;
   // interrupted: still remove the namespaces, daemons and the account
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => {
-    void c.cleanup().then(() => execRunner('userdel', [user], { allowFail: true })).finally(() => process.exit(130));
+    void (ceph?.stop() ?? Promise.resolve()).then(() => c.cleanup()).then(() => execRunner('userdel', [user], { allowFail: true })).finally(() => process.exit(130));
   });
   try {
     await execRunner('useradd', ['-M', '-s', '/usr/sbin/nologin', user]);
     const password = `Pw-${randomBytes(6).toString('hex')}`;
-    const data = join(c.shared, 'data');
-    await mkdir(data, { recursive: true });
-    await execRunner('chown', [user, data]);
     const gwDir = join(c.dir, 'gw');
-    const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.shared] };
-    const gw = makeGateway(settings, c.nodes[0]!.run);
+    const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.dir] };
     const sharename = `bench${c.id}`;
-    await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto' })]);
+    let data = join(c.shared, 'data');
+    let shareExtra: Record<string, unknown> = {};
+    let clusterLock = join(c.shared, '.ctdb.lock');
+    if (onCeph) {
+      ceph = await startCephForCluster(c);
+      out(`ceph cluster on the bridge started in ${(ceph.startMs / 1000).toFixed(1)} s`);
+      Object.assign(settings, { cephConf: ceph.conf });
+      const uid = Number((await execRunner('id', ['-u', user])).stdout.trim());
+      const d = await cephShareDir(ceph, c.dir, settings, c.nodes[0]!.run, uid);
+      data = d.data;
+      shareExtra = { backing: 'cephfs', created: [d.rec] };
+      clusterLock = `rados:ceph:client.admin:smbgw_ctdb:lock${c.id}`;
+    } else {
+      await mkdir(data, { recursive: true });
+      await execRunner('chown', [user, data]);
+    }
+    const gw = makeGateway(settings, c.nodes[0]!.run);
+    await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto', ...shareExtra }, { allowInternal: true })]);
     const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
     const haNodes: HaNode[] = c.nodes.map((n) => ({ name: n.name, address: n.address, run: n.run }));
     const t0 = Date.now();
     const dep = await deployHa(gw, validate(haDeploySchema, {
-      nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
+      nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: clusterLock, ...(onCeph ? { create_lock_pool: true } : {}),
       vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `BENCH${c.id}`,
       ...(process.env.FAILOVER_LEADER_TIMEOUT ? { leader_timeout: Number(process.env.FAILOVER_LEADER_TIMEOUT) } : {}),
     }), runnerFor);
@@ -111,11 +130,13 @@ async function main(): Promise<void> {
       if (i < trials) await deployHa(gw, validate(haDeploySchema, {}), runnerFor); // brings the dead node back (starts its ctdbd and smbd)
     }
     for (const [k, xs] of Object.entries(byKind)) if (xs.length) out(`holder ${k === 'leader' ? 'was' : 'was not'} the leader: median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s over ${xs.length}`);
+    if (onCeph) out('(Ceph variant: cluster lock in RADOS, data on CephFS through vfs_ceph)');
     out(`failover_median_s=${median(results).toFixed(2)} failover_max_s=${Math.max(...results).toFixed(2)} trials=${results.length}`);
   } catch (e) {
     failed = true;
     process.stderr.write(`bench failed: ${(e as Error).message}\n`);
   } finally {
+    await ceph?.stop();
     await c.cleanup();
     await execRunner('userdel', [user], { allowFail: true });
     await execRunner('groupdel', [user], { allowFail: true });

@@ -16,11 +16,13 @@ import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, p
 import { sshRunner } from './transport.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
+import { Ceph, cephTarget } from '../ceph/ceph.ts';
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
   interface: { type: 'string', optional: true, description: 'Network interface that carries the VIPs on every node', pattern: /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, patternText: 'must be an interface name' },
   cluster_lock: { type: 'string', optional: true, description: 'CTDB cluster lock: a file on storage shared by all nodes, rados:<cluster>:<user>:<pool>:<object> for Ceph, or none (needs force_no_lock)' },
+  create_lock_pool: { type: 'boolean', optional: true, description: 'With a rados: cluster lock, create its Ceph pool when it does not exist (as the admin of ceph_conf)' },
   force_no_lock: { type: 'boolean', optional: true, description: 'Accept running without a cluster lock (risk of split brain); kept from the last deploy unless given' },
   netbios_name: { type: 'string', optional: true, description: 'NetBIOS name all nodes answer to (default SMBGW)', pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,14}$/, patternText: 'must be 1..15 letters, digits or -' },
   vip_range: { type: 'string', optional: true, description: 'Addresses for ctdb_vip auto: first-last or a CIDR', check: (v) => { try { parseVipRange(v); return undefined; } catch (e) { return (e as GatewayError).message.replace(/^vip_range: /, ''); } } },
@@ -77,6 +79,10 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       registry_shares: prev?.registry_shares ?? [],
     };
     const lock = parseClusterLock(cfg.cluster_lock);
+    if (lock.kind === 'rados' && p.create_lock_pool) {
+      const ceph = new Ceph(runnerFor(nodes.find((n) => n.name === g.settings.node) ?? nodes[0]!), cephTarget(g.settings));
+      if (!(await ceph.poolExists(lock.pool))) { await ceph.createPool(lock.pool); g.log(`created Ceph pool ${lock.pool} for the cluster lock`); }
+    }
     const shares = (await g.store.list()).filter((s) => s.ha_enabled);
     const haNodes: HaNode[] = nodes.map((n) => ({ ...n, run: runnerFor(n) }));
     const probe = haNodes.find((n) => n.name === g.settings.node) ?? haNodes[0]!;

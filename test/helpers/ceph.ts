@@ -9,9 +9,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/demo/sandbox.ts';
+import { Ceph, cephTarget } from '../../src/ceph/ceph.ts';
+import { clientCaps, type CephfsRecord } from '../../src/ceph/cephfs.ts';
+import type { Runner } from '../../src/core/exec.ts';
+import type { Settings } from '../../src/core/settings.ts';
 import { sh, waitFor, type CliResult } from './gateway.ts';
 
 export interface TestCeph {
@@ -76,14 +80,15 @@ osd memory target = 536870912
 [mds]
 mds data = ${dir}/mds
 `);
-  const ns = (cmd: string, args: string[]): [string, string[]] => (opts.netns ? ['ip', ['netns', 'exec', opts.netns, cmd, ...args]] : [cmd, args]);
+  // Only the network namespace: files and mounts (ceph-fuse) stay in the host's mount namespace.
+  const ns = (cmd: string, args: string[]): [string, string[]] => (opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, '--', cmd, ...args]] : [cmd, args]);
   const run = (cmd: string, args: string[], o: { input?: string } = {}) => { const [c, a] = ns(cmd, args); return sh(c, a, { ...o, timeoutMs: 60_000 }); };
   const C = ['-c', conf];
   const ceph = (args: string[], o: { input?: string } = {}) => run('ceph', [...C, '--connect-timeout', '20', ...args], o);
   const pids: number[] = [];
   const mounts: string[] = [];
   const daemon = async (cmd: string, args: string[]) => {
-    // -f: in the foreground, so the pid is the daemon's (`ip netns exec` execs it in place); detached:
+    // -f: in the foreground, so the pid is the daemon's (nsenter execs it in place); detached:
     // its own session, so nothing signals our process group.
     const [c, a] = ns(cmd, [...C, '-f', ...args]);
     const p = spawn(c, a, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
@@ -144,4 +149,41 @@ mds data = ${dir}/mds
     },
     stop,
   };
+}
+
+/**
+ * A Ceph cluster for a cluster of namespaces (test/helpers/netns.ts): the daemons run in the switch
+ * namespace on an address of its bridge, so every node reaches them (a node cut off the bridge does
+ * not), and each node's private /etc/ceph gets the cluster's ceph.conf (its admin keyring named in it),
+ * as on a Proxmox VE node with Ceph.
+ */
+export async function startCephForCluster(c: { dir: string; net: string; switchNs: string; nodes: { dir: string }[] }): Promise<TestCeph> {
+  const ip = `${c.net}.2`;
+  await must(sh('ip', ['-n', c.switchNs, 'addr', 'add', `${ip}/24`, 'dev', 'br0']), 'bridge address');
+  const ceph = await startCeph(c.dir, { ip, netns: c.switchNs });
+  // A dead node's libcephfs session keeps its caps until the MDS gives up on it: bound that wait (as an
+  // admin of a CephFS used for HA would; see docs/cephfs.md).
+  await must(ceph.ceph(['fs', 'set', ceph.fsName, 'session_timeout', '30']), 'session_timeout');
+  await must(ceph.ceph(['fs', 'set', ceph.fsName, 'session_autoclose', '35']), 'session_autoclose');
+  const conf = await readFile(ceph.conf, 'utf8');
+  for (const n of c.nodes) await writeFile(join(n.dir, 'etc-ceph', 'ceph.conf'), conf);
+  return ceph;
+}
+
+/**
+ * An HA share's directory on CephFS, as the gateway makes it for a CephFS share: CephFS mounted at
+ * DIR/cephfs, `data` owned by `uid` (0700), the gateway's CephX client with caps on it (run through
+ * `run`, a node that reaches the cluster). Returns the path and the record the share carries.
+ */
+export async function cephShareDir(ceph: TestCeph, dir: string, settings: Settings, run: Runner, uid: number): Promise<{ data: string; rec: CephfsRecord }> {
+  const mnt = join(dir, 'cephfs');
+  await ceph.mount(mnt);
+  const data = join(mnt, 'data');
+  await mkdir(data);
+  await chown(data, uid, uid);
+  await chmod(data, 0o700);
+  const gw = new Ceph(run, cephTarget(settings));
+  const rec: CephfsRecord = { kind: 'cephx', client: gw.t.client, conf: gw.clientConfFile, fs: ceph.fsName, cephpath: '/data' };
+  await gw.setClientCaps(clientCaps([rec])!);
+  return { data, rec };
 }

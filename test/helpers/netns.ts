@@ -67,6 +67,8 @@ const BINDS: [string, string][] = [
   ['/var/cache/samba', 'cache-samba'],
   ['/var/log/samba', 'log-samba'],
   ['/var/log/ctdb', 'log-ctdb'],
+  // Ceph client configuration (the RADOS cluster lock helper reads /etc/ceph/ceph.conf)
+  ['/etc/ceph', 'etc-ceph'],
 ];
 
 async function pidsIn(ns: string): Promise<number[]> {

@@ -1,0 +1,186 @@
+/**
+ * HA on Ceph: the 3-node CTDB cluster of test/ha-cluster.test.ts (network namespaces, real ctdbd and
+ * clustered smbd per node) with the cluster lock in RADOS (ctdb_mutex_ceph_rados_helper, its pool
+ * created by `ha deploy`) and the share's data on CephFS, served by every node's smbd through vfs_ceph.
+ * The Ceph cluster (1 mon, 1 OSD, 1 MDS) runs on the namespaces' bridge: a node cut off the bridge
+ * reaches neither the other nodes nor Ceph.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Ceph, cephTarget } from '../src/ceph/ceph.ts';
+import { clientCaps, type CephfsRecord } from '../src/ceph/cephfs.ts';
+import { execRunner } from '../src/core/exec.ts';
+import { validate } from '../src/core/schema.ts';
+import { defaultSettings } from '../src/core/settings.ts';
+import { parseShare } from '../src/core/share.ts';
+import { ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
+import { deployHa, haDeploySchema } from '../src/ha/service.ts';
+import { makeGateway } from '../src/provision/context.ts';
+import { startCephForCluster, type TestCeph } from './helpers/ceph.ts';
+import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+test('HA on Ceph: cluster lock in RADOS, data on CephFS through vfs_ceph', { timeout: 300_000 }, async (t) => {
+  const c: NetnsCluster = await startNetnsCluster({ nodes: 3 });
+  let ceph: TestCeph | undefined;
+  const user = `t${c.id}hc`;
+  t.after(async () => {
+    await ceph?.stop();
+    await c.cleanup();
+    await execRunner('userdel', [user], { allowFail: true });
+    await execRunner('groupdel', [user], { allowFail: true });
+  });
+  ceph = await startCephForCluster(c);
+  t.diagnostic(`ceph cluster on the bridge (${ceph.ip}) started in ${(ceph.startMs / 1000).toFixed(1)} s`);
+  await execRunner('useradd', ['-M', '-s', '/usr/sbin/nologin', user]);
+  const uid = Number((await execRunner('id', ['-u', user])).stdout.trim());
+  const password = `Pw-${randomBytes(6).toString('hex')}`;
+  // CephFS where a Proxmox VE node mounts the storage; the share's directory in it belongs to the user
+  const mnt = join(c.dir, 'cephfs');
+  await ceph.mount(mnt);
+  const data = join(mnt, 'data');
+  await mkdir(data);
+  await chown(data, uid, uid);
+  await chmod(data, 0o700);
+  const gwDir = join(c.dir, 'gw');
+  const n1 = c.nodes[0]!;
+  const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.dir], cephConf: ceph.conf };
+  const gw = makeGateway(settings, n1.run);
+  const cephGw = new Ceph(n1.run, cephTarget(settings));
+  const rec: CephfsRecord = { kind: 'cephx', client: cephGw.t.client, conf: cephGw.clientConfFile, fs: 'cephfs', cephpath: '/data' };
+  await cephGw.setClientCaps(clientCaps([rec])!);
+  const sharename = `hc${c.id}`;
+  await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto', backing: 'cephfs', created: [rec] }, { allowInternal: true })]);
+  const members = c.nodes;
+  const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
+  const haNodes: HaNode[] = members.map((n) => ({ name: n.name, address: n.address, run: n.run }));
+  const auth = join(c.dir, 'auth');
+  await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
+  const local = join(c.dir, 'client');
+  await mkdir(local, { recursive: true });
+  await chmod(c.dir, 0o755);
+  let vip = '';
+  const holderNode = async (): Promise<TestNode[]> => {
+    const out: TestNode[] = [];
+    for (const n of c.nodes) if (await c.hasAddress(n, vip)) out.push(n);
+    return out;
+  };
+
+  await t.test('deploy with the lock in RADOS (pool created by the gateway): every node OK, SMB at the VIP writes into CephFS', async () => {
+    const t0 = Date.now();
+    const r = await deployHa(gw, validate(haDeploySchema, {
+      nodes: members.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: `rados:ceph:client.admin:smbgw_ctdb:lock${c.id}`, create_lock_pool: true,
+      vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `HC${c.id}`,
+    }), runnerFor);
+    t.diagnostic(`cold deploy with the RADOS lock took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    vip = r.vips[sharename]!.split('/')[0]!;
+    assert.match((await ceph!.ceph(['osd', 'pool', 'ls'])).stdout, /^smbgw_ctdb$/m, 'the gateway created the lock pool');
+    assert.match(await readFile(join(n1.dir, 'etc-ctdb', 'ctdb.conf'), 'utf8'), new RegExp(`cluster lock = !/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper ceph client.admin smbgw_ctdb lock${c.id}`));
+    const st = await ctdbStatus(n1.run);
+    assert.deepEqual(st.map((s) => s.ok), [true, true, true]);
+    for (const n of members) assert.match((await n.run('net', ['conf', 'showshare', sharename])).stdout, /vfs objects\s*=\s*shadow_copy2 ceph/);
+    await n1.run('smbpasswd', ['-s', '-a', user], { input: `${password}\n${password}\n` });
+    await writeFile(join(local, 'hello.txt'), 'hello over the VIP into CephFS\n');
+    const put = await c.smb(vip, sharename, auth, `put ${join(local, 'hello.txt')} hello.txt`);
+    if (!put.ok) {
+      const logs = await execRunner('sh', ['-c', `grep -rhiE "ceph|connect" ${c.dir}/n*/log-samba/ | tail -20`], { allowFail: true });
+      t.diagnostic(logs.stdout);
+    }
+    assert.ok(put.ok, put.output);
+    // the file is in CephFS (seen on the gateway's mount), not on any node's disk
+    await waitFor(async () => (await readFile(join(data, 'hello.txt'), 'utf8').catch(() => '')) === 'hello over the VIP into CephFS\n', 10_000);
+  });
+
+  const deployed = () => assert.ok(vip, 'the cluster was not deployed (see the first subtest)');
+  if (!vip) return;
+  await t.test('kill -9 of the VIP holder during continuous writes: the VIP moves, every file reads back from the new node', async () => {
+    deployed();
+    const [victim] = await holderNode();
+    assert.ok(victim);
+    const written: { name: string; sum: string; at: number }[] = [];
+    let failures = 0;
+    let stop = false;
+    let seq = 0;
+    const writer = (async () => {
+      while (!stop) {
+        const name = `w${String(++seq).padStart(4, '0')}.bin`;
+        const body = randomBytes(48 * 1024 + Math.floor(Math.random() * 16384));
+        await writeFile(join(local, name), body);
+        for (;;) {
+          const r = await c.smb(vip, sharename, auth, `put ${join(local, name)} ${name}`, 6_000);
+          if (r.ok) { written.push({ name, sum: sha(body), at: Date.now() }); break; }
+          failures++;
+          if (stop) return;
+        }
+      }
+    })();
+    while (written.length < 5) await sleep(50);
+    const killedAt = Date.now();
+    const before = written.length;
+    await c.killNode(victim);
+    const deadline = Date.now() + 60_000;
+    while (written.filter((w) => w.at > killedAt).length < 3 && Date.now() < deadline) await sleep(100);
+    t.diagnostic(`after the kill: ${written.filter((w) => w.at > killedAt).length} written, ${failures} failures, holders ${(await holderNode()).map((n) => n.name)}`);
+    stop = true;
+    await writer;
+    const after = written.filter((w) => w.at > killedAt);
+    assert.ok(after.length >= 3, `the client wrote ${after.length} file(s) after the kill (failures ${failures})`);
+    t.diagnostic(`kill -9 of ${victim.name} (lock in RADOS): first write through the VIP after ${((after[0]!.at - killedAt) / 1000).toFixed(1)} s; ${failures} failed attempt(s); ${before} file(s) written before the kill`);
+    const holders = await holderNode();
+    assert.equal(holders.length, 1);
+    assert.notEqual(holders[0]!.name, victim.name, 'VIP moved off the dead node');
+    const back = join(c.dir, 'back');
+    await mkdir(back, { recursive: true });
+    const t0 = Date.now();
+    for (const w of written) {
+      const g = await c.smb(vip, sharename, auth, `get ${w.name} ${join(back, w.name)}`, 30_000);
+      assert.ok(g.ok, `${w.name}: ${g.output}`);
+      assert.equal(sha(await readFile(join(back, w.name))), w.sum, `${w.name} checksum`);
+    }
+    t.diagnostic(`${written.length} files read back with their checksums through the new holder ${holders[0]!.name} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
+    assert.ok(r.changes[victim.name]!.includes('started ctdbd'), `${victim.name}: ${r.changes[victim.name]}`);
+  });
+
+  await t.test('a partitioned node cannot take the RADOS lock and never takes the VIP', async () => {
+    deployed();
+    await waitHealthy(haNodes, [vip], 90_000, { checkInterfaces: true });
+    const leaderPnn = Number((await n1.run('ctdb', ['leader'])).stdout.trim());
+    const holder = (await holderNode())[0]!;
+    const st = await ctdbStatus(n1.run);
+    const victim = members.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
+    const rest = members.filter((n) => n !== victim);
+    const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
+    const logBefore = (await readFile(victimLog, 'utf8')).length;
+    await c.partition(victim);
+    const t0 = Date.now();
+    let seenDisconnected = 0;
+    let victimHadVip = false;
+    let lockLines: string[] = [];
+    while (Date.now() - t0 < 60_000) {
+      if (await c.hasAddress(victim, vip)) victimHadVip = true;
+      const seen = await ctdbStatus(rest[0]!.run).catch(() => []);
+      if (!seenDisconnected && seen.find((s) => s.address === victim.address)?.flags.includes('DISCONNECTED')) seenDisconnected = Date.now();
+      lockLines = (await readFile(victimLog, 'utf8')).slice(logBefore).split('\n').filter((l) => /cluster lock/i.test(l));
+      if (seenDisconnected && lockLines.some((l) => /Unable to (take|get) cluster lock/.test(l)) && Date.now() - seenDisconnected > 5_000) break;
+      await sleep(500);
+    }
+    assert.equal(victimHadVip, false, 'partitioned node took the VIP');
+    assert.ok(lockLines.some((l) => /Unable to (take|get) cluster lock/.test(l)), `the partitioned node's log: ${lockLines.join(' / ')}`);
+    t.diagnostic(`${victim.name} cut off: ${lockLines.find((l) => /Unable to/.test(l))!.replace(/^\S+ \S+ /, '')}`);
+    const ls = await c.smb(vip, sharename, auth, 'ls hello.txt');
+    assert.ok(ls.ok, `SMB through the VIP during the partition: ${ls.output}`);
+    await c.heal(victim);
+    await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
+  });
+});
+
+async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) { if (Date.now() > end) throw new Error('timed out'); await sleep(100); }
+}
