@@ -1,6 +1,7 @@
 /** Every operation the gateway offers; the CLI, REST API and OpenAPI document are built from this list. */
 import type { Operation } from '../core/operation.ts';
 import type { Gateway } from '../provision/context.ts';
+import { accessOperations } from './operations/access.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -14,6 +15,7 @@ export const operations: Operation<Gateway>[] = [
   ...shareOperations,
   showOp,
   updateOp,
+  ...accessOperations,
   metricsOp,
   ...backupOperations,
   ...haOperations,

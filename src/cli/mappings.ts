@@ -16,6 +16,13 @@ export interface CliOptions {
 
 const asList = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(',') : []).filter(Boolean);
 
+const PASSWORD_FILE = { type: 'string', optional: true, keepSpace: true, description: 'File with the password of the users being added (one line), or user:password lines; - for stdin' } as const;
+
+async function addedPasswords(v: Record<string, unknown>, params: Record<string, unknown>, fields: string[]): Promise<void> {
+  if (v.password_file === undefined) return;
+  Object.assign(params, await passwordParams(String(v.password_file), fields.flatMap((f) => asList(params[f]))));
+}
+
 export const cliOptions: Record<string, CliOptions> = {
   create: {
     options: {
@@ -24,6 +31,17 @@ export const cliOptions: Record<string, CliOptions> = {
     apply: async (v, params) => {
       if (v.password_file === undefined) return;
       Object.assign(params, await passwordParams(String(v.password_file), [...asList(params.users), ...asList(params.read_users)]));
+    },
+  },
+  // Passwords of the users an update or access change adds.
+  update: { options: { password_file: PASSWORD_FILE }, apply: async (v, params) => addedPasswords(v, params, ['users', 'read_users']) },
+  access: { options: { password_file: PASSWORD_FILE }, apply: async (v, params) => addedPasswords(v, params, ['add_users', 'add_read_users']) },
+  passwd: {
+    options: { password_file: { type: 'string', keepSpace: true, description: 'File with the new password (one line); - for stdin' } },
+    apply: async (v, params) => {
+      const r = await passwordParams(String(v.password_file), []);
+      if (r.password === undefined) throw invalid('password_file', 'must hold one line: the new password');
+      params.password = r.password;
     },
   },
   metrics: {

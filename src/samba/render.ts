@@ -5,6 +5,7 @@
  */
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
+import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -40,7 +41,7 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(...shareProfileParams(s));
   if (pathInside === undefined) p.push(...shadowCopyParams(s));
   p.push(...shareOptions(s.options));
-  return p;
+  return withPresets(s, p);
 }
 
 /**

@@ -133,6 +133,11 @@ export class Samba {
     await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'close-share', name]);
   }
 
+  /** Close one share in one smbd (a client's connection process): its other shares stay connected. */
+  async closeShareIn(pid: number, name: string): Promise<void> {
+    await this.run('smbcontrol', ['-s', this.target.smbConf, String(pid), 'close-share', name], { allowFail: true });
+  }
+
   /** One parameter as smbd sees it (`testparm --parameter-name`); '' when unset or unreadable. */
   async parameter(name: string): Promise<string> {
     return (await this.run('testparm', ['-s', '--suppress-prompt', '--parameter-name', name, this.target.smbConf], { allowFail: true })).stdout.trim();
