@@ -20,6 +20,7 @@ import { nodeCertificate } from './tls.ts';
 import { pveClusterPeer, type Peer } from '../pve/cluster.ts';
 import { repairInterrupted, type RepairResult } from './operations/repair.ts';
 import { TokenStore } from './tokens.ts';
+import { scheduleRecyclePurge } from './schedule.ts';
 
 export interface DaemonConfig {
   /** Address to listen on (default :: on Proxmox VE, else 127.0.0.1). */
@@ -179,9 +180,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   });
   collector.start();
+  const stopRecycle = scheduleRecyclePurge(gateway);
   return {
     api, collector, db, gateway, config, repair, repairError,
     stop: async () => {
+      stopRecycle();
       await collector.stop();
       await api.close();
       releaseMetricsDb(db.path);

@@ -73,6 +73,6 @@ export function withPresets(s: Share, p: Params): Params {
     out.push([k, v]);
   }
   const modules = [...vfs].sort((a, b) => VFS_ORDER.indexOf(a) - VFS_ORDER.indexOf(b));
-  out.splice(1, 0, ['vfs objects', modules.join(' ')]);
+  if (modules.length) out.splice(1, 0, ['vfs objects', modules.join(' ')]);
   return [...out, ...pre.params];
 }

@@ -58,7 +58,7 @@ export const createOp = op({
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   },
   positional: ['sharename'],
-  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
+  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok', preset: 'presets' },
   apiOnly: ['password', 'passwords'],
   returns: { description: 'The share created, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
   privilege: createPrivileges,

@@ -1,0 +1,118 @@
+/**
+ * Share presets proven on the wire against a real smbd: each share is made with `create --preset`,
+ * its smb.conf passed testparm (create refuses otherwise), and smbclient shows what the preset promises.
+ */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { purgeRecycle } from '../src/provision/recycle.ts';
+import { startGateway, type TestGateway } from './helpers/gateway.ts';
+
+describe('day two: share presets over SMB', () => {
+  let g: TestGateway;
+  let alice: string, bob: string;
+  const pw = 'Preset-pw-' + randomBytes(4).toString('hex');
+  let pwFile: string;
+  const create = async (name: string, args: string[], users = [alice]) => {
+    const r = await g.cli(['create', name, '--mode', 'native', '--path', join(g.storage, name), ...users.flatMap((u) => ['--user', u]), '--password-file', pwFile, ...args, '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return r.json!.data.share;
+  };
+
+  before(async () => {
+    g = await startGateway();
+    alice = g.user('alice'); bob = g.user('bob');
+    pwFile = await g.passwordFile(pw);
+  });
+  after(async () => { await g?.cleanup(); });
+
+  it('timemachine: smbclient sees the max size as the disk size, and Apple streams (AFP_Resource) are stored and read back', async () => {
+    const share = await create('tm', ['--preset', 'timemachine', '--timemachine-max-size', '2G']);
+    assert.deepEqual(share.presets, ['timemachine']);
+    const shown = await g.cli(['show', 'tm', '--json']);
+    assert.equal(shown.json!.data.timemachine_max_size, '2G');
+    const du = await g.smb('tm', alice, pw, 'du');
+    assert.equal(du.code, 0, du.stdout + du.stderr);
+    const m = /(\d+) blocks of size (\d+)\. (\d+) blocks available/.exec(du.stdout);
+    assert.ok(m, du.stdout);
+    assert.equal(Number(m[1]) * Number(m[2]), 2 * 2 ** 30, `total size seen over SMB: ${du.stdout}`);
+    const fork = join(g.dir, 'fork.bin');
+    const forkData = randomBytes(3000);
+    await writeFile(fork, forkData);
+    const back = join(g.dir, 'fork.back');
+    const r = await g.smb('tm', alice, pw, `put ${fork} doc.txt; put ${fork} doc.txt:AFP_Resource; get doc.txt:AFP_Resource ${back}; allinfo doc.txt`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok(forkData.equals(await readFile(back)), 'the resource fork reads back byte for byte');
+    assert.match(r.stdout, /stream: \[:AFP_Resource:\$DATA\], 3000 bytes/);
+  });
+
+  it('macos: a name with ":" from a Mac (sent as U+F022) is stored as ":" and listed back; a ":" on disk is not mangled', async () => {
+    await create('mac', ['--preset', 'macos']);
+    const src = join(g.dir, 'm.txt');
+    await writeFile(src, 'mac\n');
+    const macName = 'report\uF022v2.txt';
+    const r = await g.smb('mac', alice, pw, `put ${src} "${macName}"; ls`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok((await readdir(join(g.storage, 'mac'))).includes('report:v2.txt'), 'stored with a real colon on disk');
+    assert.ok(r.stdout.includes(macName), 'listed back with the private-use character macOS maps to ":"');
+    await writeFile(join(g.storage, 'mac', 'from:disk.txt'), 'x');
+    const ls = await g.smb('mac', alice, pw, 'ls');
+    assert.ok(ls.stdout.includes('from\uF022disk.txt'), `a colon on disk is not mangled: ${ls.stdout}`);
+  });
+
+  it('recycle: a file deleted over SMB is in .recycle/<user>, comes back, and the retention purge removes old ones only', async () => {
+    await create('bin', ['--preset', 'recycle', '--recycle-keep-days', '7']);
+    const src = join(g.dir, 'r.txt');
+    await writeFile(src, 'precious\n');
+    const del = await g.smb('bin', alice, pw, `mkdir d; put ${src} d/r.txt; del d/r.txt; ls d/*`);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.doesNotMatch(del.stdout, /r\.txt/);
+    const inBin = join(g.storage, 'bin', '.recycle', alice, 'd', 'r.txt');
+    assert.equal(await readFile(inBin, 'utf8'), 'precious\n');
+    const back = await g.smb('bin', alice, pw, `rename .recycle/${alice}/d/r.txt d/r.txt; get d/r.txt ${join(g.dir, 'r.back')}`);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    assert.equal(await readFile(join(g.dir, 'r.back'), 'utf8'), 'precious\n');
+    // Two deletions: one made 8 days old, one fresh; the purge keeps only the fresh one.
+    const two = await g.smb('bin', alice, pw, `put ${src} old.txt; put ${src} new.txt; del old.txt; del new.txt`);
+    assert.equal(two.code, 0, two.stdout + two.stderr);
+    const old = join(g.storage, 'bin', '.recycle', alice, 'old.txt');
+    const past = new Date(Date.now() - 8 * 86_400_000);
+    await utimes(old, past, past);
+    const share = (await g.gw.store.get('bin'))!;
+    const res = await purgeRecycle(share);
+    assert.equal(res.removed, 1);
+    await assert.rejects(stat(old));
+    assert.equal(await readFile(join(g.storage, 'bin', '.recycle', alice, 'new.txt'), 'utf8'), 'precious\n');
+  });
+
+  it('private: each user gets a directory made on first connect and sees only their own files', async () => {
+    await create('home', ['--preset', 'private'], [alice, bob]);
+    const a = join(g.dir, 'alice.txt'); const b = join(g.dir, 'bob.txt');
+    await writeFile(a, 'alice\n'); await writeFile(b, 'bob\n');
+    const ra = await g.smb('home', alice, pw, `put ${a} mine.txt; ls`);
+    assert.equal(ra.code, 0, ra.stdout + ra.stderr);
+    const rb = await g.smb('home', bob, pw, `put ${b} mine.txt; ls`);
+    assert.equal(rb.code, 0, rb.stdout + rb.stderr);
+    assert.equal(await readFile(join(g.storage, 'home', alice, 'mine.txt'), 'utf8'), 'alice\n');
+    assert.equal(await readFile(join(g.storage, 'home', bob, 'mine.txt'), 'utf8'), 'bob\n');
+    const st = await stat(join(g.storage, 'home', alice));
+    assert.equal(st.mode & 0o777, 0o700);
+    const back = join(g.dir, 'seen-by-bob');
+    const get = await g.smb('home', bob, pw, `get mine.txt ${back}`);
+    assert.equal(get.code, 0);
+    assert.equal(await readFile(back, 'utf8'), 'bob\n', 'bob sees his own file under the same name, not alice\'s');
+    const escape = await g.smb('home', bob, pw, `ls ../${alice}/*`);
+    assert.doesNotMatch(escape.stdout, /mine\.txt/, 'bob cannot reach alice\'s directory');
+  });
+
+  it('refuses presets that do not combine or do not apply', async () => {
+    const r = await g.cli(['create', 'bad', '--mode', 'native', '--path', join(g.storage, 'bad'), '--guest', '--preset', 'private', '--json']);
+    assert.equal(r.code, 2);
+    assert.match(r.json!.error!.message, /private .*cannot be combined with guest access/);
+    const r2 = await g.cli(['create', 'bad', '--mode', 'native', '--path', join(g.storage, 'bad'), '--user', alice, '--recycle-keep-days', '3', '--json']);
+    assert.equal(r2.code, 2);
+    assert.match(r2.json!.error!.message, /recycle_keep_days: applies to the recycle preset only/);
+  });
+});
