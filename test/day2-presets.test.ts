@@ -8,6 +8,9 @@ import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { purgeRecycle } from '../src/provision/recycle.ts';
+import { Collector } from '../src/monitor/collector.ts';
+import { MetricsDb } from '../src/monitor/db.ts';
+import { renderPrometheus } from '../src/monitor/prometheus.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
 describe('day two: share presets over SMB', () => {
@@ -105,6 +108,34 @@ describe('day two: share presets over SMB', () => {
     assert.equal(await readFile(back, 'utf8'), 'bob\n', 'bob sees his own file under the same name, not alice\'s');
     const escape = await g.smb('home', bob, pw, `ls ../${alice}/*`);
     assert.doesNotMatch(escape.stdout, /mine\.txt/, 'bob cannot reach alice\'s directory');
+  });
+
+  it('audit: a delete over SMB shows up with user, client address and path, through the API query and the metrics counter', async () => {
+    await create('aud', ['--preset', 'audit'], [alice, bob]);
+    const db = new MetricsDb(join(g.dir, 'metrics.db'));
+    const c = new Collector(g.gw, { db });
+    try {
+      await c.collect(); // baseline: the log files are followed from here
+      const t0 = Math.floor(Date.now() / 1000) - 1;
+      const src = join(g.dir, 'audit.txt');
+      await writeFile(src, 'audited\n');
+      const r = await g.smb('aud', alice, pw, `put ${src} a.txt; rename a.txt b.txt; mkdir d; del b.txt`);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal((await g.smb('aud', bob, pw, `put ${src} bob.txt`)).code, 0);
+      const q = await g.cli(['audit', 'aud', '--since', String(t0), '--user', alice, '--json']);
+      assert.equal(q.code, 0, q.stdout + q.stderr);
+      const ev = q.json!.data as { user: string; client: string; action: string; path: string; to?: string }[];
+      const brief = ev.map((e) => `${e.action} ${e.path}${e.to ? ' -> ' + e.to : ''}`);
+      assert.deepEqual(brief, ['create /a.txt', 'write /a.txt', 'rename /a.txt -> /b.txt', 'mkdir /d', 'delete /b.txt'], JSON.stringify(ev));
+      assert.ok(ev.every((e) => e.user === alice && e.client === '127.0.0.1'));
+      const all = await g.cli(['audit', 'aud', '--since', String(t0), '--json']);
+      assert.ok(all.json!.data.some((e: { user: string; path: string }) => e.user === bob && e.path === '/bob.txt'), 'bob\'s write is there without the user filter');
+      await c.collect();
+      const text = renderPrometheus('testnode', [...c.state.values()], c.stats);
+      const m = /smbgateway_audit_events_total\{share="aud"[^}]*\} (\d+)/.exec(text);
+      assert.ok(m, text);
+      assert.equal(Number(m[1]), 7, 'alice 5 events, bob create + write');
+    } finally { db.close(); }
   });
 
   it('refuses presets that do not combine or do not apply', async () => {

@@ -2,6 +2,7 @@
 import type { Operation } from '../core/operation.ts';
 import type { Gateway } from '../provision/context.ts';
 import { accessOperations } from './operations/access.ts';
+import { auditOp } from './operations/audit.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -16,6 +17,7 @@ export const operations: Operation<Gateway>[] = [
   showOp,
   updateOp,
   ...accessOperations,
+  auditOp,
   metricsOp,
   ...backupOperations,
   ...haOperations,

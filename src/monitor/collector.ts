@@ -30,6 +30,8 @@ export interface ShareState {
   writeOps: number;
   failedLogons: number;
   refusedTreeConnects: number;
+  /** Events the audit preset recorded (monitor/audit.ts). */
+  auditEvents?: number;
   sessions: number;
   treeConnects: number;
 }
@@ -254,7 +256,9 @@ export class Collector {
     // Errors since the last cycle.
     const failed = new Map<string, number>();
     const refused = new Map<string, number>();
-    const ev = this.logs?.read() ?? { failedLogons: [], refused: [] };
+    const ev = this.logs?.read() ?? { failedLogons: [], refused: [], audit: [] };
+    const audited = new Map<string, number>();
+    for (const a of ev.audit) { const n = byLower.get(a.share.toLowerCase()); if (n) audited.set(n, (audited.get(n) ?? 0) + 1); }
     for (const f of ev.failedLogons) {
       const acct = f.account.includes('\\') ? f.account.split('\\').pop()! : f.account;
       const hit = shares.filter((s) => s.users.includes(acct) || s.read_users.includes(acct));
@@ -295,6 +299,7 @@ export class Collector {
         readBytes: cur.rchar, writtenBytes: cur.wchar, readOps: cur.syscr, writeOps: cur.syscw,
         failedLogons: (st?.failedLogons ?? 0) + (failed.get(name) ?? 0),
         refusedTreeConnects: (st?.refusedTreeConnects ?? 0) + (refused.get(name) ?? 0),
+        auditEvents: (st?.auditEvents ?? 0) + (audited.get(name) ?? 0),
         sessions: sessions.get(name)?.size ?? 0,
         treeConnects: tconCount.get(name) ?? 0,
       });

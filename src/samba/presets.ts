@@ -10,7 +10,7 @@ import type { Params } from './profiles.ts';
 export const RECYCLE_DIR = '.recycle';
 /** What full_audit records (prefix `smbgw-audit|share|user|client`); see monitor/audit.ts. */
 export const AUDIT_PREFIX = 'smbgw-audit';
-export const AUDIT_OPERATIONS = ['create_file', 'renameat', 'unlinkat', 'mkdirat', 'pwrite', 'close'];
+export const AUDIT_OPERATIONS = ['create_file', 'renameat', 'unlinkat', 'mkdirat', 'pwrite', 'pwrite_send', 'close'];
 
 /** VFS module order: audit sees every call first; fruit before streams_xattr (vfs_fruit(8)). */
 const VFS_ORDER = ['full_audit', 'shadow_copy2', 'recycle', 'catia', 'fruit', 'streams_xattr'];
