@@ -3,6 +3,7 @@ import type { Operation } from '../core/operation.ts';
 import type { Gateway } from '../provision/context.ts';
 import { accessOperations } from './operations/access.ts';
 import { auditOp } from './operations/audit.ts';
+import { applyOperations } from './operations/apply.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -18,6 +19,7 @@ export const operations: Operation<Gateway>[] = [
   updateOp,
   ...accessOperations,
   auditOp,
+  ...applyOperations,
   metricsOp,
   ...backupOperations,
   ...haOperations,

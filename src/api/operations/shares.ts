@@ -20,7 +20,7 @@ import { haState, type HaState } from '../../ha/service.ts';
 const op = defineOperation<Gateway>();
 
 /** What a new share must have, whether created or imported by migrate. */
-function checkNewShare(req: Share): void {
+export function checkNewShare(req: Share): void {
   if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
@@ -29,7 +29,7 @@ const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 const { created: _c, ...userShareSchema } = shareSchema;
 
-function requireMode(g: Gateway, mode: string): void {
+export function requireMode(g: Gateway, mode: string): void {
   if (mode === 'native') return;
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
 }

@@ -10,6 +10,7 @@ import { optionalNoDefault, type Schema } from '../../core/schema.ts';
 import { checkShare, MODE_OPTIONS, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { planShareChange } from '../../provision/change.ts';
+import { resourcesDocument, showAllParams } from './apply.ts';
 import { ACCESS_ALIASES, ACCESS_FIELDS, accessUpdateParams, changeOptions, PRESET_FIELDS } from './access.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
@@ -24,11 +25,13 @@ export const showOp = op({
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}',
   description: 'The configuration of one share, with the digest of the whole configuration (give it to update to refuse a change on top of another).',
-  parameters: nameParam,
+  parameters: { sharename: { ...shareSchema.sharename, optional: true }, ...showAllParams },
   positional: ['sharename'],
   returns: { description: 'The share and digest', schema: { type: 'object' } },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
+    if (p.all) return resourcesDocument(g, p.format as 'json' | 'yaml');
+    if (p.sharename === undefined) throw invalid('sharename', 'missing: name a share, or give --all');
     const digest = await g.store.digest();
     return { ...publicShare(await g.store.require(p.sharename)), digest };
   },
