@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sh, startGateway, waitFor, type TestGateway } from './helpers/gateway.ts';
@@ -120,5 +120,20 @@ describe('day two: who has access', () => {
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.json!.error!.message, /who has access to an lxc share cannot be changed yet \(its accounts and smb.conf live in the guest\)/);
     await g.gw.store.write(shares);
+  });
+
+  it('doctor reports each check with a fix; a missing include line is a failure naming the line to add', async () => {
+    const r = await g.cli(['doctor', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const by = Object.fromEntries((r.json!.data as { check: string; status: string; detail: string; fix?: string }[]).map((f) => [f.check, f]));
+    for (const c of ['samba', 'include', 'managed config', 'smbd', 'store', 'lock', 'ctdb']) assert.equal(by[c]?.status, 'ok', `${c}: ${JSON.stringify(by[c])}`);
+    assert.ok(by[`root ${g.storage}`], 'the allowed root is checked');
+    assert.ok(by.certificate, 'the certificate is checked');
+    const conf = await readFile(g.settings.smbConf, 'utf8');
+    await writeFile(g.settings.smbConf, conf.split('\n').filter((l) => !l.includes(g.settings.managedConf)).join('\n'));
+    try {
+      const bad = await g.cli(['doctor']);
+      assert.match(bad.stdout, new RegExp(`FAIL  include: .*does not load the gateway's shares\\n      fix: add the line "include = ${g.settings.managedConf.replace(/[.]/g, '\\.')}" at the end`));
+    } finally { await writeFile(g.settings.smbConf, conf); }
   });
 });

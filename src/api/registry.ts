@@ -4,6 +4,7 @@ import type { Gateway } from '../provision/context.ts';
 import { accessOperations } from './operations/access.ts';
 import { auditOp } from './operations/audit.ts';
 import { applyOperations } from './operations/apply.ts';
+import { doctorOp } from './operations/doctor.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -20,6 +21,7 @@ export const operations: Operation<Gateway>[] = [
   ...accessOperations,
   auditOp,
   ...applyOperations,
+  doctorOp,
   metricsOp,
   ...backupOperations,
   ...haOperations,
