@@ -146,6 +146,7 @@ const CASES = (): Case[] => [
   { name: 'audit', method: 'GET', path: `${N}/smbgateway/pa/audit`, needs: [AUDIT] },
   { name: 'apply', method: 'POST', path: `${N}/smbgateway/apply`, params: () => ({ resources: [], dry_run: 1 }), needs: [ALLOC, ['Sys.Modify']], succeeds: true },
   { name: 'show --all (resources)', method: 'GET', path: `${N}/smbgateway/resources`, needs: [AUDIT], succeeds: true },
+  { name: 'doctor', method: 'GET', path: `${N}/smbgateway/doctor`, needs: [AUDIT, ['Sys.Modify']], succeeds: true },
   { name: 'ha deploy', method: 'POST', path: `${N}/smbgateway/ha/deploy`, needs: [['Sys.Modify']] },
   { name: 'ha status', method: 'GET', path: `${N}/smbgateway/ha`, needs: [AUDIT], succeeds: true },
   { name: 'failover', method: 'POST', path: `${N}/smbgateway/pa/failover`, needs: [['Sys.Modify']] },
