@@ -46,7 +46,7 @@ describe('day two: who has access', () => {
 
     // alice's connection that was open is closed, and she cannot come back (her account went with her last share).
     held.send('ls');
-    await waitFor(() => /NT_STATUS_NETWORK_NAME_DELETED|NT_STATUS_CONNECTION|NT_STATUS_\w*DISCONNECTED|NT_STATUS_INVALID_NETWORK_RESPONSE/.test(held.output()), 15_000, 'the held session to be closed');
+    await waitFor(() => /NT_STATUS_NETWORK_NAME_DELETED/.test(held.output()), 15_000, 'the held session to be closed');
     const again = await g.smb('team', alice, pw.alice, 'ls');
     assert.notEqual(again.code, 0);
     assert.match(again.stdout + again.stderr, /NT_STATUS_LOGON_FAILURE|NT_STATUS_ACCESS_DENIED/);
