@@ -15,6 +15,7 @@ import { startSimGateway, type SimGateway } from './pve-sim/gateway.ts';
 import { sh } from './helpers/gateway.ts';
 
 let t: SimGateway;
+const fake = new FakeBackend();
 const PW = 'Apply-pw-' + randomBytes(4).toString('hex');
 const id = randomBytes(2).toString('hex');
 const nat1 = `tap${id}a`;
@@ -41,7 +42,7 @@ const apply = async (d: unknown, extra: string[] = [], env: Record<string, strin
 };
 
 before(async () => {
-  t = await startSimGateway({ backend: new FakeBackend() });
+  t = await startSimGateway({ backend: fake });
   // Native shares need a Samba config and passdb on the node (no smbd has to run for apply).
   const sdir = join(t.dir, 'samba');
   for (const d of ['private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'log']) await mkdir(join(sdir, d), { recursive: true });
@@ -137,4 +138,26 @@ test('refuses a change apply cannot make, naming the resource and the field', as
   const bad = await apply({ resources: [{ resource_type: 'smbgateway.share', sharename: 'x', mode: 'native', path: '/tmp/x', vmid: 100 }] });
   assert.equal(bad.code, 2);
   assert.match(bad.json!.error!.message, /unknown or internal setting vmid/);
+});
+
+test('access on an lxc share: the new user is made inside the container, the removed one goes, config pushed, host ACL follows the shifted ids', async () => {
+  const before = (await t.gw.store.get('s01'))!;
+  const vmid = before.vmid!;
+  const oldUid = Number(before.guest_uids[0]!.split(':')[1]);
+  const st = fake.state(vmid);
+  assert.ok(st.unixUsers.has('guest1'));
+  const r = await t.cli(['access', 's01', '--add-user', 'guestnew1', '--remove-user', 'guest1', '--password-file', pwFile, '--json']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.deepEqual(r.json!.data.steps, ['update-permissions', 'add-guest-users', 'push-smb-conf', 'store-secrets', 'save-config', 'close-sessions', 'remove-secrets', 'remove-guest-users']);
+  assert.ok(st.unixUsers.has('guestnew1') && !st.unixUsers.has('guest1'), 'accounts inside the container follow');
+  assert.equal(st.sambaUsers.get('guestnew1'), PW, 'the password went in on stdin');
+  assert.ok(!st.sambaUsers.has('guest1'));
+  assert.match(st.files.get('/etc/samba/smbgateway.conf')!.data, /valid users = guestnew1\n/);
+  const share = (await t.gw.store.get('s01'))!;
+  const newUid = Number(share.guest_uids.find((e) => e.startsWith('guestnew1:'))!.split(':')[1]);
+  const acl = (await sh('getfacl', ['-n', share.path])).stdout;
+  assert.match(acl, new RegExp(`^user:${newUid + 100000}:rwx$`, 'm'));
+  assert.doesNotMatch(acl, new RegExp(`^user:${oldUid + 100000}:`, 'm'));
+  assert.equal(await t.gw.store.readSecret('s01', 'guestnew1'), PW);
+  assert.equal(await t.gw.store.readSecret('s01', 'guest1'), undefined);
 });

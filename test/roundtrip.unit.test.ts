@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { GatewayError } from '../src/core/errors.ts';
 import { parseSectionConfig, renderSectionConfig } from '../src/core/sectionconfig.ts';
-import { ALLOWED_SHARE_OPTIONS, parseShare, shareOptions, type Share } from '../src/core/share.ts';
+import { ALLOWED_SHARE_OPTIONS, parseShare, parseSize, shareOptions, type Share } from '../src/core/share.ts';
 import { sectionToShare, shareToSection, ShareStore } from '../src/core/store.ts';
 import { renderManagedConf } from '../src/samba/render.ts';
 
@@ -47,6 +47,13 @@ const input = fc.record({
   options: fc.array(optionItem, { maxLength: 2 }),
   read_only: fc.boolean(),
   security_profile: fc.constantFrom('standard', 'high'),
+  presets: fc.oneof(
+    { weight: 6, arbitrary: fc.constant([]) },
+    { weight: 2, arbitrary: fc.uniqueArray(fc.constantFrom('timemachine', 'macos', 'recycle', 'audit', 'private'), { maxLength: 3 }) },
+    { weight: 1, arbitrary: fc.array(fc.constantFrom('timemachine', 'private', 'bogus'), { maxLength: 3 }) },
+  ),
+  timemachine_max_size: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('500G', '1T', '2048M', '1.5T', '0', 'x', '5GiB') }),
+  recycle_keep_days: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 4000 }) }),
 });
 
 /** Accepted (the share), or refused with an error naming a field. */
@@ -155,7 +162,8 @@ describe('lossless config (property-based)', () => {
       for (const s of shares) {
         const sec = seen.get(s.sharename);
         assert.ok(sec, `testparm lost share ${JSON.stringify(s.sharename)}; it saw ${JSON.stringify([...seen.keys()])}`);
-        assert.equal(sec.get('path'), s.path, `path of ${JSON.stringify(s.sharename)}`);
+        assert.equal(sec.get('path'), s.presets.includes('private') ? `${s.path}/%u` : s.path, `path of ${JSON.stringify(s.sharename)}`);
+        if (s.timemachine_max_size !== undefined) assert.equal(Number(sec.get('fruit:time machine max size')), parseSize(s.timemachine_max_size));
         assert.equal(sec.get('comment') ?? '', s.comment ?? '', `comment of ${JSON.stringify(s.sharename)}`);
         const valid = [...s.users, ...s.read_users];
         if (valid.length) assert.equal(sec.get('valid users'), valid.join(' '));

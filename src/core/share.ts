@@ -282,7 +282,7 @@ export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly Sh
     updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', ...ACCESS_KEYS, ...PRESET_KEYS],
   },
   // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest.
-  lxc: { options: [...COMMON, ...GUEST, 'ct_memory'], updatable: ['monitoring_enabled'] },
+  lxc: { options: [...COMMON, ...GUEST, 'ct_memory'], updatable: ['monitoring_enabled', 'users', 'read_users'] },
   vm: { options: [...COMMON, ...GUEST, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled'] },
 };
 

@@ -11,6 +11,7 @@
  */
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
+import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Share } from '../core/share.ts';
 import type { Account } from '../core/store.ts';
@@ -164,7 +165,7 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
     for (const u of shareUsers(o)) { const x = await getUnixUser(run, u); if (x) removeFrom(removedUids, x.uid); }
     for (const g of [...o.groups, ...o.read_groups]) { const x = await getUnixGroup(run, g); if (x) removeFrom(removedGids, x.gid); }
   }
-  if (diff.changed) steps.push(aclStep(ctx, after, revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log));
+  if (diff.changed || before.presets.includes('private') !== after.presets.includes('private')) steps.push(aclStep(run, after.path, aclSpec(after), revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log));
 
   const stored = [...acc.passwords].filter(([u]) => diff.addedUsers.includes(u));
   if (stored.length) steps.push(store.storeSecretsStep(after.sharename, new Map(stored)));
@@ -202,10 +203,7 @@ function removeFrom(list: number[], id: number): void {
  * file and directory below gets them too (rwX: execute only where there was some). The removed ids'
  * entries go from the whole tree (no symlinks followed). The undo restores the ACLs saved before.
  */
-function aclStep(ctx: NativeCtx, share: Share, revoke: string, recursive: boolean, warnings: string[], log?: (m: string) => void): Step {
-  const { run } = ctx;
-  const path = share.path;
-  const grant = aclSpec(share);
+export function aclStep(run: Runner, path: string, grant: string, revoke: string, recursive: boolean, warnings: string[], log?: (m: string) => void): Step {
   const treeWide = recursive || !!revoke;
   let saved: string | undefined;
   const step: Step = {

@@ -9,8 +9,9 @@ import type { Share } from '../core/share.ts';
 import { servedHere, smbConfSteps } from '../samba/apply.ts';
 import { planNativeAccess, principalDiff } from './access.ts';
 import type { Gateway } from './context.ts';
-import { nativeCtx } from './index.ts';
-import type { Passwords } from './native.ts';
+import { guestCtx, nativeCtx } from './index.ts';
+import { newAccountPasswords, type Passwords } from './native.ts';
+import { planLxcAccess } from './access-guest.ts';
 
 export interface ChangeOptions {
   /** Passwords of users being added (new accounts, or the gateway's own set again). */
@@ -26,9 +27,16 @@ export async function planShareChange(g: Gateway, before: Share, next: Share, ex
   const privateToggled = before.presets.includes('private') !== next.presets.includes('private');
   const given: Passwords = o.passwords ?? { explicit: new Map() };
   const hasPasswords = given.blanket !== undefined || given.explicit.size > 0;
-  if (before.mode !== 'native' && (diff.changed || hasPasswords)) {
-    // The guest keeps its own accounts and smb.conf: refused, not half-done.
-    throw new GatewayError('unavailable', `users: who has access to ${before.mode === 'lxc' ? 'an lxc' : 'a vm'} share cannot be changed yet (its accounts and smb.conf live in the guest); delete and create it again`, 'users');
+  if (before.mode === 'vm' && (diff.changed || hasPasswords)) {
+    // The VM keeps its own accounts and smb.conf, set by cloud-init: refused, not half-done.
+    throw new GatewayError('unavailable', 'users: who has access to a vm share cannot be changed yet (its accounts and smb.conf live in the VM, set up by cloud-init); delete and create it again', 'users');
+  }
+  if (before.mode === 'lxc' && (diff.changed || hasPasswords)) {
+    if (o.adopt?.length) throw invalid('adopt', 'lxc shares have their own accounts inside the container: there is nothing on the host to adopt');
+    if (hasPasswords && !diff.addedUsers.length) throw invalid('password', 'passwords are given only for users being added');
+    const guest = await planLxcAccess(guestCtx(g), before, next, existing, newAccountPasswords(given, diff.addedUsers), { recursive: o.recursive });
+    const after = existing.map((s) => (s === before ? guest.share : s));
+    return { steps: [...guest.before, g.store.saveStep(() => after), ...guest.after], warnings: guest.warnings, after };
   }
   if (hasPasswords && !diff.addedUsers.length) throw invalid('password', 'passwords are given only for users being added; to change a user\'s password use `pve-smbgateway passwd`');
   if (o.adopt?.length && !diff.addedUsers.length) throw invalid('adopt', 'adopt names users being added to the share');
