@@ -138,6 +138,19 @@ describe('day two: share presets over SMB', () => {
     } finally { db.close(); }
   });
 
+  it('update adds a preset to an existing share: recycle on the macos share, both work after the reload', async () => {
+    const r = await g.cli(['update', 'mac', '--preset', 'macos', '--preset', 'recycle', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(r.json!.data.share.presets, ['macos', 'recycle']);
+    const conf = await readFile(g.settings.managedConf, 'utf8');
+    assert.match(conf, /\[mac\]\n(   .*\n)*   vfs objects = recycle catia fruit streams_xattr\n/);
+    const src = join(g.dir, 'u.txt');
+    await writeFile(src, 'kept\n');
+    const del = await g.smb('mac', alice, pw, `put ${src} "x\uF022y.txt"; del "x\uF022y.txt"`);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.equal(await readFile(join(g.storage, 'mac', '.recycle', alice, 'x:y.txt'), 'utf8'), 'kept\n');
+  });
+
   it('refuses presets that do not combine or do not apply', async () => {
     const r = await g.cli(['create', 'bad', '--mode', 'native', '--path', join(g.storage, 'bad'), '--guest', '--preset', 'private', '--json']);
     assert.equal(r.code, 2);
