@@ -11,7 +11,7 @@ import { purgeRecycle } from '../src/provision/recycle.ts';
 import { Collector } from '../src/monitor/collector.ts';
 import { MetricsDb } from '../src/monitor/db.ts';
 import { renderPrometheus } from '../src/monitor/prometheus.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
 
 describe('day two: share presets over SMB', () => {
   let g: TestGateway;
@@ -149,6 +149,20 @@ describe('day two: share presets over SMB', () => {
     const del = await g.smb('mac', alice, pw, `put ${src} "x\uF022y.txt"; del "x\uF022y.txt"`);
     assert.equal(del.code, 0, del.stdout + del.stderr);
     assert.equal(await readFile(join(g.storage, 'mac', '.recycle', alice, 'x:y.txt'), 'utf8'), 'kept\n');
+  });
+
+  it('update makes an existing share private: the root hands down no entries any more, and the user\'s directory is theirs', async () => {
+    const r = await g.cli(['update', 'bin', '--preset', 'recycle', '--preset', 'private', '--recycle-keep-days', '7', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const defaults = await sh('getfacl', ['-d', '-n', join(g.storage, 'bin')]);
+    assert.doesNotMatch(defaults.stdout, /^default:user:\d+:/m, 'no named default entries left on the root');
+    const src = join(g.dir, 'p.txt');
+    await writeFile(src, 'mine\n');
+    const put = await g.smb('bin', alice, pw, `put ${src} p.txt`);
+    assert.equal(put.code, 0, put.stdout + put.stderr);
+    assert.equal(await readFile(join(g.storage, 'bin', alice, 'p.txt'), 'utf8'), 'mine\n');
+    const acl = await sh('getfacl', ['-n', join(g.storage, 'bin', alice)]);
+    assert.doesNotMatch(acl.stdout, /^user:\d+:/m, 'the user\'s directory has no entries for anyone else');
   });
 
   it('refuses presets that do not combine or do not apply', async () => {

@@ -12,6 +12,7 @@
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
+import { fileRecord } from '../core/journal.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Share } from '../core/share.ts';
 import type { Account } from '../core/store.ts';
@@ -165,7 +166,7 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
     for (const u of shareUsers(o)) { const x = await getUnixUser(run, u); if (x) removeFrom(removedUids, x.uid); }
     for (const g of [...o.groups, ...o.read_groups]) { const x = await getUnixGroup(run, g); if (x) removeFrom(removedGids, x.gid); }
   }
-  if (diff.changed || before.presets.includes('private') !== after.presets.includes('private')) steps.push(aclStep(run, after.path, aclSpec(after), revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log));
+  if (diff.changed || before.presets.includes('private') !== after.presets.includes('private')) steps.push(aclStep(run, after.path, aclSpec(after), revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log, after.presets.includes('private')));
 
   const stored = [...acc.passwords].filter(([u]) => diff.addedUsers.includes(u));
   if (stored.length) steps.push(store.storeSecretsStep(after.sharename, new Map(stored)));
@@ -203,7 +204,7 @@ function removeFrom(list: number[], id: number): void {
  * file and directory below gets them too (rwX: execute only where there was some). The removed ids'
  * entries go from the whole tree (no symlinks followed). The undo restores the ACLs saved before.
  */
-export function aclStep(run: Runner, path: string, grant: string, revoke: string, recursive: boolean, warnings: string[], log?: (m: string) => void): Step {
+export function aclStep(run: Runner, path: string, grant: string, revoke: string, recursive: boolean, warnings: string[], log?: (m: string) => void, dropDefaults = false): Step {
   const treeWide = recursive || !!revoke;
   let saved: string | undefined;
   const step: Step = {
@@ -224,6 +225,11 @@ export function aclStep(run: Runner, path: string, grant: string, revoke: string
           log?.(`removing ${revoke} below ${path}`);
           const r = await run('setfacl', ['-R', '-P', '-x', revoke, '--', path], { allowFail: true });
           if (r.code !== 0) throw new GatewayError('failed', `removing ACL entries below ${path} failed: ${r.stderr.trim().split('\n').slice(-1)[0]}`);
+        }
+        // A private share's root hands nothing down: each user's directory (made on connect) is theirs alone.
+        if (dropDefaults) {
+          const k = await run('setfacl', ['-k', '--', path], { allowFail: true });
+          if (k.code !== 0) throw new GatewayError('failed', `removing the default ACL of ${path} failed: ${k.stderr.trim()}`);
         }
         if (grant) {
           const r = await run('setfacl', ['-m', grant, '--', path], { allowFail: true });
@@ -279,6 +285,7 @@ export function passwdSteps(ctx: Pick<NativeCtx, 'samba' | 'store'>, user: strin
     {
       name: 'store-secrets',
       shows: `0600 secret files of ${user} for ${shares.join(', ')}`,
+      journal: () => Promise.all(shares.map((s) => fileRecord(store.secretPath(s, user), password))),
       do: async () => {
         for (const s of shares) {
           old.set(s, await readFile(store.secretPath(s, user), 'utf8').catch(() => undefined));
