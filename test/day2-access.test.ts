@@ -109,6 +109,24 @@ describe('day two: who has access', () => {
     assert.equal((await g.smb('team', bob, pw.bob, 'ls')).code, 0, 'bob still gets in');
   });
 
+  it('a kill -9 in the middle of an access change is undone by repair: account, ACL, secrets and config as before', async () => {
+    const erin = g.user('erin');
+    const cfgBefore = await g.gw.store.readRaw();
+    const aclBefore = (await sh('getfacl', ['-n', join(g.storage, 'team')])).stdout;
+    const r = await g.cli(['access', 'team', '--add-user', erin, '--password-file', '-', '--json'], { input: 'Erin-pw-12345\n', env: { SMBGW_KILL_AT: 'write-smb-conf' } });
+    assert.equal(r.signal, 'SIGKILL', r.stdout + r.stderr);
+    assert.equal((await sh('getent', ['passwd', erin])).code, 0, 'the kill left the new account behind');
+    const refused = await g.cli(['access', 'team', '--add-read-user', erin, '--json']);
+    assert.match(refused.json!.error!.message, /was interrupted and left changes behind.*repair/);
+    const rep = await g.cli(['repair', '--json']);
+    assert.equal(rep.code, 0, rep.stdout + rep.stderr);
+    assert.equal((await sh('getent', ['passwd', erin])).code, 2, 'repair removed the account the change made');
+    assert.equal(await g.gw.store.readRaw(), cfgBefore);
+    assert.equal((await sh('getfacl', ['-n', join(g.storage, 'team')])).stdout, aclBefore);
+    assert.equal(await g.gw.store.readSecret('team', erin), undefined);
+    assert.equal((await g.smb('team', bob, pw.bob, 'ls')).code, 0, 'bob still gets in');
+  });
+
   it('refuses to leave a share with nobody, and refuses access changes on vm shares', async () => {
     const none = await g.cli(['access', 'team', '--remove-user', bob, '--json']);
     assert.equal(none.code, 2);
