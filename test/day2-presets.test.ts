@@ -11,7 +11,8 @@ import { purgeRecycle } from '../src/provision/recycle.ts';
 import { Collector } from '../src/monitor/collector.ts';
 import { MetricsDb } from '../src/monitor/db.ts';
 import { renderPrometheus } from '../src/monitor/prometheus.ts';
-import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
+import { sh, startGateway, waitFor, type TestGateway } from './helpers/gateway.ts';
+import { scheduleRecyclePurge } from '../src/api/schedule.ts';
 
 describe('day two: share presets over SMB', () => {
   let g: TestGateway;
@@ -65,7 +66,7 @@ describe('day two: share presets over SMB', () => {
     assert.ok(ls.stdout.includes('from\uF022disk.txt'), `a colon on disk is not mangled: ${ls.stdout}`);
   });
 
-  it('recycle: a file deleted over SMB is in .recycle/<user>, comes back, and the retention purge removes old ones only', async () => {
+  it('recycle: a file deleted over SMB is in .recycle/<user>, comes back, and the daemon\'s scheduled purge removes old ones only', async () => {
     await create('bin', ['--preset', 'recycle', '--recycle-keep-days', '7']);
     const src = join(g.dir, 'r.txt');
     await writeFile(src, 'precious\n');
@@ -84,9 +85,10 @@ describe('day two: share presets over SMB', () => {
     const past = new Date(Date.now() - 8 * 86_400_000);
     await utimes(old, past, past);
     const share = (await g.gw.store.get('bin'))!;
-    const res = await purgeRecycle(share);
-    assert.equal(res.removed, 1);
-    await assert.rejects(stat(old));
+    assert.deepEqual(await purgeRecycle(share, Date.now() - 86_400_000 * 2), { share: 'bin', removed: 0, kept: 2 }, 'not yet 7 days old two days ago');
+    // The daemon's schedule (hourly; here every 100 ms) does the purge.
+    const stop = scheduleRecyclePurge(g.gw, 100);
+    try { await waitFor(() => stat(old).then(() => false, () => true), 10_000, 'the daemon\'s purge'); } finally { stop(); }
     assert.equal(await readFile(join(g.storage, 'bin', '.recycle', alice, 'new.txt'), 'utf8'), 'precious\n');
   });
 
