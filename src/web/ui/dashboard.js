@@ -7,7 +7,7 @@ export const POLL_MS = 3000;
 function usageCell(r) {
   if (r.used === null) return el('td', { class: 'usage' }, '–');
   const pct = r.limit ? Math.min(100, (100 * r.used) / r.limit) : 0;
-  const level = pct > 90 ? 'crit' : pct > 75 ? 'warn' : 'ok';
+  const level = pct > 90 ? 'lvl-crit' : pct > 75 ? 'lvl-warn' : 'lvl-ok';
   return el('td', { class: 'usage' },
     el('div', { class: `bar ${level}`, role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': pct.toFixed(0), 'aria-label': 'usage' },
       el('div', { class: 'fill', style: undefined }),
