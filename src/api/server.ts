@@ -203,7 +203,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     }
     if (op.async) {
       const id = typeof values.sharename === 'string' ? values.sharename : '';
-      const upid = tasks.start(op.command.join('-') || 'task', id, caller.userid, (log) => op.handler(values, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
+      // A dry run is a task of its own type, so that task lists tell it from the change itself.
+      const type = (op.command.join('-') || 'task') + (values.dry_run === true ? '-dryrun' : '');
+      const upid = tasks.start(type, id, caller.userid, (log) => op.handler(values, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
       send(res, 200, { data: upid });
       return;
     }

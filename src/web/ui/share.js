@@ -182,7 +182,7 @@ export function shareView(content, name, { onDeleted }) {
     body.append(el('table', { class: 'grid', id: 'tasks' },
       el('thead', {}, el('tr', {}, ['Start time', 'End time', 'User', 'Type', 'Status'].map((h) => el('th', { scope: 'col' }, h)))), tbody), log);
     poll(async () => {
-      const tasks = (await api('GET', `${nodePath}/tasks`)).filter((t) => t.id.toLowerCase() === name.toLowerCase()).slice(0, 50);
+      const tasks = (await api('GET', `${nodePath}/tasks`)).filter((t) => t.id.toLowerCase() === name.toLowerCase() && !t.type.endsWith('-dryrun')).slice(0, 50);
       tbody.replaceChildren(...tasks.map((t) => el('tr', { tabindex: '0', class: 'clickable', onclick: () => showLog(t), onkeydown: (e) => { if (e.key === 'Enter') showLog(t); } },
         el('td', {}, fmtTime(new Date(t.starttime * 1000))), el('td', {}, t.endtime ? fmtTime(new Date(t.endtime * 1000)) : '–'), el('td', {}, t.user), el('td', {}, t.type),
         el('td', { class: t.exitstatus && t.exitstatus !== 'OK' ? 'err' : '' }, t.status === 'running' ? 'running' : t.exitstatus || ''))));

@@ -20,7 +20,7 @@ const CONFIRM = 4; const PROGRESS = 5; const DONE = 6;
 // Not asked for: where the share is served (this node), what the gateway records itself, CLI-only forms.
 const HIDDEN = new Set(['node', 'dry_run', 'passwords', 'adopt']);
 
-let schema; let step = 0; let values = {}; let storages = []; let result; let onCreated = () => undefined;
+let schema; let step = 0; let values = {}; let storages = []; let result; let taskLog = ''; let onCreated = () => undefined;
 
 function allowed(k) {
   if (HIDDEN.has(k)) return false;
@@ -135,7 +135,8 @@ function done(b) {
   ];
   b.append(el('p', { class: 'ok' }, `Share ${share.sharename} is ready.`),
     el('table', { class: 'grid', id: 'connect' }, el('tbody', {}, rows.map(([os, s, hint]) => el('tr', { 'data-os': os }, el('th', { scope: 'row' }, os), el('td', {}, el('code', {}, s)), el('td', { class: 'muted' }, hint))))),
-    ...(result?.warnings?.length ? [el('p', { class: 'warn' }, result.warnings.join('; '))] : []));
+    ...(result?.warnings?.length ? [el('p', { class: 'warn' }, result.warnings.join('; '))] : []),
+    el('details', {}, el('summary', {}, 'Task log'), el('pre', { id: 'task-log-done', class: 'log' }, taskLog)));
 }
 
 async function next() {
@@ -165,7 +166,8 @@ async function create(ev) {
     step = PROGRESS;
     render();
     const log = $('#task-log');
-    const st = await waitTask(upid, (line) => { log.textContent += line + '\n'; log.scrollTop = log.scrollHeight; });
+    taskLog = '';
+    const st = await waitTask(upid, (line) => { taskLog += line + '\n'; log.textContent = taskLog; log.scrollTop = log.scrollHeight; });
     if (st.exitstatus !== 'OK') { $('#back').hidden = false; step = CONFIRM; fail(st.error); if (step === CONFIRM) render(); $('#wizard-error').textContent = st.error?.message || st.exitstatus; return; }
     result = st.result;
     step = DONE;
