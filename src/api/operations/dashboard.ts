@@ -50,6 +50,11 @@ export function problemsOf(r: Omit<DashboardRow, 'problems'>): string[] {
   return out;
 }
 
+/** Shares with problems first, then by name (pure). */
+export function problemsFirst(rows: DashboardRow[]): DashboardRow[] {
+  return [...rows].sort((a, b) => (b.problems.length > 0 ? 1 : 0) - (a.problems.length > 0 ? 1 : 0) || a.sharename.localeCompare(b.sharename));
+}
+
 export async function dashboard(ctx: ApiCtx): Promise<{ time: number; smbd_running: boolean; shares: DashboardRow[] }> {
   const shares = await ctx.store.list();
   const native = shares.some((s) => s.mode === 'native');
@@ -77,8 +82,7 @@ export async function dashboard(ctx: ApiCtx): Promise<{ time: number; smbd_runni
     };
     return { ...r, problems: problemsOf(r) };
   }));
-  rows.sort((a, b) => (b.problems.length > 0 ? 1 : 0) - (a.problems.length > 0 ? 1 : 0) || a.sharename.localeCompare(b.sharename));
-  return { time: Math.floor(Date.now() / 1000), smbd_running: running, shares: rows };
+  return { time: Math.floor(Date.now() / 1000), smbd_running: running, shares: problemsFirst(rows) };
 }
 
 export const dashboardOp = op({

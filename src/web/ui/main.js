@@ -1,6 +1,6 @@
 // The SMB Gateway web UI: sign-in (Proxmox VE user or gateway token), dashboard, share pages, create wizard.
 import './style.css';
-import { authKind, loginPve, loginToken, logout, node, resume, setOnExpired, whoami } from './api.js';
+import { api, authKind, loginPve, nodePath, loginToken, logout, node, resume, setOnExpired, whoami } from './api.js';
 import { dashboardView } from './dashboard.js';
 import { shareView } from './share.js';
 import { $, el } from './util.js';
@@ -44,6 +44,8 @@ function showApp() {
   $('#app').hidden = false; $('#logout').hidden = false; $('#new-share').hidden = false;
   $('#node').textContent = `Node ${node}`;
   $('#whoami').textContent = whoami();
+  // The resource tree lists the shares whichever page comes first (the dashboard keeps it current).
+  api('GET', `${nodePath}/smbgateway`).then((l) => { if (!document.querySelector('#nav-shares li')) nav(l.map((s) => ({ name: s.sharename, bad: false }))); }, () => undefined);
   route();
 }
 

@@ -50,7 +50,7 @@ export function shareView(content, name, { onDeleted }) {
     frames.append(el('label', { for: 'timeframe' }, 'Timeframe '), sel, el('span', { class: 'muted' }, ' (average)'));
     const load = async () => {
       const points = await api('GET', `${base}/metrics?timeframe=${tf}`);
-      drawCharts(charts, points);
+      drawCharts(charts, points, tf);
     };
     const st = async () => {
       const s = await api('GET', `${base}/status`);
