@@ -23,3 +23,14 @@ test('shares with problems come first, each group by name', () => {
   const row = (sharename: string, bad: boolean): DashboardRow => ({ ...base, sharename, problems: bad ? ['not served'] : [] });
   assert.deepEqual(problemsFirst([row('a', false), row('z', true), row('m', false), row('b', true)]).map((r) => r.sharename), ['b', 'z', 'a', 'm']);
 });
+
+test('the wizard\'s storages: the node\'s file storages inside the allowed roots, then the roots', async () => {
+  const { storageChoices } = await import('../src/api/operations/sessions.ts');
+  const cfg = 'dir: local\n\tpath /var/lib/vz\n\tcontent iso\n\nzfspool: tank\n\tpool tank/data\n\tmountpoint /tank/data\n\nnfs: far\n\tpath /mnt/pve/far\n\tnodes pve2\n\nlvmthin: lvm\n\tthinpool data\n\tvgname pve\n\ndir: elsewhere\n\tpath /opt/x\n';
+  assert.deepEqual(storageChoices(cfg, 'pve1', ['/tank', '/var/lib/vz', '/mnt']), [
+    { path: '/var/lib/vz', storage: 'local', type: 'dir' },
+    { path: '/tank/data', storage: 'tank', type: 'zfspool' },
+    { path: '/tank', storage: null, type: null },
+    { path: '/mnt', storage: null, type: null },
+  ]);
+});

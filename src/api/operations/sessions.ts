@@ -2,13 +2,15 @@
  * Who is connected to a share (user, client, dialect, signing, encryption, open files, the smbd
  * serving it) and disconnecting one of them; which storages a new share may go on.
  */
-import { readdir, statfs } from 'node:fs/promises';
+import { readdir, readFile, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { type Schema } from '../../core/schema.ts';
 import { shareSchema, type Share } from '../../core/share.ts';
 import type { SmbStatus } from '../../samba/samba.ts';
+import { parseSectionConfig } from '../../core/sectionconfig.ts';
+import { storageDirs } from '../../pve/storagemap.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { AUDIT, changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
 
@@ -88,23 +90,37 @@ export const disconnectOp = op({
   },
 });
 
-export interface StorageRow { path: string; free: number | null; total: number | null; entries: string[] }
+export interface StorageRow { path: string; storage: string | null; type: string | null; free: number | null; total: number | null; entries: string[] }
+
+const within = (p: string, root: string) => p === root || p.startsWith(root.endsWith('/') ? root : root + '/');
+
+/** The node's file storages of storage.cfg inside the allowed roots (where create may place a share), then the roots themselves. */
+export function storageChoices(cfgText: string, node: string, roots: readonly string[]): { path: string; storage: string | null; type: string | null }[] {
+  const out: { path: string; storage: string | null; type: string | null }[] = [];
+  for (const d of storageDirs(parseSectionConfig(cfgText))) {
+    if (d.nodes && !d.nodes.includes(node)) continue;
+    if (roots.some((r) => within(d.dir, r)) && !out.some((o) => o.path === d.dir)) out.push({ path: d.dir, storage: d.id, type: d.type });
+  }
+  for (const r of roots) if (!out.some((o) => o.path === r)) out.push({ path: r, storage: null, type: null });
+  return out;
+}
 
 export const storagesOp = op({
   command: ['storages'],
   method: 'GET',
   path: '/nodes/{node}/smbgateway/storages',
-  description: 'Where a share may be placed: the allowed storage roots of this node, their free space and the directories already in them.',
+  description: 'Where a share may be placed: the file storages of this node (storage.cfg) inside the allowed storage roots, and the roots themselves, with their free space and the directories already in them.',
   parameters: {},
-  returns: { description: 'Storage roots', schema: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, free: { type: 'integer', nullable: true }, total: { type: 'integer', nullable: true }, entries: { type: 'array', items: { type: 'string' } } } } } },
+  returns: { description: 'Storage roots', schema: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, storage: { type: 'string', nullable: true }, type: { type: 'string', nullable: true }, free: { type: 'integer', nullable: true }, total: { type: 'integer', nullable: true }, entries: { type: 'array', items: { type: 'string' } } } } } },
   privilege: AUDIT,
   handler: async (_p, g): Promise<StorageRow[]> => {
+    const cfg = await readFile(g.settings.storageCfg, 'utf8').catch(() => '');
     const out: StorageRow[] = [];
-    for (const root of g.settings.allowedRoots) {
-      const st = await statfs(root).catch(() => undefined);
+    for (const c of storageChoices(cfg, g.settings.node, g.settings.allowedRoots)) {
+      const st = await statfs(c.path).catch(() => undefined);
       if (!st) continue;
-      const entries = (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => join(root, d.name)).sort().slice(0, 200);
-      out.push({ path: root, free: st.bavail * st.bsize, total: st.blocks * st.bsize, entries });
+      const entries = (await readdir(c.path, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => join(c.path, d.name)).sort().slice(0, 200);
+      out.push({ ...c, free: st.bavail * st.bsize, total: st.blocks * st.bsize, entries });
     }
     return out;
   },

@@ -45,7 +45,7 @@ export function drawCharts(container, points, timeframe = 'hour', now = Date.now
       title: c.title, width, height: 160,
       legend: { live: false },
       series: [{}, ...c.series.map(([, label, stroke]) => ({ label, stroke, width: 1.5, fill: `${stroke}22`, value: (_u, v) => (v === null || v === undefined ? '–' : c.fmt(v)) }))],
-      axes: [{}, { size: 56, values: (_u, vals) => vals.map((v) => (bytesAxis ? short(v, c.id === 'throughput' ? '/s' : '') : short(v, ''))) }],
+      axes: [{}, { size: 64, values: (_u, vals) => vals.map((v) => (bytesAxis ? short(v, c.id === 'throughput' ? '/s' : '') : short(v, ''))) }],
       scales: {
         x: { time: true, range: (self) => [(self.smbgwNow ?? now) - span, self.smbgwNow ?? now] },
         y: { range: (_u, _min, max) => [0, Math.max(max || 0, c.id === 'connections' || c.id === 'errors' ? 2 : 1024)] },

@@ -61,7 +61,7 @@ function storagePicker() {
   const list = el('datalist', { id: 'path-choices' }, storages.flatMap((s) => [s.path, ...s.entries]).map((p) => el('option', { value: p })));
   const sel = el('select', { id: 'storage', 'aria-label': 'Storage' },
     el('option', { value: '' }, 'choose…'),
-    storages.map((s) => el('option', { value: s.path }, `${s.path} (${bytes(s.free)} free of ${bytes(s.total)})`)));
+    storages.map((s) => el('option', { value: s.path }, `${s.storage ? `${s.storage} (${s.type}): ` : ''}${s.path} — ${bytes(s.free)} free of ${bytes(s.total)}`)));
   sel.addEventListener('change', () => {
     if (!sel.value) return;
     $('#f-path').value = `${sel.value.replace(/\/$/, '')}/${values.sharename || ''}`;
