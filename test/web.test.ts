@@ -116,6 +116,15 @@ describe('web UI in chromium', () => {
       assert.equal(logins.length, 2);
       assert.deepEqual(logins.flatMap((s) => s.problems), [], 'POST /access/ticket as the PVE API schema takes it');
 
+      // Renewal as PVE's GUI does it (every 15 minutes): the ticket posted as the password gives a new one.
+      const renewed = await p.evaluate(async () => {
+        const t = decodeURIComponent(/PVEAuthCookie=([^;]+)/.exec(document.cookie)![1]!);
+        const r = await fetch('/api2/json/access/ticket', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'root@pam', password: t }) });
+        return { status: r.status, old: t, now: decodeURIComponent(/PVEAuthCookie=([^;]+)/.exec(document.cookie)![1]!) };
+      });
+      assert.equal(renewed.status, 200);
+      assert.notEqual(renewed.now, renewed.old, 'a new ticket replaced the old one');
+
       // A write with the ticket: the page sends the CSRF prevention token.
       await p.goto(`${pveDaemon.api.url}/#/share/${demo.info.share}`);
       await p.click('#share-tabs [data-tab="Options"]');
