@@ -10,7 +10,7 @@
  *   smb.conf stay).
  * SMBGW_PKG_SUITES=bookworm limits the suites.
  */
-import { test } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -52,8 +52,18 @@ async function daemonAnswers(ct: Container): Promise<string> {
   return r.stdout;
 }
 
+// The suites' containers run side by side (most of their time is apt and dpkg, not CPU-bound throughout).
+describe('Debian package', { concurrency: true }, () => {
+/** A call to the daemon's REST API from inside the container (the package's own runtime). */
+async function api(ct: Container, method: string, path: string, auth: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const js = `const r = await fetch('https://127.0.0.1:8116/api2/json' + process.argv[1], { method: process.argv[2], headers: { authorization: process.argv[3], 'content-type': 'application/json' }, body: process.argv[4] || undefined });
+process.stdout.write(JSON.stringify({ status: r.status, json: await r.json().catch(() => null) }));`;
+  const r = await ct.exec(['env', 'NODE_TLS_REJECT_UNAUTHORIZED=0', '/usr/lib/pve-smbgateway/bin/node', '--no-warnings', '--input-type=module', '-e', js, path, method, auth, body === undefined ? '' : JSON.stringify(body)]);
+  return JSON.parse(r.stdout) as { status: number; json: any };
+}
+
 for (const suite of SUITES) {
-  test(`package on Debian ${PKG_SUITES[suite]} (${suite}): apt install from Debian, daemon under systemd, native share over SMB, remove keeps, reinstall sees it, purge removes config only`, { timeout: 20 * 60_000 }, async (t) => {
+  it(`package on Debian ${PKG_SUITES[suite]} (${suite}): apt install from Debian, daemon under systemd, native share over SMB, remove keeps, reinstall sees it, purge removes config only`, { timeout: 20 * 60_000 }, async (t) => {
     const tAll = Date.now();
     const [{ deb, seconds: buildS }, root] = await Promise.all([built, buildPkgRootfs(suite)]);
     t.diagnostic(`package ${deb} (${(await stat(deb)).size} bytes) ready after ${buildS} s; rootfs ${root.path} ${root.built ? 'built' : 'cached'} (${root.seconds} s)`);
@@ -136,6 +146,24 @@ for (const suite of SUITES) {
     assert.ok((await readFile(join(work, 'down.bin'))).equals(payload), 'bytes read back over SMB');
     assert.equal((await sh(ct, 'sha256sum < /srv/projects/data.bin')).split(' ')[0], (await run('sha256sum', [join(work, 'up.bin')])).stdout.split(' ')[0], 'the bytes are on the share path');
 
+    // --- a share made by the daemon itself (a task inside the unit's sandbox and capability bounds):
+    // a new account (useradd), its directory, ACLs, smb.conf reload, as the REST API's create does.
+    const token = JSON.parse((await ct.exec(['pve-smbgateway', 'token', 'create', 'ops', '--privs', 'Datastore.Allocate,Datastore.Audit', '--json'])).stdout) as { data: { authorization: string } };
+    const auth = token.data.authorization;
+    const node = `pkg-${suite}`;
+    const pw2 = `Pw-${randomBytes(6).toString('hex')}`;
+    const post = await api(ct, 'POST', `/nodes/${node}/smbgateway`, auth, { sharename: 'viaapi', mode: 'native', path: '/srv/viaapi', users: ['bob'], password: pw2 });
+    assert.equal(post.status, 200, JSON.stringify(post.json));
+    const upid = post.json.data as string;
+    const done = await waitFor('daemon task', async () => {
+      const st = await api(ct, 'GET', `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`, auth);
+      return st.json?.data?.status === 'stopped' ? st.json.data : undefined;
+    }, 120_000, 500);
+    assert.equal(done.exitstatus, 'OK', `daemon's create task: ${JSON.stringify(done)} ${JSON.stringify((await api(ct, 'GET', `/nodes/${node}/tasks/${encodeURIComponent(upid)}/log`, auth)).json)}`);
+    await writeFile(join(work, 'auth2'), `username = bob\npassword = ${pw2}\n`, { mode: 0o600 });
+    const put2 = await net.exec(['smbclient', '-s', '/dev/null', `//${ip}/viaapi`, '-A', join(work, 'auth2'), '-m', 'SMB3', '-c', `put ${join(work, 'up.bin')} b.bin`], { allowFail: true, timeoutMs: 60_000 });
+    assert.equal(put2.code, 0, `smbclient to the daemon-made share: ${put2.stdout}${put2.stderr}`);
+
     // --- remove: everything stays; Samba keeps serving
     await apt(ct, ['remove', 'pve-smbgateway']);
     assert.equal(await exists(ct, '/usr/bin/pve-smbgateway'), false);
@@ -149,10 +177,10 @@ for (const suite of SUITES) {
 
     // --- reinstall: the share is there again
     const re = await apt(ct, ['install', '/root/pve-smbgateway.deb']);
-    assert.match(re.stdout, /migrated store format 1 -> 2 \(1 share\)/);
+    assert.match(re.stdout, /migrated store format 1 -> 2 \(2 shares\)/);
     assert.match(await sh(ct, 'cat /etc/smbgateway/shares.cfg'), /^# format: 2$/m);
     const list = JSON.parse((await ct.exec(['pve-smbgateway', 'list', '--json'])).stdout) as { data: { sharename: string }[] };
-    assert.deepEqual(list.data.map((s) => s.sharename), ['projects']);
+    assert.deepEqual(list.data.map((s) => s.sharename).sort(), ['projects', 'viaapi']);
     await waitFor('pve-smbgatewayd active again', async () => (await ct.exec(['systemctl', 'is-active', 'pve-smbgatewayd'], { allowFail: true })).stdout.trim() === 'active', 30_000, 250);
 
     // --- purge: the gateway's own config and state go; data, accounts, smb.conf stay
@@ -170,9 +198,10 @@ for (const suite of SUITES) {
   });
 }
 
-test('package: lintian reports no errors', { timeout: 30 * 60_000 }, async (t) => {
+it('package: lintian reports no errors', { timeout: 30 * 60_000 }, async (t) => {
   const r = await lint;
   const lines = (r.stdout + r.stderr).split('\n').filter((l) => /^[EWIPXO]: /.test(l));
   t.diagnostic(`lintian (${r.seconds} s):\n${lines.join('\n') || '(no tags)'}`);
   assert.deepEqual(lines.filter((l) => l.startsWith('E: ')), []);
+});
 });
