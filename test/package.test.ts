@@ -103,7 +103,10 @@ for (const suite of SUITES) {
     assert.equal((await sh(ct, 'stat -c %a /var/lib/smbgateway/tls/smbgatewayd.key')).trim(), '600');
     const pid = await daemonPid(ct);
     const status = await sh(ct, `cat /proc/${pid}/status`);
-    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+    const kib = (f: string) => Number(new RegExp(`${f}:\\s+(\\d+)`).exec(status)![1]);
+    const rssKiB = kib('VmRSS');
+    const rssAnonKiB = kib('RssAnon');
+    const newly = /(\d+) newly installed/.exec(inst.stdout)?.[1];
     const capBnd = BigInt('0x' + /CapBnd:\s+([0-9a-f]+)/.exec(status)![1]);
     assert.ok(capBnd !== 0n && capBnd < 0x1ffffffffffn, `capability bounding set narrowed (CapBnd ${capBnd.toString(16)})`);
     assert.equal(capBnd & (1n << 16n), 0n, 'no CAP_SYS_MODULE');
@@ -194,7 +197,7 @@ for (const suite of SUITES) {
 
     const debBytes = (await stat(deb)).size;
     const installedKiB = Number((await run('dpkg-deb', ['-f', deb, 'Installed-Size'])).stdout.trim());
-    t.diagnostic(`Debian ${PKG_SUITES[suite]}: package ${(debBytes / 1048576).toFixed(1)} MiB, installed ${(installedKiB / 1024).toFixed(1)} MiB; apt install (with Samba & co from the mirror) ${installS} s; daemon VmRSS ${(rssKiB / 1024).toFixed(1)} MiB, unit MemoryCurrent ${(unitMem / 1048576).toFixed(1)} MiB; whole test ${since(tAll)} s`);
+    t.diagnostic(`Debian ${PKG_SUITES[suite]}: package ${(debBytes / 1048576).toFixed(1)} MiB, installed ${(installedKiB / 1024).toFixed(1)} MiB; apt install (${newly} packages with Samba & co from the mirror) ${installS} s; daemon VmRSS ${(rssKiB / 1024).toFixed(1)} MiB (anonymous ${(rssAnonKiB / 1024).toFixed(1)} MiB), unit MemoryCurrent ${(unitMem / 1048576).toFixed(1)} MiB; whole test ${since(tAll)} s`);
   });
 }
 
