@@ -8,7 +8,9 @@
 #   cached per lockfile and Node ABI);
 # - man pages and bash completion generated from the operation declarations (scripts/gen-docs.ts);
 # - systemd unit, conffile, maintainer scripts from packaging/deb/.
-# A package whose inputs did not change is not built again (PKG_REBUILD=1 forces it). Prints the path.
+# A package whose inputs did not change is not built again (PKG_REBUILD=1 forces it): the compiled
+# dependencies and the packages are kept per input hash in $PKG_CACHE (default ~/.cache/pve-smbgateway-pkg),
+# shared by every checkout on the machine (CI's fresh clones too). Prints the path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -17,13 +19,21 @@ version=$(node -p 'require("./package.json").version')
 arch=amd64
 deb=$out/pve-smbgateway_${version}_${arch}.deb
 node_bin=$(readlink -f "$(command -v node)")
-mkdir -p "$out"
+cache=${PKG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pve-smbgateway-pkg}
+mkdir -p "$out" "$cache"
 
 # Inputs of the package: the tracked and untracked files that go into it, and the runtime.
 key=$( { git ls-files -co --exclude-standard -- src packaging scripts/package.sh scripts/gen-docs.ts tsconfig.json tsconfig.pkg.json package.json package-lock.json \
 	| LC_ALL=C sort | xargs sha256sum; sha256sum "$node_bin"; } | sha256sum | cut -c1-16)
 if [ -z "${PKG_REBUILD:-}" ] && [ -f "$deb" ] && [ "$(cat "$deb.key" 2>/dev/null)" = "$key" ]; then
 	echo "package: $deb is up to date" >&2
+	echo "$deb"
+	exit 0
+fi
+if [ -z "${PKG_REBUILD:-}" ] && [ -f "$cache/debs/$key.deb" ]; then
+	cp "$cache/debs/$key.deb" "$deb.tmp" && mv "$deb.tmp" "$deb"
+	echo "$key" > "$deb.key"
+	echo "package: $deb from the cache (same inputs)" >&2
 	echo "$deb"
 	exit 0
 fi
@@ -48,14 +58,14 @@ strip --strip-unneeded "$lib/bin/node"
 
 # 3. Production dependencies, compiled once per lockfile and Node ABI.
 mkey=$( { cat package-lock.json; "$node_bin" -p 'process.version + process.versions.modules'; } | sha256sum | cut -c1-16)
-mods=$out/cache/prod-modules-$mkey
+mods=$cache/prod-modules-$mkey
 if [ ! -d "$mods" ]; then
-	tmp=$out/cache/.tmp-$$
+	tmp=$cache/.tmp-$$
 	rm -rf "$tmp" && mkdir -p "$tmp"
 	cp package.json package-lock.json "$tmp/"
 	(cd "$tmp" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2)
 	rm -rf "$mods" && mv "$tmp" "$mods"
-	find "$out/cache" -maxdepth 1 -name 'prod-modules-*' ! -name "prod-modules-$mkey" -exec rm -rf {} +
+	find "$cache" -maxdepth 1 -name 'prod-modules-*' ! -name "prod-modules-$mkey" -exec rm -rf {} +
 fi
 # Only what runs: better-sqlite3 (its JS and the addon) and what it requires at run time. tsx is
 # for running the TypeScript sources from a checkout; the package runs the compiled JavaScript.
@@ -103,8 +113,8 @@ node_licence=$(dirname "$node_bin")/../share/doc/nodejs/LICENSE
 gzip -9n < "$node_licence" > "$doc/nodejs-LICENSE.gz"
 install -D -m 0644 packaging/deb/lintian-overrides "$stage/usr/share/lintian/overrides/pve-smbgateway"
 date_rfc=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
-printf 'pve-smbgateway (%s) unstable; urgency=medium\n\n  * Release %s (git %s).\n\n -- pve-smbgateway developers <pve-smbgateway@lists.example.org>  %s\n' \
-	"$version" "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$date_rfc" | gzip -9n > "$doc/changelog.gz"
+printf 'pve-smbgateway (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- pve-smbgateway developers <pve-smbgateway@lists.example.org>  %s\n' \
+	"$version" "$version" "$date_rfc" | gzip -9n > "$doc/changelog.gz"
 
 # 7. Control area.
 for f in postinst prerm postrm; do install -m 0755 "packaging/deb/$f" "$stage/DEBIAN/$f"; done
@@ -122,5 +132,9 @@ find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb.tmp" >&2
 mv "$deb.tmp" "$deb"
 echo "$key" > "$deb.key"
+# Kept for other checkouts: the last few packages only.
+mkdir -p "$cache/debs"
+cp "$deb" "$cache/debs/.$key.tmp" && mv "$cache/debs/.$key.tmp" "$cache/debs/$key.deb"
+ls -1t "$cache/debs"/*.deb | tail -n +4 | xargs -r rm -f
 echo "package: built $deb ($(du -h "$deb" | cut -f1), installed ${size} KiB) in $(( $(date +%s) - t0 )) s" >&2
 echo "$deb"
