@@ -22,20 +22,6 @@ async function main(): Promise<void> {
   let d: Daemon | undefined;
   let stopping = false;
   let reloading: Promise<void> | undefined;
-  // Registered before the first start: a SIGHUP meanwhile must not end the process (its default action).
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    reloading = (reloading ?? Promise.resolve()).then(reload);
-  });
-  d = await start();
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await reloading;
-    await d?.stop();
-    closeMetricsDbs();
-    process.exit(0);
-  };
   // SIGHUP (systemctl reload): the settings are read again and checked first; a file with an error is
   // reported and the running daemon keeps its settings. Valid ones restart the daemon's parts in this
   // process (same pid, as systemd expects), so every setting takes effect, listen address and TLS too.
@@ -56,6 +42,20 @@ async function main(): Promise<void> {
       log(`reload failed: ${(e as Error).message}; exiting`);
       process.exit(1);
     }
+  };
+  // Registered before the first start: a SIGHUP meanwhile must not end the process (its default action).
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    reloading = (reloading ?? Promise.resolve()).then(reload);
+  });
+  d = await start();
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await reloading;
+    await d?.stop();
+    closeMetricsDbs();
+    process.exit(0);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
