@@ -4,8 +4,8 @@
 # - compiled JavaScript (tsc, src/ only) under /usr/lib/pve-smbgateway/dist;
 # - a private Node.js runtime, /usr/lib/pve-smbgateway/bin/node: a copy of the node this is built with,
 #   the one the tests run on (Debian 12 ships Node 18, the code needs 20; see README);
-# - the production dependencies, better-sqlite3's addon compiled for that runtime (npm ci --omit=dev,
-#   cached per lockfile and Node ABI);
+# - the production dependencies (npm ci --omit=dev), better-sqlite3's addon compiled for that runtime
+#   (the checkout's own build when it loads in it), cached per lockfile and Node ABI;
 # - man pages and bash completion generated from the operation declarations (scripts/gen-docs.ts);
 # - systemd unit, conffile, maintainer scripts from packaging/deb/.
 # A package whose inputs did not change is not built again (PKG_REBUILD=1 forces it): the compiled
@@ -63,7 +63,17 @@ if [ ! -d "$mods" ]; then
 	tmp=$cache/.tmp-$$
 	rm -rf "$tmp" && mkdir -p "$tmp"
 	cp package.json package-lock.json "$tmp/"
-	(cd "$tmp" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2)
+	(cd "$tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+	# The addon: the checkout's own build when it is of the same version and loads in this runtime (the
+	# bootstrap compiled it with this node), else compiled here. Compiling takes minutes on 2 cores.
+	addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+	v() { "$node_bin" -p "require('./$1/better-sqlite3/package.json').version" 2>/dev/null; }
+	if [ -f "$addon" ] && [ "$(v node_modules)" = "$(cd "$tmp" && v node_modules)" ] \
+		&& "$node_bin" -e "new (require('$top/node_modules/better-sqlite3'))(':memory:')" 2>/dev/null; then
+		install -D -m 0644 "$addon" "$tmp/$addon"
+	else
+		(cd "$tmp" && npm rebuild better-sqlite3 --loglevel=error >&2)
+	fi
 	rm -rf "$mods" && mv "$tmp" "$mods"
 	find "$cache" -maxdepth 1 -name 'prod-modules-*' ! -name "prod-modules-$mkey" -exec rm -rf {} +
 fi
