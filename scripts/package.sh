@@ -45,9 +45,13 @@ rm -rf "$stage"
 lib=$stage/usr/lib/pve-smbgateway
 mkdir -p "$lib/bin" "$stage/DEBIAN"
 
-# 1. JavaScript, and the web wizard's files beside it (web/static.ts looks there first).
+# 1. JavaScript, and the web UI beside it: its page and its bundle (script and stylesheet, uPlot
+# included), built here so that the package needs no esbuild (web/static.ts looks in ui/ first).
 npx tsc -p tsconfig.pkg.json --outDir "$lib/dist"
-cp -r src/web/assets "$lib/dist/src/web/assets"
+node --import tsx src/web/build.ts >&2
+mkdir -p "$lib/dist/src/web/ui"
+cp src/web/ui/index.html "$lib/dist/src/web/ui/"
+cp dist/web/app.js dist/web/app.css "$lib/dist/src/web/ui/"
 # The entry points run through the wrappers below, not as scripts of their own.
 find "$lib/dist" -name '*.js' -exec sed -i '1{/^#!/d}' {} +
 printf '{\n  "name": "pve-smbgateway",\n  "version": "%s",\n  "private": true,\n  "type": "module"\n}\n' "$version" > "$lib/package.json"

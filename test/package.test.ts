@@ -45,10 +45,10 @@ async function daemonPid(ct: Container): Promise<number> {
   return Number((await ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', 'pve-smbgatewayd'])).stdout.trim());
 }
 
-/** GET https://127.0.0.1:8116/ from inside, with the package's own runtime (the daemon's certificate is self-signed). */
-async function daemonAnswers(ct: Container): Promise<string> {
-  const js = "const r = await fetch('https://127.0.0.1:8116/'); process.stdout.write(r.status + ' ' + (await r.text()).slice(0, 200));";
-  const r = await ct.exec(['env', 'NODE_TLS_REJECT_UNAUTHORIZED=0', '/usr/lib/pve-smbgateway/bin/node', '--no-warnings', '--input-type=module', '-e', js], { allowFail: true });
+/** GET https://127.0.0.1:8116<path> from inside, with the package's own runtime (the daemon's certificate is self-signed). */
+async function daemonAnswers(ct: Container, path = '/'): Promise<string> {
+  const js = "const r = await fetch('https://127.0.0.1:8116' + process.argv[1]); process.stdout.write(r.status + ' ' + r.headers.get('content-type') + ' ' + (await r.text()).slice(0, 200));";
+  const r = await ct.exec(['env', 'NODE_TLS_REJECT_UNAUTHORIZED=0', '/usr/lib/pve-smbgateway/bin/node', '--no-warnings', '--input-type=module', '-e', js, path], { allowFail: true });
   return r.stdout;
 }
 
@@ -98,7 +98,8 @@ for (const suite of SUITES) {
     await waitFor('pve-smbgatewayd active', async () => (await ct.exec(['systemctl', 'is-active', 'pve-smbgatewayd'], { allowFail: true })).stdout.trim() === 'active', 30_000, 250);
     assert.equal((await ct.exec(['systemctl', 'is-enabled', 'pve-smbgatewayd'])).stdout.trim(), 'enabled');
     await waitFor('daemon answers', async () => (await daemonAnswers(ct)).startsWith('200 '), 30_000, 250);
-    assert.match(await daemonAnswers(ct), /^200 .*<html/is, 'the web wizard is served over HTTPS');
+    assert.match(await daemonAnswers(ct), /^200 .*<html/is, 'the web UI is served over HTTPS');
+    assert.match(await daemonAnswers(ct, '/ui/app.js'), /^200 text\/javascript/, 'with its prebuilt bundle (no esbuild in the package)');
     assert.match(await sh(ct, 'journalctl -u pve-smbgatewayd --no-pager -o cat'), /pve-smbgatewayd on https:\/\/127\.0\.0\.1:8116/, 'logs to the journal');
     assert.equal((await sh(ct, 'stat -c %a /var/lib/smbgateway/tls/smbgatewayd.key')).trim(), '600');
     const pid = await daemonPid(ct);

@@ -43,7 +43,9 @@ function load(): Bundle {
   if (existsSync(join(SRC, 'ui/main.js')) && !process.env.SMBGW_WEB_PREBUILT) {
     built = buildBundle();
   } else {
-    built = { js: readFileSync(join(PREBUILT, 'app.js')), css: readFileSync(join(PREBUILT, 'app.css')) };
+    // A package ships the bundle beside index.html; a checkout has it in dist/web after `npm run build:web`.
+    const dir = existsSync(join(SRC, 'ui/app.js')) ? join(SRC, 'ui') : PREBUILT;
+    built = { js: readFileSync(join(dir, 'app.js')), css: readFileSync(join(dir, 'app.css')) };
   }
   bundle = { ...built, html };
   return bundle;
