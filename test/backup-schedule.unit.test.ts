@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { calendarEventRule, nextEvent, parseCalendarEvent } from '../src/backup/calendar.ts';
-import { formatPruneOptions, parsePruneOptions, pruneMarks, type PruneOptions } from '../src/backup/prune.ts';
+import { calendarEventRule, nextEvent, parseCalendarEvent } from '../src/core/calendar.ts';
+import { formatPruneOptions, parsePruneOptions, pruneMarks, type PruneOptions } from '../src/core/prune.ts';
 
 const T = (s: string) => Date.parse(`${s.replace(' ', 'T')}Z`);
 const iso = (ms: number | undefined) => (ms === undefined ? 'never' : new Date(ms).toISOString().slice(0, 16).replace('T', ' '));
