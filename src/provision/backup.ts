@@ -83,7 +83,17 @@ export function vzdumpArchive(log: readonly string[]): string | undefined {
 export async function runShareBackup(g: Gateway, sharename: string, o: BackupRunOptions): Promise<BackupRunResult> {
   const log = o.log ?? (() => undefined);
   const sd = g.settings.stateDir;
-  return withShareRunLock(g.settings.lockDir, sharename, `${o.trigger} backup (pid ${process.pid})`, async () => {
+  return withShareRunLock(g.settings.lockDir, sharename, `${o.trigger} backup (pid ${process.pid})`, () => run()).catch(async (e: unknown) => {
+    // A scheduled run that finds another run of the share going did not happen: a failure to see.
+    if (o.trigger === 'schedule' && e instanceof GatewayError && e.code === 'locked' && /is already running/.test(e.message)) {
+      const at = Math.floor((o.now ?? new Date()).getTime() / 1000);
+      await updateBackupState(sd, sharename, (s) => ({ ...s, last_start: at, last_end: at, last_trigger: o.trigger, ...(o.upid ? { last_upid: o.upid } : {}), last_status: 'error', last_error: e.message, runs_total: (s.runs_total ?? 0) + 1, failures_total: (s.failures_total ?? 0) + 1 }));
+      log(`backup failed: ${e.message}`);
+    }
+    throw e;
+  });
+
+  async function run(): Promise<BackupRunResult> {
     const started = o.now ?? new Date();
     const wall0 = Date.now();
     const cpu0 = process.cpuUsage();
@@ -134,7 +144,7 @@ export async function runShareBackup(g: Gateway, sharename: string, o: BackupRun
       log(`backup failed: ${msg}`);
       throw e;
     }
-  });
+  }
 }
 
 /** vzdump of the share's guest (snapshot mode), its notes naming the data snapshot taken with it. */
