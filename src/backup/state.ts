@@ -7,6 +7,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError } from '../core/errors.ts';
 
@@ -89,16 +90,18 @@ export async function withShareRunLock<T>(lockDir: string, sharename: string, wh
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
       const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '');
-      const pid = Number(owner.split(' ')[0]);
-      // No owner written yet: another run has just taken it.
-      if (!owner || (pid && alive(pid))) {
-        throw new GatewayError('locked', `sharename: a backup of share "${sharename}" is already running (${owner.split(' ').slice(1).join(' ') || 'pid ' + pid}); runs of one share never overlap`, 'sharename');
+      const [pidText, host, ...what] = owner.split(' ');
+      const pid = Number(pidText);
+      // No owner written yet: another run has just taken it. A lock on a cluster file system held from
+      // another host is never taken over from here (its pid means nothing on this one).
+      if (!owner || host !== hostname() || (pid && alive(pid))) {
+        throw new GatewayError('locked', `sharename: a backup of share "${sharename}" is already running (${what.join(' ') || 'pid ' + pid}${host && host !== hostname() ? ` on ${host}` : ''}); runs of one share never overlap`, 'sharename');
       }
       await rm(dir, { recursive: true, force: true });
     }
   }
   try {
-    await writeFile(join(dir, 'owner'), `${process.pid} ${what}`);
+    await writeFile(join(dir, 'owner'), `${process.pid} ${hostname()} ${what}`);
     return await fn();
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -108,6 +111,8 @@ export async function withShareRunLock<T>(lockDir: string, sharename: string, wh
 /** Whether a run of the share holds its lock now (a live owner), and what it is. */
 export async function shareRunLockOwner(lockDir: string, sharename: string): Promise<string | undefined> {
   const owner = await readFile(join(lockPath(lockDir, sharename), 'owner'), 'utf8').catch(() => '');
-  const pid = Number(owner.split(' ')[0]);
-  return pid && alive(pid) ? owner : undefined;
+  const [pidText, host, ...what] = owner.split(' ');
+  const pid = Number(pidText);
+  if (!owner) return undefined;
+  return host !== hostname() ? `${what.join(' ')} on ${host}` : pid && alive(pid) ? what.join(' ') : undefined;
 }
