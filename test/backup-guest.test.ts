@@ -3,7 +3,8 @@
  * schema): an lxc share's data on btrfs is snapshotted on the host like a native share's, and the
  * container is backed up through vzdump at the same time (notes naming the data snapshot); the vzdump
  * hook, run by vzdump with the phases and environment Proxmox gives it, takes the data snapshot when
- * Proxmox's own backup job backs up the gateway's container; restore --file works on the host data.
+ * Proxmox's own backup job backs up the gateway's container; restore --file works on the host data,
+ * restore --guest puts data and container back together.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -66,9 +67,33 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
     const r = await t.cli(['restore', 'gdata', '--snapshot', snap, '--file', 'doc.txt', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(await readFile(join(path(), 'doc.txt'), 'utf8'), 'guest v1');
-    // a whole-share restore of a guest share is refused, naming what to use instead
-    const whole = await t.cli(['restore', 'gdata', '--snapshot', snap, '--json']);
-    assert.equal(whole.json?.error?.field, 'file', whole.stdout);
+  });
+
+  it('restore --guest puts the data and the container back from the snapshot and the archive taken together', async () => {
+    const first = (await snaps())[0]!;
+    const g = t.sim.guests.get(vmid)!;
+    const memory = g.config.memory;
+    g.config.memory = '999'; // the container was changed after the backup
+    await writeFile(join(path(), 'doc.txt'), 'guest v3');
+    const before = t.sim.requests.length;
+    const r = await t.cli(['restore', 'gdata', '--snapshot', first, '--guest', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.json!.data.guest_archive, new RegExp(`^local:backup/vzdump-lxc-${vmid}-[\\d_-]+\\.tar\\.zst$`));
+    assert.equal(await readFile(join(path(), 'doc.txt'), 'utf8'), 'guest v1', 'the data is back');
+    assert.equal(g.config.memory, memory, 'the container is back');
+    assert.equal(g.status, 'running');
+    const calls = t.sim.requests.slice(before).filter((x) => x.method === 'POST').map((x) => `${x.path}${x.params.restore ? ` restore ${x.params.ostemplate}` : ''}`);
+    assert.deepEqual(calls, [`/nodes/pve1/lxc/${vmid}/status/stop`, `/nodes/pve1/lxc restore ${r.json!.data.guest_archive}`, `/nodes/pve1/lxc/${vmid}/status/start`]);
+    // a snapshot no guest backup was taken with: refused, naming it
+    const safety: string = r.json!.data.safety_snapshot;
+    const none = await t.cli(['restore', 'gdata', '--snapshot', safety, '--guest', '--json']);
+    assert.equal(none.json?.error?.field, 'snapshot', none.stdout);
+    assert.match(none.json!.error!.message, /no backup of the guest was taken with snapshot/);
+    // and the data alone: the guest is stopped meanwhile and started again
+    const alone = await t.cli(['restore', 'gdata', '--snapshot', safety, '--json']);
+    assert.equal(alone.code, 0, alone.stdout + alone.stderr);
+    assert.equal(await readFile(join(path(), 'doc.txt'), 'utf8'), 'guest v3');
+    assert.equal(g.status, 'running');
   });
 
   it('a vzdump storage without backup content: the data snapshot stays, the failure is reported', async () => {

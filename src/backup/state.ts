@@ -33,6 +33,13 @@ export interface ShareBackupState {
   failures_total?: number;
   runs_total?: number;
   guest?: GuestBackupRecord;
+  /** Guest archives and the data snapshot each belongs to, newest last (the last 100). */
+  guest_history?: { snapshot: string; archive: string; storage: string; time: number }[];
+}
+
+/** Add a guest archive with its data snapshot to a share's history. */
+export function withGuestArchive(s: ShareBackupState, e: { snapshot: string; archive: string; storage: string; time: number }): ShareBackupState {
+  return { ...s, guest_history: [...(s.guest_history ?? []).filter((x) => x.archive !== e.archive), e].slice(-100) };
 }
 
 export type BackupState = Record<string, ShareBackupState>;

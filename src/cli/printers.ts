@@ -43,9 +43,9 @@ export const printers: Record<string, (result: unknown) => string> = {
     return rows.length ? table(['SNAPSHOT', 'TIME (UTC)'], rows) : 'no snapshots';
   },
   "restore": (r) => {
-    const x = r as { sharename: string; restored: string; file?: string; safety_snapshot?: string; destroyed: string[] };
+    const x = r as { sharename: string; restored: string; file?: string; safety_snapshot?: string; destroyed: string[]; guest_archive?: string };
     if (x.file) return `restored ${x.file} of ${x.sharename} from ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}`;
-    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}`;
+    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}${x.guest_archive ? `; guest put back from ${x.guest_archive}` : ''}`;
   },
   "ha deploy": (r) => {
     const x = r as HaDeployResult;

@@ -9,7 +9,7 @@
  */
 import { GatewayError } from '../core/errors.ts';
 import { hookAction, HookError, parseHookCall } from '../backup/hook.ts';
-import { readBackupState, updateBackupState } from '../backup/state.ts';
+import { readBackupState, updateBackupState, withGuestArchive } from '../backup/state.ts';
 import { makeGateway } from '../provision/context.ts';
 import { runShareBackup } from '../provision/backup.ts';
 
@@ -43,10 +43,13 @@ export async function hookMain(argv: string[], env: Record<string, string | unde
       }
     } else {
       const ok = action === 'record-archive';
-      await updateBackupState(g.settings.stateDir, s.sharename, (st) => ({
+      await updateBackupState(g.settings.stateDir, s.sharename, (st0) => {
+        const st = ok && call.target && st0.last_snapshot ? withGuestArchive(st0, { snapshot: st0.last_snapshot, archive: call.target, storage: call.storeid ?? '', time: Math.floor(Date.now() / 1000) }) : st0;
+        return {
         ...st,
         guest: { vmid: call.vmid, storage: call.storeid ?? '', ...(call.target ? { archive: call.target } : {}), status: ok ? 'ok' : 'error', ...(ok ? {} : { error: 'vzdump aborted the backup of the guest' }) },
-      }));
+        };
+      });
       const snap = (await readBackupState(g.settings.stateDir))[s.sharename]?.last_snapshot ?? '(none)';
       out(`smbgateway hook: share ${s.sharename}: guest backup ${ok ? `archive ${call.target ?? '(no target given)'}` : 'aborted'} recorded with data snapshot ${snap}`);
     }

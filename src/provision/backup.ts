@@ -6,14 +6,14 @@
  * at once.
  */
 import { realpath, stat } from 'node:fs/promises';
-import { isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { basename, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../core/plan.ts';
 import { formatPruneOptions, parsePruneOptions, pruneMarks, type PruneOptions } from '../core/prune.ts';
 import type { Share } from '../core/share.ts';
 import { snapshotName, snapshottable, snapshotTime, type Snapshottable } from '../core/snapshot.ts';
 import { deleteSnapshot, listSnapshots, requireSnapshottable, snapshotStep } from '../backup/snapshots.ts';
-import { updateBackupState, withShareRunLock, type GuestBackupRecord } from '../backup/state.ts';
+import { updateBackupState, withGuestArchive, withShareRunLock, type GuestBackupRecord } from '../backup/state.ts';
 import { pveApi } from '../pve/connect.ts';
 import type { Gateway } from './context.ts';
 import { detectBacking } from './storage.ts';
@@ -128,12 +128,15 @@ export async function runShareBackup(g: Gateway, sharename: string, o: BackupRun
       }
       const end = Date.now();
       const cpu = process.cpuUsage(cpu0);
-      await updateBackupState(sd, sharename, (s) => ({
+      await updateBackupState(sd, sharename, (s0) => {
+        const s = guest?.status === 'ok' && guest.archive ? withGuestArchive(s0, { snapshot: r.name, archive: guest.archive, storage: guest.storage, time: Math.floor(started.getTime() / 1000) }) : s0;
+        return {
         ...s, last_end: Math.floor(end / 1000), last_status: guest?.status === 'error' ? 'error' : 'ok',
         ...(guest?.status === 'error' ? { last_error: `guest backup: ${guest.error}`, failures_total: (s.failures_total ?? 0) + 1 } : { last_error: undefined, last_success: Math.floor(started.getTime() / 1000) }),
         last_snapshot: r.name, last_duration: (end - wall0) / 1000, last_cpu: (cpu.user + cpu.system) / 1e6, snapshots: r.kept,
         ...(guest ? { guest } : {}),
-      }));
+        };
+      });
       if (guest?.status === 'error') throw new GatewayError('failed', `backup_storage: the data snapshot ${r.name} was taken, but the backup of the guest failed: ${guest.error}`, 'backup_storage');
       return { sharename, snapshot: r.name, time: snapshotTime(r.name)!.toISOString(), pruned: r.pruned, kept: r.kept, ...(guest ? { guest } : {}) };
     } catch (e) {
@@ -209,4 +212,35 @@ export async function liveDestination(share: Share, rel: string): Promise<string
 /** Copy one file or folder back from a snapshot into the live share (cp -a: owner, mode, times, ACLs kept). */
 export function restoreFileStep(g: Gateway, src: string, dst: string): Step {
   return { name: 'copy-back', do: async () => { await g.run('cp', ['-a', '--reflink=auto', '-T', '--', src, dst]); } };
+}
+
+/** The volume id of a vzdump archive as the task log names it (a path on a dir storage, or PBS's name). */
+export function archiveVolid(storage: string, archive: string): string {
+  if (/^[a-z][a-z0-9\-_.]*[a-z0-9]:/i.test(archive)) return archive;
+  return `${storage}:backup/${archive.startsWith('/') ? basename(archive) : archive}`;
+}
+
+/**
+ * A whole-share restore of a guest share: the guest is stopped while its data is put back (it holds
+ * the data mounted), optionally put back itself from the vzdump archive taken with that snapshot,
+ * then started again if it was running.
+ */
+export function guestRestoreSteps(g: Gateway, share: Share, o: { archive?: { volid: string } }): { before: Step[]; after: Step[] } {
+  if (share.vmid === undefined) throw invalid('sharename', `share "${share.sharename}" has no guest recorded`);
+  const api = pveApi(g.settings, g.run);
+  const node = share.node ?? g.settings.node;
+  const kind = share.mode === 'lxc' ? 'lxc' as const : 'qemu' as const;
+  const vmid = share.vmid;
+  const was = { running: false };
+  return {
+    before: [{
+      name: 'stop-guest',
+      do: async () => { was.running = (await api.status(node, kind, vmid)).status === 'running'; if (was.running) await api.stop(node, kind, vmid); },
+      undo: async () => { if (was.running) await api.start(node, kind, vmid); },
+    }],
+    after: [
+      ...(o.archive ? [{ name: 'restore-guest', do: () => api.restoreGuest(node, kind, vmid, o.archive!.volid) }] : []),
+      { name: 'start-guest', do: async () => { if (was.running || o.archive) await api.start(node, kind, vmid); } },
+    ],
+  };
 }

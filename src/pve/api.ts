@@ -80,6 +80,12 @@ export class PveApi {
     return { upid, log: await this.c.taskLog(upid).catch(() => [] as string[]) };
   }
 
+  /** Put a guest back from a vzdump archive (volume id), over the existing one (which must be stopped). */
+  restoreGuest(node: string, kind: GuestKind, vmid: number, archive: string): Promise<void> {
+    const params = kind === 'lxc' ? { vmid, ostemplate: archive, restore: true, force: true } : { vmid, archive, force: true };
+    return this.c.task('POST', `/nodes/${enc(node)}/${kind}`, params, this.wait);
+  }
+
   dirMappings(): Promise<DirMapping[]> { return this.c.get('/cluster/mapping/dir'); }
   createDirMapping(id: string, map: string[], description?: string): Promise<void> { return this.c.post('/cluster/mapping/dir', { id, map, description }); }
   deleteDirMapping(id: string): Promise<void> { return this.c.delete(`/cluster/mapping/dir/${enc(id)}`); }

@@ -395,6 +395,28 @@ export class PveSim {
     return out;
   }
 
+  /** pct restore through the API: the archive's config replaces the container's (which must be stopped; force to overwrite). */
+  private restoreCt(node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
+    const g = this.guests.get(vmid);
+    if (g && !force) throw new HttpError(500, `unable to restore CT ${vmid} - CT ${vmid} already exists on node '${g.node}'`);
+    if (g && g.status === 'running') throw new HttpError(500, `unable to restore CT ${vmid} - CT is running`);
+    if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Backup')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Backup)`);
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/(.+)$/i.exec(archive);
+    const st = m ? this.storages.get(m[1]!) : undefined;
+    if (!m || !st?.path || !(this.volumes.get(st.id) ?? []).some((x) => x.volid === archive)) throw new HttpError(500, `volume '${archive}' does not exist`);
+    const file = join(st.path, 'dump', m[2]!);
+    return this.task(node, 'vzrestore', String(vmid), user, async (log) => {
+      log(`restoring '${archive}' now..`);
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { vmid: number; kind: string; config: Record<string, string> };
+      if (saved.kind !== 'lxc') throw new Error(`${archive} is not a container backup`);
+      const target = g ?? { vmid, kind: 'lxc' as const, node, config: {}, status: 'stopped' as const, template: false };
+      for (const k of Object.keys(target.config)) delete target.config[k];
+      Object.assign(target.config, saved.config);
+      this.guests.set(vmid, target as SimGuest);
+      log('restore done');
+    }, fault);
+  }
+
   private async route(method: string, pattern: string, v: Values, user: string, fault?: Fault): Promise<unknown> {
     const s = (k: string) => (v[k] === undefined ? undefined : String(v[k]));
     const node = s('node') ?? this.localNode;
@@ -462,6 +484,7 @@ export class PveSim {
       case 'POST /nodes/{node}/lxc': {
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         this.checkMounts(user, v);
+        if (TRUE(s('restore'))) return this.restoreCt(node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
         if (this.guests.has(vmid)) throw new HttpError(500, `CT ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         const ost = s('ostemplate')!;
         const stId = ost.split(':')[0]!;

@@ -1,5 +1,5 @@
 /** Snapshots of shares (every mode: the data is on the host): take one (backup), list them, restore a share or one file. */
-import { GatewayError, invalid } from '../../core/errors.ts';
+import { invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { parseSize, shareSchema } from '../../core/share.ts';
@@ -8,7 +8,8 @@ import { listSnapshots, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '..
 import { snapshotTime } from '../../core/snapshot.ts';
 import { parsePruneOptions } from '../../core/prune.ts';
 import { pruneOptionsRule } from '../../core/prune.ts';
-import { freshSnapshotName as freshName, liveDestination, restoreFileStep, runShareBackup, shareRelativePath, snapshotSource, snapshotTarget } from '../../provision/backup.ts';
+import { readBackupState } from '../../backup/state.ts';
+import { archiveVolid, guestRestoreSteps, freshSnapshotName as freshName, liveDestination, restoreFileStep, runShareBackup, shareRelativePath, snapshotSource, snapshotTarget } from '../../provision/backup.ts';
 import { btrfsSubvolumeUuid } from '../../core/btrfs.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
@@ -59,6 +60,7 @@ export const snapshotsOp = op({
 const restoreParams = {
   ...nameParam,
   snapshot: { type: 'string', pattern: /^smbgw-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$/, patternText: 'must be a snapshot name as listed by `snapshots`', description: 'Snapshot to go back to' },
+  guest: { type: 'boolean', optional: true, default: false, description: 'lxc/vm: also put the guest back from the vzdump archive taken with this snapshot' },
   file: { type: 'string', optional: true, maxLength: 4096, description: 'Restore only this file or folder (path inside the share), copied back over the current one; the rest of the share is left as it is' },
   force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored (only when the gateway made every one of them)' },
 } as const;
@@ -67,13 +69,13 @@ export const restoreOp = op({
   command: ['restore'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/restore',
-  description: 'Put the whole share back to a snapshot, closing the clients\' connections first (btrfs first takes a snapshot of the current state, so a restore can itself be undone); or, with --file, only one file or folder.',
+  description: 'Put the whole share back to a snapshot, closing the clients\' connections first (btrfs first takes a snapshot of the current state, so a restore can itself be undone); or, with --file, only one file or folder. lxc/vm shares: the guest is stopped meanwhile, and with --guest put back from the vzdump archive taken with the snapshot.',
   parameters: restoreParams,
   positional: ['sharename'],
   returns: { description: 'What was done', schema: { type: 'object', properties: { sharename: { type: 'string' }, restored: { type: 'string' }, file: { type: 'string' }, safety_snapshot: { type: 'string' }, destroyed: { type: 'array', items: { type: 'string' } } } } },
   privilege: restorePrivileges,
   handler: async (p, g) => {
-    const { sharename, snapshot, force, file } = p;
+    const { sharename, snapshot, force, file, guest } = p;
     return g.store.locked(async () => {
       const share = await g.store.require(sharename);
       const t = await snapshotTarget(g, share);
@@ -89,7 +91,15 @@ export const restoreOp = op({
         await applyPlan([snapshotStep(g.run, share, t, safety), restoreFileStep(g, src, dst)], { failAt: failAtFromEnv(), log: g.log });
         return { sharename: share.sharename, restored: snapshot, file: rel, safety_snapshot: safety, destroyed: [] };
       }
-      if (share.mode !== 'native') throw new GatewayError('unavailable', `file: a whole-share restore of ${share.mode} share "${share.sharename}" is not available yet (the guest holds the data mounted): restore files with --file`, 'file');
+      if (guest && share.mode === 'native') throw invalid('guest', 'applies to lxc and vm shares (a native share has no guest)');
+      if (guest && file !== undefined) throw invalid('guest', 'a guest is restored with the whole share, not with --file');
+      let archive: { volid: string } | undefined;
+      if (guest) {
+        const h = ((await readBackupState(g.settings.stateDir))[share.sharename]?.guest_history ?? []).filter((x) => x.snapshot === snapshot).at(-1);
+        if (!h) throw invalid('snapshot', `no backup of the guest was taken with snapshot ${snapshot} (restore the data alone, without --guest)`);
+        archive = { volid: archiveVolid(h.storage, h.archive) };
+      }
+      const gs = share.mode !== 'native' ? guestRestoreSteps(g, share, { archive }) : undefined;
       const newer = t.kind === 'zfs' ? await zfsSnapshotsAfter(g.run, t.dataset, snapshot) : all.filter((n) => n > snapshot);
       const safety = t.kind === 'btrfs' ? freshName(all, new Date()) : undefined;
       const limit = share.quota ? parseSize(share.quota) : undefined;
@@ -109,7 +119,14 @@ export const restoreOp = op({
         },
         g.store.saveStep(() => after),
       ] : [];
-      const steps: Step[] = [
+      const steps: Step[] = gs ? [
+        // Guest shares: the guest (serving the clients, holding the data mounted) is stopped first.
+        ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
+        ...gs.before,
+        ...restoreSteps(g.run, share, t, snapshot, { force: !!force, limitBytes: limit, newer }),
+        ...record,
+        ...gs.after,
+      ] : [
         ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
         // Clients are told first (their connections to the share closed): none keeps writing into
         // the tree that is being replaced.
@@ -121,7 +138,7 @@ export const restoreOp = op({
         ...smbConfSteps(g.samba, () => after),
       ];
       await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
-      return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
+      return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [], ...(archive ? { guest_archive: archive.volid } : {}) };
     });
   },
 });
