@@ -5,6 +5,7 @@
  * starts again; two runs of one share never overlap (the share's run lock, here and across processes);
  * each run is a task with its log (type `backup`, as `backup` from the API). The clock is injected.
  */
+import { existsSync } from 'node:fs';
 import { nextEvent } from '../core/calendar.ts';
 import { snapshottable } from '../core/snapshot.ts';
 import type { Share } from '../core/share.ts';
@@ -56,6 +57,8 @@ export class BackupScheduler {
     const state = await readBackupState(this.g.settings.stateDir);
     for (const s of await this.g.store.list()) {
       if ((s.node ?? this.g.settings.node) !== this.g.settings.node) continue;
+      // Native shares record no node (shares.cfg is cluster-wide): a node runs those whose data it has.
+      if (!s.node && !existsSync(s.path)) continue;
       const schedule = scheduleOf(this.g, s);
       if (!schedule || (!s.backup_schedule && !defaultReaches(s))) continue;
       const next = nextRun(schedule, state[s.sharename] ?? {}, now, this.o.utc);
