@@ -197,15 +197,18 @@ describe('scheduled backups (btrfs, real smbd, the daemon with an injected clock
   it('a whole-share restore closes the clients\' connections before it touches the data', async () => {
     const snap = (await snaps('dflt'))[0]!;
     const h = await g.holdSession('dflt', alice, pw);
-    h.send('ls');
-    await waitFor(() => /blocks of size/.test(h.output()), 15_000, 'the session to list the share');
-    // The restore fails at its first step on the data (and is rolled back): the clients were closed already.
-    const r = await g.cli(['restore', 'dflt', '--snapshot', snap, '--json'], { env: { SMBGW_FAIL_AT: 'set-aside-live' } });
-    assert.equal(r.code, 1, r.stdout);
-    const mark = h.output().length;
-    h.send('ls');
-    await waitFor(() => /NT_STATUS_\w+/.test(h.output().slice(mark)), 15_000, 'the held session to be told');
-    assert.match(h.output().slice(mark), /NT_STATUS_(NETWORK_NAME_DELETED|CONNECTION_DISCONNECTED|INVALID_NETWORK_RESPONSE|USER_SESSION_DELETED)/);
-    h.close();
+    try {
+      h.send('ls');
+      await waitFor(() => /blocks of size/.test(h.output()), 15_000, 'the session to list the share');
+      // The restore fails at its first step on the data (and is rolled back): the clients were closed already.
+      const r = await g.cli(['restore', 'dflt', '--snapshot', snap, '--json'], { env: { SMBGW_FAIL_AT: 'set-aside-live' } });
+      assert.equal(r.code, 1, r.stdout);
+      const mark = h.output().length;
+      h.send('ls');
+      await waitFor(() => /NT_STATUS_\w+/.test(h.output().slice(mark)), 15_000, 'the held session to be told');
+      assert.match(h.output().slice(mark), /NT_STATUS_(NETWORK_NAME_DELETED|CONNECTION_DISCONNECTED|INVALID_NETWORK_RESPONSE|USER_SESSION_DELETED)/);
+    } finally {
+      h.close(); // else smbd stays in the share and the filesystem cannot be unmounted
+    }
   });
 });
