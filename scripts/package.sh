@@ -102,7 +102,12 @@ cat > "$stage/usr/sbin/pve-smbgatewayd" <<'SH'
 #!/bin/sh
 exec /usr/lib/pve-smbgateway/bin/node --max-semi-space-size=1 --max-old-space-size=64 /usr/lib/pve-smbgateway/dist/src/web/main.js "$@"
 SH
-chmod 0755 "$stage/usr/bin/pve-smbgateway" "$stage/usr/sbin/pve-smbgatewayd"
+# The vzdump hook (docs/backup.md): `script: /usr/lib/pve-smbgateway/bin/pve-smbgateway-vzdump-hook`.
+cat > "$lib/bin/pve-smbgateway-vzdump-hook" <<'SH'
+#!/bin/sh
+exec /usr/lib/pve-smbgateway/bin/node /usr/lib/pve-smbgateway/dist/src/cli/vzdump-hook.js "$@"
+SH
+chmod 0755 "$stage/usr/bin/pve-smbgateway" "$stage/usr/sbin/pve-smbgatewayd" "$lib/bin/pve-smbgateway-vzdump-hook"
 
 # 5. Man pages and completion, from the operation declarations.
 gen=$out/gen-docs

@@ -102,6 +102,11 @@ for (const suite of SUITES) {
     assert.match(await daemonAnswers(ct, '/ui/app.js'), /^200 text\/javascript/, 'with its prebuilt bundle (no esbuild in the package)');
     assert.match(await sh(ct, 'journalctl -u pve-smbgatewayd --no-pager -o cat'), /pve-smbgatewayd on https:\/\/127\.0\.0\.1:8116/, 'logs to the journal');
     assert.equal((await sh(ct, 'stat -c %a /var/lib/smbgateway/tls/smbgatewayd.key')).trim(), '600');
+    // The vzdump hook where docs/backup.md tells admins to point `script:`: a guest that serves no share is left alone.
+    const hook = await ct.exec(['env', 'VMTYPE=lxc', '/usr/lib/pve-smbgateway/bin/pve-smbgateway-vzdump-hook', 'backup-start', 'snapshot', '999'], { allowFail: true });
+    assert.equal(hook.code, 0, hook.stdout + hook.stderr);
+    const badHook = await ct.exec(['/usr/lib/pve-smbgateway/bin/pve-smbgateway-vzdump-hook', 'no-such-phase'], { allowFail: true });
+    assert.match(badHook.stdout + badHook.stderr, /unknown phase 'no-such-phase'/);
     const pid = await daemonPid(ct);
     const status = await sh(ct, `cat /proc/${pid}/status`);
     const kib = (f: string) => Number(new RegExp(`${f}:\\s+(\\d+)`).exec(status)![1]);
