@@ -265,7 +265,8 @@ export async function closeUserConnections(ctx: Pick<NativeCtx, 'samba'>, sharen
   const name = (u: string) => u.split('\\').pop()!.toLowerCase();
   const sessions = new Set(st.sessions.filter((s) => users.some((u) => name(s.username) === u.toLowerCase())).map((s) => s.id));
   const pids = new Set(st.tcons.filter((t) => t.service.toLowerCase() === sharename.toLowerCase() && sessions.has(t.sessionId) && Number.isInteger(t.pid)).map((t) => t.pid));
-  for (const pid of pids) await samba.closeShareIn(pid, sharename);
+  // A connection that ended since smbstatus looked is not an error.
+  for (const pid of pids) await samba.closeShareOf(pid, sharename).catch(() => undefined);
   return pids.size;
 }
 

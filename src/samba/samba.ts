@@ -133,9 +133,9 @@ export class Samba {
     await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'close-share', name]);
   }
 
-  /** Close one share in one smbd (a client's connection process): its other shares stay connected. */
-  async closeShareIn(pid: number, name: string): Promise<void> {
-    await this.run('smbcontrol', ['-s', this.target.smbConf, String(pid), 'close-share', name], { allowFail: true });
+  /** Drop one client's connection to a share: the smbd child (pid) serving it closes its tree connects there. */
+  async closeShareOf(pid: number, name: string): Promise<void> {
+    await this.run('smbcontrol', ['-s', this.target.smbConf, String(pid), 'close-share', name]);
   }
 
   /** One parameter as smbd sees it (`testparm --parameter-name`); '' when unset or unreadable. */

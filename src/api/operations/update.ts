@@ -38,9 +38,9 @@ export const showOp = op({
 });
 
 /** Settings an update may change. */
-const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', ...ACCESS_FIELDS, ...PRESET_FIELDS] as const;
+const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage', ...ACCESS_FIELDS, ...PRESET_FIELDS] as const;
 /** Settings `delete` may reset to their default (Proxmox's convention). */
-const DELETABLE = ['comment', 'options', 'presets', 'timemachine_max_size', 'recycle_keep_days'];
+const DELETABLE = ['comment', 'options', 'backup_schedule', 'backup_prune', 'backup_storage', 'presets', 'timemachine_max_size', 'recycle_keep_days'];
 const LIST_DEFAULTS = ['options', 'presets'];
 
 const updateParams = {
@@ -52,6 +52,9 @@ const updateParams = {
   options: optionalNoDefault(shareSchema.options),
   monitoring_enabled: optionalNoDefault(shareSchema.monitoring_enabled),
   backup_enabled: optionalNoDefault(shareSchema.backup_enabled),
+  backup_schedule: shareSchema.backup_schedule,
+  backup_prune: shareSchema.backup_prune,
+  backup_storage: shareSchema.backup_storage,
   ...accessUpdateParams,
   delete: { type: 'list', optional: true, description: `Settings to reset (${DELETABLE.join(', ')})`, item: (v: string) => (DELETABLE.includes(v) ? undefined : `must be one of ${DELETABLE.join(', ')}`) },
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
@@ -62,7 +65,7 @@ export const updateOp = op({
   command: ['update'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/{sharename}',
-  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup, presets, and who has access: users, read_users, groups, read_groups).',
+  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup and its schedule and retention, presets, and who has access: users, read_users, groups, read_groups).',
   parameters: updateParams,
   positional: ['sharename'],
   aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok', ...ACCESS_ALIASES },
