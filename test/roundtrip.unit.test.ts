@@ -48,12 +48,12 @@ const input = fc.record({
   read_only: fc.boolean(),
   security_profile: fc.constantFrom('standard', 'high'),
   presets: fc.oneof(
-    { weight: 6, arbitrary: fc.constant([]) },
+    { weight: 10, arbitrary: fc.constant([]) },
     { weight: 2, arbitrary: fc.uniqueArray(fc.constantFrom('timemachine', 'macos', 'recycle', 'audit', 'private'), { maxLength: 3 }) },
     { weight: 1, arbitrary: fc.array(fc.constantFrom('timemachine', 'private', 'bogus'), { maxLength: 3 }) },
   ),
-  timemachine_max_size: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('500G', '1T', '2048M', '1.5T', '0', 'x', '5GiB') }),
-  recycle_keep_days: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 4000 }) }),
+  timemachine_max_size: fc.oneof({ weight: 20, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('500G', '1T', '2048M', '1.5T', '0', 'x', '5GiB') }),
+  recycle_keep_days: fc.oneof({ weight: 20, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 4000 }) }),
 });
 
 /** Accepted (the share), or refused with an error naming a field. */
