@@ -5,13 +5,15 @@
  * managed include written by `pve-smbgateway create`; the baselines have nothing but their paths and
  * port: `signed` with `server signing = mandatory` (what the gateway's standard profile requires),
  * `unsigned` with Samba's defaults. Speeds are smbclient's own average (kb/s, connection set-up not
- * included); the ratio of each round is gateway/baseline and the median over rounds is printed.
+ * included); the ratio of each round is gateway/baseline and the median over rounds is printed, and
+ * each smbd's CPU time per GiB moved (its own and its reaped children's: steadier than speed on a busy host).
  *   node --import tsx bench/throughput.ts [MiB=256] [rounds=9]
  * Extra [global] lines for the gateway (to measure one setting): SMBGW_BENCH_GLOBAL='aio read size = 0;use sendfile = yes';
  * its share's VFS modules: SMBGW_BENCH_VFS=io_uring (before full_audit) or none (without the tree connect audit).
  * Its last lines: `speed_ratio_put=<x> speed_ratio_get=<y> baseline=signed`, then `... baseline=unsigned`.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, startSandbox, type Sandbox } from '../src/demo/sandbox.ts';
@@ -79,6 +81,10 @@ ${lines.map((l) => `   ${l}\n`).join('')}
     ['signed', (await baseline('signed', ['server signing = mandatory'])).port],
     ['unsigned', (await baseline('unsigned', [])).port],
   ];
+  // Server CPU: each smbd's own and its reaped children's (one child per connection) user+system time.
+  const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100; };
+  const pids: Record<string, number> = { gateway: g.sandbox.pid, signed: extra[0]!.pid, unsigned: extra[1]!.pid };
+  const cpu0 = Object.fromEntries(targets.map(([n]) => [n, cpu(pids[n]!)]));
   const src = join(g.dir, 'src');
   execFileSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MiB}`, 'status=none']);
   const kbs = (out: string) => { const m = /\(average ([\d.]+) (?:kb\/s|KiloBytes\/sec)\)/.exec(out); if (!m) throw new Error(`no speed in: ${out}`); return Number(m[1]) / 1024; };
@@ -98,7 +104,9 @@ ${lines.map((l) => `   ${l}\n`).join('')}
     }
     console.log(`round ${i + 1}: ` + targets.map(([n]) => `${n} put ${speed[n]!.put.at(-1)!.toFixed(0)} get ${speed[n]!.get.at(-1)!.toFixed(0)} MiB/s`).join(', '));
   }
-  for (const [n] of targets) console.log(`${n}: median put ${median(speed[n]!.put).toFixed(0)} MiB/s, get ${median(speed[n]!.get).toFixed(0)} MiB/s`);
+  await new Promise((r) => setTimeout(r, 1000)); // the last children reaped
+  const gib = (rounds * 2 * MiB) / 1024;
+  for (const [n] of targets) console.log(`${n}: median put ${median(speed[n]!.put).toFixed(0)} MiB/s, get ${median(speed[n]!.get).toFixed(0)} MiB/s; smbd CPU ${((cpu(pids[n]!) - cpu0[n]!) / gib).toFixed(2)} s/GiB`);
   // The connection's dialect and signing, as smbd reports them.
   for (const base of ['signed', 'unsigned']) {
     const ratio = (k: 'put' | 'get') => median(speed.gateway![k].map((v, j) => v / speed[base]![k][j]!));
