@@ -65,11 +65,15 @@ try {
       else if (l.startsWith(prefix)) return l.split(' ');
     }
   };
+  const cpuOf = (pid: number | string) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100; } catch { return 0; } };
   const held = await next('held');
+  // Where set-up time goes: CPU of smbd (master and its children so far) and of the client, per session.
+  const smbdCpu = cpuOf(g.sandbox.pid) + readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).reduce((a, k) => a + cpuOf(k), 0);
+  const clientCpu = cpuOf(client.pid!);
   const reached = Number(held[1]);
   const setup = Number(held[2]);
   const why = held.slice(3).join(' ');
-  console.log(`held ${reached} sessions after ${setup} s${why ? `; stopped by: ${why}` : ''}`);
+  console.log(`held ${reached} sessions after ${setup} s${why ? `; stopped by: ${why}` : ''}; CPU per session set-up: smbd ${(smbdCpu * 1000 / Math.max(1, reached)).toFixed(1)} ms, client ${(clientCpu * 1000 / Math.max(1, reached)).toFixed(1)} ms`);
   // All sessions open: one collection, and the children's memory.
   const t0 = performance.now();
   const samples = await collector.collect();

@@ -64,20 +64,22 @@ async function backToBack(n: number, command: (i: number) => string) {
   };
 }
 
-test('20 clients each writing 5 MiB in their own short connection: counted for their share within 5 %, 0 for the other', async () => {
+test('20 clients each writing 5 MiB in their own short connection: counted for their share within 5 %, 0 for the other', async (tc) => {
   const src = join(t.dir, 'five');
   await sh('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', 'count=5', 'status=none']);
   const m = await backToBack(20, (i) => `put ${src} f${i}`);
   const want = 20 * 5 * MiB;
+  tc.diagnostic(`written to A ${m.aWritten} of ${want} (${(m.aWritten / want * 100).toFixed(2)} %), unattributed ${m.unWritten}, ${m.perConnection.toFixed(0)} ms per connection`);
   assert.ok(m.perConnection < c.tickMs, `connections are shorter than a tick (${m.perConnection} ms each)`);
   assert.ok(Math.abs(m.aWritten - want) <= want * 0.05, `written to A: ${m.aWritten} of ${want} (unattributed ${m.unWritten})`);
   assert.equal(m.bWritten, 0);
   assert.equal(m.bRead, 0);
 });
 
-test('100 short reads of 5 MiB, each in its own connection: counted for their share within 5 %, 0 for the other', async () => {
+test('100 short reads of 5 MiB, each in its own connection: counted for their share within 5 %, 0 for the other', async (tc) => {
   const m = await backToBack(100, (i) => `get f${i % 20} /dev/null`);
   const want = 100 * 5 * MiB;
+  tc.diagnostic(`read from A ${m.aRead} of ${want} (${(m.aRead / want * 100).toFixed(2)} %), unattributed ${m.unRead}, ${m.perConnection.toFixed(0)} ms per connection`);
   assert.ok(Math.abs(m.aRead - want) <= want * 0.05, `read from A: ${m.aRead} of ${want} (unattributed ${m.unRead}, ${m.perConnection} ms per connection)`);
   assert.equal(m.bRead, 0);
   assert.equal(m.bWritten, 0);
