@@ -34,6 +34,8 @@ describe('smb.conf renderer', () => {
    full_audit:prefix = smbgw-tcon|%d
    full_audit:success = connect
    full_audit:failure = none
+   aio read size = 0
+   aio write size = 0
    hide dot files = yes
 
 [zeta]
@@ -49,6 +51,8 @@ describe('smb.conf renderer', () => {
    full_audit:prefix = smbgw-tcon|%d
    full_audit:success = connect
    full_audit:failure = none
+   aio read size = 0
+   aio write size = 0
 `);
   });
 
