@@ -91,7 +91,7 @@ try {
       const r = readFileSync(`/proc/${k}/smaps_rollup`, 'utf8');
       const v = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+)`, 'm').exec(r)?.[1] ?? 0);
       if (k !== String(g.sandbox.pid)) pssKb += v('Pss');
-      anonKb += v('Anonymous');
+      anonKb += v('Pss_Anon');
       ptKb += Number(/^VmPTE:\s+(\d+)/m.exec(readFileSync(`/proc/${k}/status`, 'utf8'))?.[1] ?? 0);
     } catch { /* ended */ }
   }
@@ -100,8 +100,9 @@ try {
   client.stdin.write('close\n');
   await next('closed');
   console.log(`collector: ${seen} connections counted, cycle ${cycleMs.toFixed(0)} ms (of which smbstatus --json alone: ${statusMs.toFixed(0)} ms); smbd children: ${kids.length}, Pss ${(pssKb / 1024).toFixed(0)} MiB`);
-  // What a memory cgroup (an lxc share's container) must hold for smbd besides page cache: anonymous memory and page tables.
-  console.log(`smbd anonymous memory ${(anonKb / 1024).toFixed(1)} MiB + page tables ${(ptKb / 1024).toFixed(1)} MiB (master and ${kids.length} children)`);
+  // What a memory cgroup (an lxc share's container) must hold for smbd besides reclaimable page cache:
+  // anonymous memory (proportional: pages shared copy-on-write with the master count once) and page tables.
+  console.log(`smbd anonymous memory (Pss_Anon) ${(anonKb / 1024).toFixed(1)} MiB + page tables ${(ptKb / 1024).toFixed(1)} MiB (master and ${kids.length} children)`);
   console.log(`verified: ${v[1]} sessions read back their own ${KIB} KiB, ${v[2]} wrong or failed`);
   const ok = Number(v[1]);
   console.log(`sessions_reached=${Math.min(ok, reached)} setup_per_s=${(reached / setup).toFixed(1)} mib_per_session=${(pssKb / 1024 / Math.max(1, kids.length)).toFixed(2)} collector_cycle_ms=${cycleMs.toFixed(0)}`);
