@@ -185,10 +185,9 @@ export class Collector {
 
   /** Cheap, every second: read the tree connect events, place new smbd children, account for the ones that ended. */
   tick(): void {
-    const events = (this.tcons?.read() ?? []).flatMap((e) => {
-      const share = this.nativeByLower.get(e.share.toLowerCase());
-      return share ? [{ pid: e.pid, share }] : [];
-    });
+    // Only monitored native shares log tree connects. One made since the last cycle is not in the map
+    // yet: its events keep the name smbd logged (the rendered section name), so its first connections count.
+    const events = (this.tcons?.read() ?? []).map((e) => ({ pid: e.pid, share: this.nativeByLower.get(e.share.toLowerCase()) ?? e.share }));
     if (this.tracker && !this.tracker.tick(events)) this.tracker = undefined;
   }
 
