@@ -191,6 +191,9 @@ export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
   // Samba reads a leading 0 as octal here: 010 would mean 8.
   'max connections': /^(0|[1-9]\d{0,5})$/,
   'strict sync': /^(yes|no)$/i,
+  // The gateway renders 0 (synchronous I/O, see src/samba/tuning.ts); 1 turns async I/O back on for slow disks.
+  'aio read size': /^(0|[1-9]\d{0,9})$/,
+  'aio write size': /^(0|[1-9]\d{0,9})$/,
 };
 
 /** Why a value is refused, for the parameters with more than yes/no. */
