@@ -55,7 +55,7 @@ describe('CephFS shares through vfs_ceph on a real Ceph cluster', () => {
     const conf = await readFile(g.settings.managedConf, 'utf8');
     const sec = conf.slice(conf.indexOf('[cf]'));
     assert.match(sec, /path = \/cf\n/);
-    assert.match(sec, /vfs objects = shadow_copy2 ceph\n/);
+    assert.match(sec, /vfs objects = shadow_copy2 full_audit ceph\n/);
     assert.match(sec, /ceph:user_id = smbgateway\n/);
     assert.match(sec, /kernel share modes = no\n/);
     const cfile = /ceph:config_file = (\S+)/.exec(sec)![1]!;

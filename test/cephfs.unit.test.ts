@@ -43,12 +43,15 @@ describe('CephFS (pure)', () => {
   it('serves a CephFS share through vfs_ceph, its path inside CephFS', () => {
     const text = renderManagedConf([share]);
     const sec = text.slice(text.indexOf('[proj]'));
-    assert.match(sec, /^\[proj\]\n   path = \/proj\n   vfs objects = shadow_copy2 ceph\n   ceph:config_file = \/etc\/pve\/priv\/smbgateway\/ceph\/ceph.conf\n   ceph:user_id = smbgateway\n   kernel share modes = no\n/);
+    assert.match(sec, /^\[proj\]\n   path = \/proj\n/);
+    // vfs_ceph, the terminal module, last (after the tcon audit module of monitored shares)
+    assert.match(sec, /\n   vfs objects = shadow_copy2 full_audit ceph\n/);
+    assert.match(sec, /\n   ceph:config_file = \/etc\/pve\/priv\/smbgateway\/ceph\/ceph.conf\n   ceph:user_id = smbgateway\n   kernel share modes = no\n/);
     assert.match(sec, /shadow:mountpoint = \/proj\n   shadow:snapdir = .snap\n/);
     assert.doesNotMatch(sec, /\/mnt\/pve/);
     // clustered (HA): the same VFS stack, no fileid on top
     const p = clusteredShareParams(share);
-    assert.deepEqual(p.filter(([k]) => k === 'vfs objects'), [['vfs objects', 'shadow_copy2 ceph']]);
+    assert.deepEqual(p.filter(([k]) => k === 'vfs objects'), [['vfs objects', 'shadow_copy2 full_audit ceph']]);
   });
 
   it('guest modes: lxc is refused, a VM gets an RBD disk', () => {

@@ -8,6 +8,8 @@ import { hostname } from 'node:os';
 import { GatewayError } from './errors.ts';
 import { nodeProp, storageIdProp } from './formats.ts';
 import { validate, type Schema } from './schema.ts';
+import { calendarEventRule } from './calendar.ts';
+import { pruneOptionsRule } from './prune.ts';
 
 export interface Settings {
   /** Proxmox VE node (pmxcfs mounted). */
@@ -57,6 +59,10 @@ export interface Settings {
   cephAdmin?: string;
   /** The CephX client smbd uses for CephFS shares (default smbgateway: client.smbgateway). */
   cephClient?: string;
+  /** Scheduled backups of every share with backup_enabled and no schedule of its own (Proxmox calendar event). */
+  backupSchedule?: string;
+  /** Their retention (Proxmox prune options), for shares without backup_prune. */
+  backupPrune?: string;
 }
 
 export function defaultSettings(): Settings {
@@ -107,6 +113,8 @@ export const settingsFileSchema = {
   ceph_conf: { ...PATH, description: 'The Ceph cluster\'s ceph.conf (CephFS shares)' },
   ceph_admin: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: 'must be a CephX id', description: 'CephX id the gateway administers Ceph as' },
   ceph_client: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: 'must be a CephX id', description: 'CephX client smbd uses for CephFS shares' },
+  backup_schedule: { type: 'string', optional: true, maxLength: 128, check: calendarEventRule, description: 'Default backup schedule of shares with backup_enabled (Proxmox calendar event)' },
+  backup_prune: { type: 'string', optional: true, maxLength: 256, check: pruneOptionsRule, description: 'Default retention of scheduled backups (Proxmox prune options)' },
 } as const satisfies Schema;
 
 const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
@@ -115,6 +123,7 @@ const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
   pve_task_timeout: 'pveTaskTimeout', ceph_conf: 'cephConf', ceph_admin: 'cephAdmin', ceph_client: 'cephClient',
+  backup_schedule: 'backupSchedule', backup_prune: 'backupPrune',
 };
 
 /**

@@ -19,6 +19,8 @@ import { LXC_ID_SHIFT, parseGuestUids } from './guest.ts';
 export function aclSpec(s: Share): string {
   const e: string[] = [];
   const w = s.read_only ? 'rx' : 'rwx';
+  // Private shares: users only pass through the root into their own directory (made 0700 on connect).
+  if (s.presets.includes('private')) return [...shareUsers(s).map((u) => `u:${u}:x`), ...[...s.groups, ...s.read_groups].map((g) => `g:${g}:x`)].join(',');
   for (const u of s.users) e.push(`u:${u}:${w}`, `d:u:${u}:${w}`);
   for (const u of s.read_users) e.push(`u:${u}:rx`, `d:u:${u}:rx`);
   for (const g of s.groups) e.push(`g:${g}:${w}`, `d:g:${g}:${w}`);

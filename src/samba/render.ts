@@ -6,7 +6,10 @@
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
 import { cephfsRecord, cephShareParams } from '../ceph/cephfs.ts';
+import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
+import { withTconAudit } from './tconaudit.ts';
+import { dataPathParams } from './tuning.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
 
@@ -26,7 +29,7 @@ function section(name: string, params: Params): string {
 export function shareParams(s: Share, pathInside?: string): Params {
   // A CephFS share is served through libcephfs: its path is the directory inside CephFS.
   const ceph = pathInside === undefined ? cephfsRecord(s) : undefined;
-  const p: Params = ceph ? cephShareParams(ceph) : [['path', pathInside ?? s.path]];
+  const p: Params = [['path', ceph ? ceph.cephpath : pathInside ?? s.path]];
   if (s.comment) p.push(['comment', s.comment]);
   const writers = [...s.users, ...s.groups.map((g) => '@' + g)];
   const readers = [...s.read_users, ...s.read_groups.map((g) => '@' + g)];
@@ -41,9 +44,16 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(['invalid users', 'root']);
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
-  if (pathInside === undefined && !ceph) p.push(...shadowCopyParams(s));
+  if (pathInside === undefined) p.push(...(ceph ? cephVfsParams(s, ceph) : withTconAudit(s, shadowCopyParams(s))));
+  p.push(...dataPathParams());
   p.push(...shareOptions(s.options));
-  return p;
+  return withPresets(s, p);
+}
+
+/** A CephFS share's vfs_ceph parameters (tcon audit included); vfs_ceph, the terminal module, stays last. */
+function cephVfsParams(s: Share, ceph: NonNullable<ReturnType<typeof cephfsRecord>>): Params {
+  return withTconAudit(s, cephShareParams(ceph).filter(([k]) => k !== 'path')).map(([k, v]) =>
+    (k === 'vfs objects' ? [k, [...v.split(/\s+/).filter((m) => m !== 'ceph'), 'ceph'].join(' ')] : [k, v]));
 }
 
 /**

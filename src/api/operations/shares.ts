@@ -10,6 +10,7 @@ import { findShare, requireShare } from '../../core/store.ts';
 import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
 import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
+import { backupStatus, type BackupStatus } from '../scheduler.ts';
 import { quotaSteps } from '../../provision/quota.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
@@ -20,7 +21,7 @@ import { haState, type HaState } from '../../ha/service.ts';
 const op = defineOperation<Gateway>();
 
 /** What a new share must have, whether created or imported by migrate. */
-function checkNewShare(req: Share): void {
+export function checkNewShare(req: Share): void {
   if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
@@ -29,7 +30,7 @@ const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 const { created: _c, ...userShareSchema } = shareSchema;
 
-function requireMode(g: Gateway, mode: string): void {
+export function requireMode(g: Gateway, mode: string): void {
   if (mode === 'native') return;
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
 }
@@ -58,7 +59,7 @@ export const createOp = op({
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   },
   positional: ['sharename'],
-  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
+  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok', preset: 'presets' },
   apiOnly: ['password', 'passwords'],
   returns: { description: 'The share created, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
   privilege: createPrivileges,
@@ -114,11 +115,14 @@ export const statusOp = op({
   description: 'Whether smbd serves the share, its usage against the quota, and its sessions.',
   parameters: nameParam,
   positional: ['sharename'],
-  returns: { description: 'Share status', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, smbd_running: { type: 'boolean' }, in_config: { type: 'boolean' }, served: { type: 'boolean' }, probe: { type: 'string' }, usage: { type: 'object' }, sessions: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'string' } }, ha: { type: 'object' } } } },
+  returns: { description: 'Share status', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, smbd_running: { type: 'boolean' }, in_config: { type: 'boolean' }, served: { type: 'boolean' }, probe: { type: 'string' }, usage: { type: 'object' }, sessions: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'string' } }, ha: { type: 'object' }, backup: { type: 'object', description: 'Scheduled backups: schedule, retention, next_run, last_run, last_success' } } } },
   privilege: readSharePrivileges,
-  handler: async (p, g): Promise<ShareStatus & { ha?: HaState }> => {
+  handler: async (p, g): Promise<ShareStatus & { ha?: HaState; backup: BackupStatus }> => {
     const share = await g.store.require(p.sharename);
-    const st = await shareStatus(g, share);
+    const st0 = await shareStatus(g, share);
+    // Scheduled backups: schedule, next run, the last run (a failed one is also a warning).
+    const b = await backupStatus(g, share);
+    const st = { ...st0, backup: b.backup, warnings: [...st0.warnings, ...b.warnings] };
     // HA shares: the node holding the VIP and each node's CTDB flags.
     return share.ha_enabled ? { ...st, ha: await haState(g, share) } : st;
   },
