@@ -1,6 +1,7 @@
 /** Every operation the gateway offers; the CLI, REST API and OpenAPI document are built from this list. */
 import type { Operation } from '../core/operation.ts';
 import type { Gateway } from '../provision/context.ts';
+import { adOperations } from './operations/ad.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -20,4 +21,5 @@ export const operations: Operation<Gateway>[] = [
   ...templateOperations,
   ...tokenOperations,
   repairOp,
+  ...adOperations,
 ];

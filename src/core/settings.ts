@@ -51,6 +51,9 @@ export interface Settings {
   pveSnippetsStorage?: string;
   /** Seconds to wait for a Proxmox VE task or a guest to come up. */
   pveTaskTimeout?: number;
+  /** Active Directory (docs/ad.md): the nsswitch.conf a join adds winbind to, and how winbindd is run. */
+  nsswitchConf?: string;
+  winbindControl?: 'systemd' | 'daemon';
 }
 
 export function defaultSettings(): Settings {
@@ -98,6 +101,8 @@ export const settingsFileSchema = {
   pve_bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name', description: 'Bridge for the guests' },
   pve_snippets_storage: storageIdProp('Storage for cloud-init snippets'),
   pve_task_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 86400, description: 'Seconds to wait for a task or a guest' },
+  nsswitch_conf: { ...PATH, description: 'The nsswitch.conf an AD join adds winbind to (default /etc/nsswitch.conf)' },
+  winbind_control: { type: 'string', optional: true, enum: ['systemd', 'daemon'], description: 'How winbindd is started after an AD join: systemd (winbind.service, default) or daemon (winbindd -D)' },
 } as const satisfies Schema;
 
 const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
@@ -105,7 +110,7 @@ const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
-  pve_task_timeout: 'pveTaskTimeout',
+  pve_task_timeout: 'pveTaskTimeout', nsswitch_conf: 'nsswitchConf', winbind_control: 'winbindControl',
 };
 
 /**
