@@ -58,7 +58,11 @@ export async function waitUntil(cond: () => Promise<boolean>, ms: number, what: 
 
 export async function startAdLab(): Promise<AdLab> {
   const id = randomBytes(2).toString('hex');
-  const net = `10.${randomInt(64, 250)}.${randomInt(1, 254)}`;
+  // SMBGW_AD_TEMPLATE: keep the provisioned DC between runs (developing the tests); removed otherwise.
+  // A kept template keeps its subnet (the DC's DNS records hold its address).
+  const template = process.env.SMBGW_AD_TEMPLATE ?? join(tmpdir(), `smbgw-ad-template-${process.pid}`);
+  const keptNet = (await readFile(join(template, 'subnet'), 'utf8').catch(() => '')).trim();
+  const net = keptNet || `10.${randomInt(64, 250)}.${randomInt(1, 254)}`;
   const dir = await mkdtemp(join(tmpdir(), `smbgw-ad${id}-`));
   await chmod(dir, 0o755);
   const sw = `smbgwad${id}sw`;
@@ -121,8 +125,6 @@ export async function startAdLab(): Promise<AdLab> {
     const [dc, gw, client] = nodes as [LabNode, LabNode, LabNode];
     const dcDir = join(dir, 'dc');
     const samba = (args: string[]) => dc.run('samba-tool', [...args, '-H', join(dcDir, 'private/sam.ldb')], { allowFail: true, timeoutMs: 60_000 });
-    // SMBGW_AD_TEMPLATE: keep the provisioned DC between runs (developing the tests); removed otherwise
-    const template = process.env.SMBGW_AD_TEMPLATE ?? join(tmpdir(), `smbgw-ad-template-${process.pid}`);
     // Provision once per process (the test file): ~5 s; every DC after is a 0.1 s copy.
     if (!(await access(join(template, 'etc/smb.conf')).then(() => true, () => false))) {
       await rm(template, { recursive: true, force: true });
@@ -135,6 +137,7 @@ export async function startAdLab(): Promise<AdLab> {
       for (const u of ['alice', 'bob', 'carol']) await st(['user', 'create', u, USER_PW]);
       await st(['group', 'add', 'staff']);
       await st(['group', 'addmembers', 'staff', 'carol']);
+      await writeFile(join(template, 'subnet'), net);
     }
     await execRunner('cp', ['-a', template, dcDir]);
     await execRunner('sed', ['-i', `s|${template}|${dcDir}|g`, join(dcDir, 'etc/smb.conf')]);
@@ -147,6 +150,8 @@ export async function startAdLab(): Promise<AdLab> {
       dcPid = c.pid;
       // ready: KDC, LDAP and the RPC server answer (a join before RPC is up fails with an internal error)
       await waitUntil(async () => (await gw.run('rpcclient', ['-U%', dc.address, '-c', 'dsroledominfo'], { allowFail: true, timeoutMs: 5_000 })).code === 0, 60_000, 'the DC');
+      // and DNS + CLDAP as a member finds them (from the client: the gateway's caches stay untouched)
+      await waitUntil(async () => (await client.run('net', ['-s', '/dev/null', 'ads', 'lookup', `--realm=${REALM}`], { allowFail: true, timeoutMs: 5_000 })).code === 0, 30_000, 'the DC\'s CLDAP');
     };
     const stopDc = async () => {
       if (!dcPid) return;
