@@ -109,7 +109,10 @@ export async function planJoin(g: Gateway, req: JoinRequest, shares: () => reado
   return { steps, state, checks: { dc: dcInfo.dc, dc_address: dcInfo.dcAddress, workgroup: state.workgroup, clock_offset: info.offset ?? null } };
 }
 
-/** Leave: refused while shares rely on the domain, unless forced. `net ads leave` goes first: if it fails, nothing changed. */
+/**
+ * Leave: refused while shares rely on the domain, unless forced. The keytab entries go first (put back
+ * if the leave fails), then `net ads leave`: if it fails, nothing changed.
+ */
 export async function planLeave(g: Gateway, cred: AdCredentials, shares: readonly Share[], force: boolean): Promise<{ steps: Step[]; state: AdState }> {
   const ads = adsOf(g);
   const state = await readAdState(g.settings.stateDir);
@@ -120,6 +123,8 @@ export async function planLeave(g: Gateway, cred: AdCredentials, shares: readonl
   }
   let nsBefore: string | undefined;
   const steps: Step[] = [
+    // `net ads leave` deletes the account but leaves its keys in the system keytab
+    { name: 'keytab-flush', shows: `net ads keytab flush (as ${state.netbios}$)`, do: () => ads.keytabFlush(), undo: () => ads.keytabCreate() },
     { name: 'ads-leave', shows: `net ads leave ${state.realm} as ${state.workgroup}\\${cred.user} (password on stdin): the DC deletes ${state.netbios}$`, do: () => ads.leave(state.realm, state.workgroup, cred, state.dc) },
     { name: 'stop-winbind', shows: 'stop winbindd', do: () => ads.stopWinbind() },
     {

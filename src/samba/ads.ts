@@ -190,6 +190,20 @@ export class Ads {
     if (r.code !== 0) throw adsFailure(`leaving ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
   }
 
+  /**
+   * Remove this machine's entries from the system keytab (`net ads leave` leaves them there), as the
+   * machine account itself (-P), before it is deleted.
+   */
+  async keytabFlush(): Promise<void> {
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'keytab', 'flush', '-P'], { allowFail: true, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new GatewayError('failed', `net ads keytab flush failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-1)[0]}`);
+  }
+
+  /** Put the machine's keytab entries back (undo of a flush while still joined). */
+  async keytabCreate(): Promise<void> {
+    await this.run('net', ['-s', this.target.smbConf, 'ads', 'keytab', 'create', '-P'], { allowFail: true, timeoutMs: 30_000 });
+  }
+
   /** Whether the machine account works (`net ads testjoin`: Kerberos with the machine secret). */
   async testJoin(): Promise<{ ok: boolean; output: string }> {
     const r = await this.netAds(['testjoin'], undefined, { timeoutMs: 30_000 });

@@ -9,6 +9,7 @@ import { accountRule, checkShare, parsePasswords, parseShare, passwordRule, shar
 import { findShare, requireShare } from '../../core/store.ts';
 import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
+import { planShareDomain } from '../../provision/ad.ts';
 import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
 import { quotaSteps } from '../../provision/quota.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
@@ -152,6 +153,8 @@ async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Pr
   const req = parseShare({ mode: 'native', ...props, sharename });
   if (req.mode !== 'native') throw invalid('mode', `${req.mode} shares are not imported (their guest was not made by pve-smbgateway): create the share again with pve-smbgateway create`);
   checkNewShare(req);
+  // A domain share is imported only onto a node joined to its domain, its principals resolving (docs/ad.md).
+  if (req.ad_domain) await planShareDomain(g, req, others, undefined);
   const placed = await placeNewShare(g.run, req, others, g.settings.allowedRoots);
   if (!placed.exists) throw invalid('path', `${placed.path} does not exist: migrate imports shares whose data is already there`);
   requireQuotaSupport(placed.backing, req.quota);
