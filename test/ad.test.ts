@@ -120,6 +120,11 @@ describe('Active Directory against a real Samba AD DC', () => {
   });
 
   it('joins, serves a share to LAB\\alice and @LAB\\staff over NTLMv2 and Kerberos, refuses bob, owns files by winbind uid', async () => {
+    // --dry-run: every check runs against the DC, the steps are shown, nothing changes
+    const dry = await cli(['ad', 'join', DOMAIN, '--dry-run', '--password-file', '-'], { input: ADMIN_PW + '\n' });
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.ok(dry.json!.data.plan.some((x: { shows?: string }) => /net ads join LAB\.EXAMPLE as LAB\\Administrator \(password on stdin\)/.test(x.shows ?? "")), JSON.stringify(dry.json!.data.plan));
+    assert.ok(!(await lab.computers()).includes('GW$'));
     const j = await timed('join', () => cli(['ad', 'join', DOMAIN, '--password-file', '-'], { input: ADMIN_PW + '\n' }));
     assert.equal(j.code, 0, j.stdout + j.stderr);
     assert.equal(j.json!.data.workgroup, 'LAB', 'the NetBIOS domain comes from the DC');
