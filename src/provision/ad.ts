@@ -170,12 +170,15 @@ export async function adStatus(g: Gateway, shares: readonly Share[]): Promise<Ad
   const using = domainShares(shares).map((s) => s.sharename);
   if (!state) return { joined: false, domain_shares: using };
   const ads = adsOf(g);
-  const tj = await ads.testJoin();
   const running = await ads.winbindRunning();
+  const online = running ? await ads.dcOnline() : undefined;
+  // testjoin needs a DC: when winbind already knows none answers, it is not asked (it would wait ~45 s)
+  const tj = online === false ? undefined : await ads.testJoin();
   return {
     joined: true, domain: state.domain, realm: state.realm, workgroup: state.workgroup, netbios_name: state.netbios, joined_at: state.joined_at,
     idmap: { backend: state.idmap.backend, domain: state.idmap.domain.join('-'), other: state.idmap.other.join('-') },
-    machine_account_ok: tj.ok, testjoin: tj.output.split('\n').slice(-1)[0] ?? '', winbind_running: running, dc_online: running ? await ads.dcOnline() : false,
+    ...(tj ? { machine_account_ok: tj.ok, testjoin: tj.output.split('\n').slice(-1)[0] ?? '' } : { testjoin: 'not checked: no domain controller answers' }),
+    winbind_running: running, dc_online: online ?? false,
     domain_shares: using,
   };
 }
