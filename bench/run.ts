@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-for (const b of ['native-create-delete.ts', 'monitor.ts']) {
+for (const b of ['native-create-delete.ts', 'monitor.ts', 'web-dashboard.ts']) {
   console.log(`\n== bench/${b}`);
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, b)], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = 1;

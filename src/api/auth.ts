@@ -83,11 +83,13 @@ export function parseTokenHeader(h: string): { id: string; secret: string } | un
   return { id: v.slice(0, i), secret: v.slice(i + 1) };
 }
 
-export function pveGetJson(cfg: Pick<PveAuthConfig, 'url' | 'ca'>, path: string, headers: Record<string, string>, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
+export function pveGetJson(cfg: Pick<PveAuthConfig, 'url' | 'ca'>, path: string, headers: Record<string, string>, timeoutMs = 10_000, post?: string): Promise<{ status: number; body: unknown }> {
   const u = new URL(path, cfg.url);
   return new Promise((res, rej) => {
     const req = request(u, {
-      method: 'GET', headers: { accept: 'application/json', ...headers }, timeout: timeoutMs,
+      method: post === undefined ? 'GET' : 'POST',
+      headers: { accept: 'application/json', ...(post === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(post)) }), ...headers },
+      timeout: timeoutMs,
       ca: cfg.ca, rejectUnauthorized: true,
       // PVE's node certificate names the node; on loopback the chain is what matters.
       checkServerIdentity: () => undefined,
@@ -103,7 +105,7 @@ export function pveGetJson(cfg: Pick<PveAuthConfig, 'url' | 'ca'>, path: string,
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${u.origin} within ${timeoutMs} ms`)));
     req.on('error', rej);
-    req.end();
+    req.end(post);
   });
 }
 
@@ -191,6 +193,11 @@ export class Authenticator {
       return this.viaPve('pve-ticket', user, { cookie: `PVEAuthCookie=${encodeURIComponent(ticket)}` }, aclPath);
     }
     throw new GatewayError('unauthorized', 'authentication failure: no credentials (send a PVE ticket cookie or an Authorization: PVEAPIToken header)');
+  }
+
+  /** A CSRF prevention token for a PVE user (what PVE's POST /access/ticket hands out with a ticket). */
+  csrfFor(user: string, now = Math.floor(Date.now() / 1000)): string {
+    return pveCsrfToken(this.csrfKey(), user, now);
   }
 
   private csrfKey(): string {

@@ -20,6 +20,7 @@ import { nodeCertificate } from './tls.ts';
 import { pveClusterPeer, type Peer } from '../pve/cluster.ts';
 import { repairInterrupted, type RepairResult } from './operations/repair.ts';
 import { TokenStore } from './tokens.ts';
+import { BackupScheduler } from './scheduler.ts';
 
 export interface DaemonConfig {
   /** Address to listen on (default :: on Proxmox VE, else 127.0.0.1). */
@@ -135,6 +136,8 @@ export function checkLimits(c: Pick<DaemonConfig, 'headers_timeout' | 'request_t
 export interface Daemon {
   api: ApiServer;
   collector: Collector;
+  /** Scheduled backups (backup_schedule). */
+  scheduler: BackupScheduler;
   db: MetricsDb;
   gateway: Gateway;
   config: DaemonConfig;
@@ -150,6 +153,10 @@ export interface DaemonOptions {
   log?: (m: string) => void;
   /** Static files served at / (the web UI, wired in by web/main.ts). */
   assets?: AssetSource;
+  /** The scheduler's clock (epoch ms; default Date.now), its tick (ms) and whether schedules are read in UTC. */
+  clock?: () => number;
+  backupTickMs?: number;
+  backupUtc?: boolean;
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
@@ -179,9 +186,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   });
   collector.start();
+  const scheduler = new BackupScheduler(gateway, api.tasks, { now: opts.clock, tickMs: opts.backupTickMs, utc: opts.backupUtc });
+  scheduler.start();
   return {
-    api, collector, db, gateway, config, repair, repairError,
+    api, collector, scheduler, db, gateway, config, repair, repairError,
     stop: async () => {
+      await scheduler.stop();
       await collector.stop();
       await api.close();
       releaseMetricsDb(db.path);

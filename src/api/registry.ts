@@ -6,6 +6,7 @@ import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
 import { repairOp } from './operations/repair.ts';
+import { sessionOperations } from './operations/sessions.ts';
 import { shareOperations } from './operations/shares.ts';
 import { templateOperations } from './operations/templates.ts';
 import { tokenOperations } from './operations/tokens.ts';
@@ -21,5 +22,6 @@ export const operations: Operation<Gateway>[] = [
   ...templateOperations,
   ...tokenOperations,
   repairOp,
+  ...sessionOperations,
   ...adOperations,
 ];

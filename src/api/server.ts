@@ -28,8 +28,10 @@ import { storageAclPaths } from '../pve/storagemap.ts';
 import type { Gateway } from '../provision/context.ts';
 import type { Authenticator } from './auth.ts';
 import { forward } from './forward.ts';
+import { handleLogin } from './login.ts';
 import { closeAfterAnswer, fieldErrors, formToObject, parseBody, readBody, send, sendError, tooLarge } from './http.ts';
 import { API_BASE, restSchema } from './openapi.ts';
+import { dashboardOperations } from './operations/dashboard.ts';
 import { daemonOperations, getTask, taskLogOp, type ApiCtx } from './operations/daemon.ts';
 import { operations as registryOperations } from './registry.ts';
 import { compile, expandPath, match, segments } from './router.ts';
@@ -39,7 +41,9 @@ export type { ApiCtx };
 
 /** A static file the server answers a GET with (the web UI's, see web/static.ts). */
 export interface StaticAsset { type: string; body: Buffer; headers: Record<string, string> }
-export type AssetSource = (pathname: string, node: string) => StaticAsset | undefined;
+/** What the page needs to know before signing in: whether Proxmox VE users can sign in here. */
+export interface AssetContext { pve: boolean; smbHost?: string; smbPort?: number }
+export type AssetSource = (pathname: string, node: string, ctx: AssetContext) => StaticAsset | undefined;
 
 export interface ApiServerOptions {
   /** Static files served at / (none unless given). */
@@ -84,7 +88,7 @@ export interface ApiServer {
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const g = o.gateway;
   const tasks = o.tasks ?? new TaskManager(g.settings.node, join(g.settings.stateDir, 'tasks'));
-  const ops: Operation<ApiCtx>[] = [...(o.operations ?? registryOperations), ...daemonOperations];
+  const ops: Operation<ApiCtx>[] = [...(o.operations ?? registryOperations), ...daemonOperations, ...dashboardOperations];
   const routes = compile(ops.filter((x) => !x.root));
   const rootOps = ops.filter((x) => x.root);
   const node = g.settings.node;
@@ -107,12 +111,14 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
       throw new GatewayError('invalid', 'request target: must be a path such as /api2/json/... (not an absolute URL, //host or a path with a backslash)');
     }
     const url = new URL(raw, 'https://localhost');
-    const asset = method === 'GET' ? o.assets?.(url.pathname, node) : undefined;
+    const asset = method === 'GET' ? o.assets?.(url.pathname, node, { pve: !!o.auth.pve, smbHost: g.settings.smbHost, smbPort: g.settings.smbPort }) : undefined;
     if (asset) {
       res.writeHead(200, { 'content-type': asset.type, ...asset.headers });
       res.end(asset.body);
       return;
     }
+    // Signing in with a Proxmox VE user (login.ts).
+    if (await handleLogin(req, res, url.pathname, method, o.auth, credentials(req), limits.maxBody)) return;
     // Operations served at their own path (e.g. /metrics), their result as is.
     const rootOp = rootOps.find((x) => x.path === url.pathname);
     if (rootOp) {
@@ -197,7 +203,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     }
     if (op.async) {
       const id = typeof values.sharename === 'string' ? values.sharename : '';
-      const upid = tasks.start(op.command.join('-') || 'task', id, caller.userid, (log) => op.handler(values, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
+      // A dry run is a task of its own type, so that task lists tell it from the change itself.
+      const type = (op.command.join('-') || 'task') + (values.dry_run === true ? '-dryrun' : '');
+      const upid = tasks.start(type, id, caller.userid, (log) => op.handler(values, { ...ctx, log: (msg) => { log(msg); g.log(msg); } }));
       send(res, 200, { data: upid });
       return;
     }

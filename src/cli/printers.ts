@@ -6,6 +6,7 @@ import type { FailoverResult } from '../ha/ctdb.ts';
 import type { Point } from '../monitor/db.ts';
 import type { Share } from '../core/share.ts';
 import type { ShareStatus } from '../provision/status.ts';
+import type { BackupStatus } from '../api/scheduler.ts';
 import type { PublicToken } from '../api/tokens.ts';
 import type { HaDeployResult, HaState } from '../ha/service.ts';
 import type { Imported } from '../api/operations/shares.ts';
@@ -34,16 +35,17 @@ const isPlan = (r: unknown): r is { dry_run: true; plan: { step: string; shows?:
 export const printers: Record<string, (result: unknown) => string> = {
   "repair": (r) => formatRepair(r as RepairResult),
   "backup": (r) => {
-    const x = r as { sharename: string; snapshot: string; pruned: string[] };
-    return `snapshot ${x.snapshot} of ${x.sharename}${x.pruned.length ? `; pruned ${x.pruned.join(', ')}` : ''}`;
+    const x = r as { sharename: string; snapshot: string; pruned: string[]; guest?: { vmid: number; archive?: string; storage: string } };
+    return `snapshot ${x.snapshot} of ${x.sharename}${x.pruned.length ? `; pruned ${x.pruned.join(', ')}` : ''}${x.guest ? `; guest ${x.guest.vmid} backed up to ${x.guest.archive ?? x.guest.storage}` : ''}`;
   },
   "snapshots": (r) => {
     const rows = (r as { name: string; time: string }[]).map((x) => [x.name, x.time]);
     return rows.length ? table(['SNAPSHOT', 'TIME (UTC)'], rows) : 'no snapshots';
   },
   "restore": (r) => {
-    const x = r as { sharename: string; restored: string; safety_snapshot?: string; destroyed: string[] };
-    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}`;
+    const x = r as { sharename: string; restored: string; file?: string; safety_snapshot?: string; destroyed: string[]; guest_archive?: string };
+    if (x.file) return `restored ${x.file} of ${x.sharename} from ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}`;
+    return `restored ${x.sharename} to ${x.restored}${x.safety_snapshot ? ` (the state before is snapshot ${x.safety_snapshot})` : ''}${x.destroyed.length ? `; destroyed ${x.destroyed.join(', ')}` : ''}${x.guest_archive ? `; guest put back from ${x.guest_archive}` : ''}`;
   },
   "ha deploy": (r) => {
     const x = r as HaDeployResult;
@@ -85,13 +87,15 @@ export const printers: Record<string, (result: unknown) => string> = {
   },
   "delete": (r) => isPlan(r) ? printPlan(`would delete share ${r.share?.sharename ?? r.sharename}`, r) : `deleted share ${(r as { sharename: string }).sharename}`,
   "status": (r) => {
-    const s = r as ShareStatus & { ha?: HaState };
+    const s = r as ShareStatus & { ha?: HaState; backup?: BackupStatus };
     const u = s.usage;
+    const b = s.backup;
     return [
       `share:    ${s.share.sharename} (${s.share.mode}, ${s.share.security_profile}) on ${s.share.path}`,
       `served:   ${s.served ? 'yes' : 'NO'} (smbd ${s.smbd_running ? 'running' : 'stopped'}, ${s.in_config ? 'in smb.conf' : 'NOT in smb.conf'}${s.probe ? `, probe ${s.probe}` : ''})`,
       `usage:    ${u ? `${humanBytes(u.used)} used${u.limit ? ` of ${humanBytes(u.limit)} quota` : u.total ? ` of ${humanBytes(u.total)}` : ''} (${u.source})` : '-'}`,
       `sessions: ${s.sessions.length}${s.sessions.length ? ' (' + s.sessions.map((x) => `${x.user}@${x.machine}`).join(', ') + ')' : ''}`,
+      ...(b ? [`backup:   ${!b.enabled ? 'off' : b.schedule ? `${b.schedule}${b.schedule_from === 'default' ? ' (default)' : ''}, ${b.retention}, next ${b.next_run ?? 'never'}` : 'no schedule'}${b.last_run ? `; last ${b.last_run.status} at ${b.last_run.start}${b.last_run.snapshot ? ` (${b.last_run.snapshot})` : ''}` : ''}${b.last_success ? `; last success ${b.last_success}` : ''}`] : []),
       ...(s.ha ? [`ha:       VIP ${s.ha.vip ?? '-'} on ${s.ha.holder ?? 'NO NODE'}; ${s.ha.nodes.map((n) => `${n.name} ${n.flags.join(',')}`).join(', ')}${s.ha.problems.length ? `; ${s.ha.problems.join('; ')}` : ''}`] : []),
       ...s.warnings.map((w) => `warning:  ${w}`),
     ].join('\n');

@@ -8,6 +8,8 @@ import { hostname } from 'node:os';
 import { GatewayError } from './errors.ts';
 import { nodeProp, storageIdProp } from './formats.ts';
 import { validate, type Schema } from './schema.ts';
+import { calendarEventRule } from './calendar.ts';
+import { pruneOptionsRule } from './prune.ts';
 
 export interface Settings {
   /** Proxmox VE node (pmxcfs mounted). */
@@ -51,6 +53,10 @@ export interface Settings {
   pveSnippetsStorage?: string;
   /** Seconds to wait for a Proxmox VE task or a guest to come up. */
   pveTaskTimeout?: number;
+  /** Scheduled backups of every share with backup_enabled and no schedule of its own (Proxmox calendar event). */
+  backupSchedule?: string;
+  /** Their retention (Proxmox prune options), for shares without backup_prune. */
+  backupPrune?: string;
   /** Active Directory (docs/ad.md): the nsswitch.conf a join adds winbind to, and how winbindd is run. */
   nsswitchConf?: string;
   winbindControl?: 'systemd' | 'daemon';
@@ -101,6 +107,8 @@ export const settingsFileSchema = {
   pve_bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name', description: 'Bridge for the guests' },
   pve_snippets_storage: storageIdProp('Storage for cloud-init snippets'),
   pve_task_timeout: { type: 'integer', optional: true, minimum: 1, maximum: 86400, description: 'Seconds to wait for a task or a guest' },
+  backup_schedule: { type: 'string', optional: true, maxLength: 128, check: calendarEventRule, description: 'Default backup schedule of shares with backup_enabled (Proxmox calendar event)' },
+  backup_prune: { type: 'string', optional: true, maxLength: 256, check: pruneOptionsRule, description: 'Default retention of scheduled backups (Proxmox prune options)' },
   nsswitch_conf: { ...PATH, description: 'The nsswitch.conf an AD join adds winbind to (default /etc/nsswitch.conf)' },
   winbind_control: { type: 'string', optional: true, enum: ['systemd', 'daemon'], description: 'How winbindd is started after an AD join: systemd (winbind.service, default) or daemon (winbindd -D)' },
 } as const satisfies Schema;
@@ -110,7 +118,7 @@ const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   smb_host: 'smbHost', smb_port: 'smbPort', allowed_roots: 'allowedRoots', state_dir: 'stateDir', is_pve: 'isPve',
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
-  pve_task_timeout: 'pveTaskTimeout', nsswitch_conf: 'nsswitchConf', winbind_control: 'winbindControl',
+  pve_task_timeout: 'pveTaskTimeout', backup_schedule: 'backupSchedule', backup_prune: 'backupPrune', nsswitch_conf: 'nsswitchConf', winbind_control: 'winbindControl',
 };
 
 /**

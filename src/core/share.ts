@@ -2,7 +2,9 @@
  * The share model: one schema for CLI input, API input and the stored config.
  */
 import { invalid } from './errors.ts';
-import { nodeProp } from './formats.ts';
+import { calendarEventRule } from './calendar.ts';
+import { nodeProp, storageIdProp } from './formats.ts';
+import { pruneOptionsRule } from './prune.ts';
 import { validate, type Infer, type Schema } from './schema.ts';
 
 export const MODES = ['native', 'lxc', 'vm'] as const;
@@ -237,7 +239,10 @@ export const shareSchema = {
   ctdb_vip: { type: 'string', optional: true, description: 'Floating IP for CTDB HA (address[/prefix] or auto)', check: vipRule },
   ha_enabled: { type: 'boolean', default: false, optional: true, description: 'High availability with CTDB' },
   monitoring_enabled: { type: 'boolean', default: true, optional: true, description: 'Collect metrics for this share' },
-  backup_enabled: { type: 'boolean', default: true, optional: true, description: 'Include in backups' },
+  backup_enabled: { type: 'boolean', default: true, optional: true, description: 'Include in backups (scheduled ones too: the backup_schedule setting applies to every share with this on)' },
+  backup_schedule: { type: 'string', optional: true, maxLength: 128, check: calendarEventRule, description: 'When the daemon takes a backup, in Proxmox calendar-event syntax (daily, mon..fri 02:00, *:0/15); default: the gateway\'s backup_schedule setting' },
+  backup_prune: { type: 'string', optional: true, maxLength: 256, check: pruneOptionsRule, description: 'Which snapshots a scheduled backup keeps, as Proxmox prune options (keep-last=3,keep-daily=7,keep-weekly=4,...); default: the gateway\'s backup_prune setting, else all' },
+  backup_storage: { ...storageIdProp('lxc/vm: Proxmox storage receiving the guest\'s vzdump backup, taken together with each backup of the data'), optional: true },
   security_profile: { type: 'string', enum: SECURITY_PROFILES, default: 'standard', optional: true, description: 'standard: SMB2.1+ with signing; high: SMB3 with encryption required' },
   vm_template: { type: 'string', optional: true, description: 'Gateway template (VM mode)', pattern: /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, patternText: 'must be a template name or VMID' },
   vm_memory: { type: 'integer', optional: true, minimum: 256, maximum: 262144, description: 'VM memory in MiB (vm mode; default 2048)' },
@@ -269,6 +274,8 @@ export type Share = Infer<typeof shareSchema>;
 
 type ShareKey = keyof typeof shareSchema;
 const COMMON: readonly ShareKey[] = ['sharename', 'mode', 'path', 'quota', 'ad_domain', 'monitoring_enabled', 'security_profile', 'node', 'comment', 'read_only', 'users', 'read_users', 'guest_ok', 'options', 'created'];
+/** Backups of guest shares live on the host (data snapshot, vzdump through the API): update may change them. */
+const GUEST_BACKUP: readonly ShareKey[] = ['backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'];
 const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
 
 /**
@@ -278,12 +285,12 @@ const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'c
  */
 export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly ShareKey[]; updatable: readonly ShareKey[] }> = {
   native: {
-    options: [...COMMON, 'groups', 'read_groups', 'ha_enabled', 'ctdb_vip', 'backup_enabled', 'backing'],
-    updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled'],
+    options: [...COMMON, 'groups', 'read_groups', 'ha_enabled', 'ctdb_vip', 'backup_enabled', 'backing', 'backup_schedule', 'backup_prune'],
+    updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune'],
   },
   // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest.
-  lxc: { options: [...COMMON, ...GUEST, 'ct_memory'], updatable: ['monitoring_enabled'] },
-  vm: { options: [...COMMON, ...GUEST, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled'] },
+  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
+  vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
 };
 
 const isDefault = (k: ShareKey, v: unknown) => {
@@ -302,6 +309,7 @@ export function checkShare(s: Share): Share {
   if (s.guest_ok && s.security_profile === 'high') throw invalid('guest_ok', 'guest access is not allowed with the high security profile');
   const both = s.users.find((u) => s.read_users.includes(u));
   if (both) throw invalid('read_users', `user ${both} is listed with both read and write access`);
+  if (s.backup_enabled === false && s.backup_schedule) throw invalid('backup_schedule', 'backups of this share are off (backup_enabled 0): turn them on or drop the schedule');
   if (s.ha_enabled && !s.ctdb_vip) throw invalid('ctdb_vip', 'is required when ha_enabled is set');
   const names = shareOptions(s.options).map(([k]) => k);
   const twice = names.find((k, i) => names.indexOf(k) !== i);

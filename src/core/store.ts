@@ -13,6 +13,7 @@ import { parseSectionConfig, renderSectionConfig, type Section } from './section
 import { ACCOUNT_RE, parseShare, shareSchema, type Made, type Share } from './share.ts';
 import { privDirOf, type Settings } from './settings.ts';
 import { GatewayError } from './errors.ts';
+import { checkStoreFormat, FORMAT_LINE } from './storeformat.ts';
 import type { ApplyOptions, Step } from './plan.ts';
 
 export const SECTION_TYPE = 'smbgateway';
@@ -117,6 +118,7 @@ export class ShareStore {
   async load(): Promise<StoreState> {
     const text = await this.readRaw();
     if (text === undefined) return { shares: [], accounts: [] };
+    checkStoreFormat(text, this.cfgPath);
     const secs = parseSectionConfig(text);
     return {
       shares: secs.filter((s) => s.type === SECTION_TYPE).map(sectionToShare),
@@ -148,7 +150,7 @@ export class ShareStore {
   /** The file's text for these shares (and accounts; else the registry as it is). */
   async render(shares: readonly Share[], accounts?: readonly Account[]): Promise<string> {
     const acc = accounts ?? (await this.accounts());
-    return '# pve-smbgateway shares (managed; edit with pve-smbgateway)\n\n' + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
+    return `# pve-smbgateway shares (managed; edit with pve-smbgateway)\n${FORMAT_LINE}\n\n` + renderSectionConfig([...shares.map(shareToSection), ...acc.map(accountToSection)]);
   }
 
   /** SHA-1 of the file as it is now, as Proxmox's config digests (changes whenever anything changes). */

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeGateway, type Gateway } from '../provision/context.ts';
 import { createOp, deleteOp } from '../api/operations/shares.ts';
-import { startDaemon, type Daemon } from '../api/daemon.ts';
+import { startDaemon, type Daemon, type DaemonConfig } from '../api/daemon.ts';
 import { webAsset } from '../web/static.ts';
 import { TokenStore } from '../api/tokens.ts';
 import { defaultSettings } from '../core/settings.ts';
@@ -28,11 +28,20 @@ export interface Demo {
   stop: () => Promise<void>;
 }
 
-export async function startDemo(opts: { share?: string; log?: (m: string) => void } = {}): Promise<Demo> {
+export interface DemoOptions {
+  share?: string;
+  log?: (m: string) => void;
+  /** A storage root to use (e.g. a btrfs mount) instead of a directory under the demo's own. */
+  storage?: string;
+  /** Daemon settings to override (e.g. a shorter metrics interval). */
+  daemon?: Partial<DaemonConfig>;
+}
+
+export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
   const root = await mkdtemp(join(tmpdir(), 'smbgw-demo-'));
   await chmod(root, 0o755); // the share's users must be able to reach the storage below it
   const sandbox = await startSandbox(join(root, 'samba'));
-  const storage = join(root, 'storage');
+  const storage = opts.storage ?? join(root, 'storage');
   await mkdir(storage, { recursive: true });
   const settings = {
     ...defaultSettings(),
@@ -63,7 +72,7 @@ export async function startDemo(opts: { share?: string; log?: (m: string) => voi
       comment: 'pve-smbgateway demo share',
     }, gateway);
     // The daemon: its API on a free loopback port, its collector writing to <root>/state/metrics.db.
-    daemon = await startDaemon({ settings, assets: webAsset, config: { listen: '127.0.0.1', port: Number(process.env.SMBGW_DEMO_API_PORT ?? 0) }, log: opts.log });
+    daemon = await startDaemon({ settings, assets: webAsset, config: { listen: '127.0.0.1', port: Number(process.env.SMBGW_DEMO_API_PORT ?? 0), ...opts.daemon }, log: opts.log });
     const token = await new TokenStore(settings).create('demo', ['Datastore.Audit', 'Datastore.Allocate'], { comment: 'demo share' });
     return {
       info: { host: sandbox.host, port: sandbox.port, share, user, password, api: daemon.api.url, node: settings.node, token: token.header },

@@ -3,6 +3,28 @@
  * with their unit, labels share, node and mode. Counters are cumulative since the daemon started.
  */
 import type { CollectorStats, ShareState } from './collector.ts';
+import type { ShareBackupState } from '../backup/state.ts';
+
+/** One share's backups as the metrics show them: its record and the next scheduled run (epoch ms). */
+export interface BackupMetricRow { share: string; mode: string; state: ShareBackupState; next?: number; scheduled: boolean }
+
+/** smbgateway_backup_*: the last success, the last run and its outcome, failures, the next run. */
+export function backupFamilies(node: string, rows: readonly BackupMetricRow[]): Family[] {
+  const L = (r: BackupMetricRow) => ({ share: r.share, node, mode: r.mode });
+  const per = (name: string, type: Family['type'], help: string, f: (r: BackupMetricRow) => number | undefined): Family => ({
+    name, type, help, rows: rows.flatMap((r) => { const v = f(r); return v === undefined ? [] : [[L(r), v] as [Record<string, string>, number]]; }),
+  });
+  return [
+    per('smbgateway_backup_last_success_timestamp_seconds', 'gauge', 'When the last successful backup of the share was taken (epoch seconds).', (r) => r.state.last_success),
+    per('smbgateway_backup_last_run_timestamp_seconds', 'gauge', 'When the last backup run of the share started (epoch seconds).', (r) => r.state.last_start),
+    per('smbgateway_backup_last_run_success', 'gauge', 'Whether the last finished backup run of the share succeeded (1) or failed (0).', (r) => (r.state.last_status === undefined ? undefined : r.state.last_status === 'ok' ? 1 : 0)),
+    per('smbgateway_backup_last_run_duration_seconds', 'gauge', 'Wall time of the last successful backup run.', (r) => r.state.last_duration),
+    per('smbgateway_backup_snapshots', 'gauge', 'Snapshots of the share kept by the retention of the last run.', (r) => r.state.snapshots),
+    per('smbgateway_backup_runs_total', 'counter', 'Backup runs of the share recorded on this node.', (r) => (r.state.runs_total === undefined && !r.scheduled ? undefined : r.state.runs_total ?? 0)),
+    per('smbgateway_backup_failures_total', 'counter', 'Failed backup runs of the share recorded on this node.', (r) => (r.state.runs_total === undefined && !r.scheduled ? undefined : r.state.failures_total ?? 0)),
+    per('smbgateway_backup_next_run_timestamp_seconds', 'gauge', 'When the next scheduled backup of the share is due (epoch seconds).', (r) => (r.next === undefined ? undefined : Math.floor(r.next / 1000))),
+  ];
+}
 
 interface Family { name: string; type: 'counter' | 'gauge'; help: string; rows: [Record<string, string>, number][] }
 
@@ -29,7 +51,7 @@ export function renderFamilies(fams: readonly Family[]): string {
   return out.join('\n') + '\n';
 }
 
-export function renderPrometheus(node: string, shares: readonly ShareState[], stats: CollectorStats): string {
+export function renderPrometheus(node: string, shares: readonly ShareState[], stats: CollectorStats, backups: readonly BackupMetricRow[] = []): string {
   const L = (s: ShareState) => ({ share: s.share, node, mode: s.mode });
   const per = (name: string, type: Family['type'], help: string, f: (s: ShareState) => number | null | undefined): Family => ({
     name, type, help, rows: shares.flatMap((s) => { const v = f(s); return v === null || v === undefined ? [] : [[L(s), v] as [Record<string, string>, number]]; }),
@@ -54,6 +76,7 @@ export function renderPrometheus(node: string, shares: readonly ShareState[], st
     { name: 'smbgateway_collector_cycles_total', type: 'counter', help: 'Collection cycles run.', rows: [[{ node }, stats.cycles]] },
     { name: 'smbgateway_collector_cycle_duration_seconds', type: 'gauge', help: 'Wall time of the last collection cycle.', rows: [[{ node }, stats.lastCycleSeconds]] },
     { name: 'smbgateway_collector_cycle_cpu_seconds', type: 'gauge', help: 'CPU time of the daemon in the last collection cycle.', rows: [[{ node }, stats.lastCycleCpuSeconds]] },
+    ...backupFamilies(node, backups),
   ];
   return renderFamilies(fams);
 }

@@ -69,6 +69,23 @@ export class PveApi {
   ctInterfaces(node: string, vmid: number): Promise<CtInterface[]> { return this.c.get(`/nodes/${enc(node)}/lxc/${vmid}/interfaces`); }
   agentInterfaces(node: string, vmid: number): Promise<AgentInterfaces> { return this.c.get(`/nodes/${enc(node)}/qemu/${vmid}/agent/network-get-interfaces`); }
 
+  /**
+   * A backup of guests through vzdump (POST /nodes/{node}/vzdump), followed to its end; its task log
+   * names the archive. pvesh waits for the task itself and returns no UPID.
+   */
+  async vzdump(node: string, params: Params): Promise<{ upid?: string; log: string[] }> {
+    const upid = await this.c.post<unknown>(`/nodes/${enc(node)}/vzdump`, params);
+    if (typeof upid !== 'string' || !upid.startsWith('UPID:')) return { log: typeof upid === 'string' ? upid.split('\n') : [] };
+    await this.c.waitTask(upid, this.wait);
+    return { upid, log: await this.c.taskLog(upid).catch(() => [] as string[]) };
+  }
+
+  /** Put a guest back from a vzdump archive (volume id), over the existing one (which must be stopped). */
+  restoreGuest(node: string, kind: GuestKind, vmid: number, archive: string): Promise<void> {
+    const params = kind === 'lxc' ? { vmid, ostemplate: archive, restore: true, force: true } : { vmid, archive, force: true };
+    return this.c.task('POST', `/nodes/${enc(node)}/${kind}`, params, this.wait);
+  }
+
   dirMappings(): Promise<DirMapping[]> { return this.c.get('/cluster/mapping/dir'); }
   createDirMapping(id: string, map: string[], description?: string): Promise<void> { return this.c.post('/cluster/mapping/dir', { id, map, description }); }
   deleteDirMapping(id: string): Promise<void> { return this.c.delete(`/cluster/mapping/dir/${enc(id)}`); }

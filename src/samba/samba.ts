@@ -135,6 +135,11 @@ export class Samba {
     await this.run('smbcontrol', ['-s', this.target.smbConf, 'smbd', 'close-share', name]);
   }
 
+  /** Drop one client's connection to a share: the smbd child (pid) serving it closes its tree connects there. */
+  async closeShareOf(pid: number, name: string): Promise<void> {
+    await this.run('smbcontrol', ['-s', this.target.smbConf, String(pid), 'close-share', name]);
+  }
+
   /** One parameter as smbd sees it (`testparm --parameter-name`); '' when unset or unreadable. */
   async parameter(name: string): Promise<string> {
     return (await this.run('testparm', ['-s', '--suppress-prompt', '--parameter-name', name, this.target.smbConf], { allowFail: true })).stdout.trim();

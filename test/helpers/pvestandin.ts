@@ -7,6 +7,7 @@
  * (../shared/pve-api/apidata.json): path, method, parameter names, types, enums, required ones.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
@@ -60,8 +61,13 @@ export interface PveStandin {
   caFile: string;
   wwwKeyFile: string;
   seen: Seen[];
+  /** A ticket for user as POST /access/ticket would have issued it ageSeconds ago. */
+  issue: (user: string, ageSeconds?: number) => string;
   close: () => void;
 }
+
+/** PVE's ticket lifetime: older tickets are refused (401). */
+export const TICKET_LIFETIME = 7200;
 
 /** A ticket as PVE makes them (the stand-in knows it by its text). */
 export const ticket = (user: string) => `PVE:${user}:6A000000::c2lnbmF0dXJlLWZyb20tcHZl`;
@@ -76,7 +82,7 @@ export function withTicket(user: string, csrf: boolean | string = false): Record
  * acl: user (user@realm, or a token id user@realm!name) -> ACL path -> privileges granted there
  * (propagating to the paths below). tokens: token id -> secret.
  */
-export async function startPveStandin(dir: string, acl: Record<string, Record<string, string[]>>, tokens: Record<string, string> = {}): Promise<PveStandin> {
+export async function startPveStandin(dir: string, acl: Record<string, Record<string, string[]>>, tokens: Record<string, string> = {}, passwords: Record<string, string> = {}): Promise<PveStandin> {
   const caFile = join(dir, 'pve.pem');
   const keyFile = join(dir, 'pve.key');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=pve-standin',
@@ -91,13 +97,46 @@ export async function startPveStandin(dir: string, acl: Record<string, Record<st
     for (let i = 0; i <= parts.length; i++) for (const p of acl[user]?.['/' + parts.slice(0, i).join('/')] ?? []) out.add(p);
     return [...out];
   };
+  // Tickets POST /access/ticket issued: ticket -> user (valid for TICKET_LIFETIME after the time in it).
+  const issued = new Map<string, string>();
+  const issue = (user: string, ageSeconds = 0) => {
+    const t = `PVE:${user}:${(Math.floor(Date.now() / 1000) - ageSeconds).toString(16).toUpperCase().padStart(8, '0')}::${randomBytes(24).toString('base64')}`;
+    issued.set(t, user);
+    return t;
+  };
+  const fresh = (t: string) => Math.floor(Date.now() / 1000) - parseInt(t.split(':')[2] ?? '0', 16) < TICKET_LIFETIME;
   const server = createServer({ cert: await readFile(caFile), key: await readFile(keyFile) }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://localhost');
+    if (req.method === 'POST' && url.pathname === '/api2/json/access/ticket') {
+      let text = '';
+      req.on('data', (c: Buffer) => { text += c.toString('utf8'); });
+      req.on('end', () => {
+        // Checked as the real API checks its parameters (form body as if it were the query).
+        const form = new URLSearchParams(req.headers['content-type']?.includes('json') ? '' : text);
+        const asQuery = new URL(url.pathname + '?' + form.toString(), 'https://localhost');
+        seen.push({ method: 'POST', url: url.pathname, auth: 'none', problems: [...violations('POST', asQuery), ...(req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ? [] : ['body is not form-encoded'])] });
+        res.setHeader('content-type', 'application/json;charset=UTF-8');
+        let user = form.get('username') ?? '';
+        const realm = form.get('realm');
+        if (realm && !user.includes('@')) user = `${user}@${realm}`;
+        const pw = form.get('password') ?? '';
+        // A password, or a ticket of the same user still valid (how PVE's GUI renews its ticket).
+        const ok = (passwords[user] !== undefined && passwords[user] === pw) || (issued.get(pw) === user && fresh(pw));
+        if (!ok) { res.statusCode = 401; res.end('{"data":null}'); return; }
+        const t = issue(user);
+        res.end(JSON.stringify({ data: { username: user, ticket: t, CSRFPreventionToken: pveCsrfToken(WWW_KEY, user, Math.floor(Date.now() / 1000)), cap: {} } }));
+      });
+      return;
+    }
     const cookie = /PVEAuthCookie=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
     const tokenHdr = /^PVEAPIToken=([^=]+)=(.+)$/.exec(req.headers.authorization ?? '');
     seen.push({ method: req.method!, url: url.pathname + url.search, auth: cookie ? 'ticket' : tokenHdr ? 'token' : 'none', problems: violations(req.method!, url) });
     let user: string | undefined;
-    if (cookie) { const tk = decodeURIComponent(cookie); user = [...Object.keys(acl), 'root@pam'].find((u) => !u.includes('!') && ticket(u) === tk); }
+    if (cookie) {
+      const tk = decodeURIComponent(cookie);
+      user = [...Object.keys(acl), 'root@pam'].find((u) => !u.includes('!') && ticket(u) === tk);
+      if (!user && issued.has(tk) && fresh(tk)) user = issued.get(tk);
+    }
     if (tokenHdr && tokens[tokenHdr[1]!] === tokenHdr[2]) user = tokenHdr[1];
     res.setHeader('content-type', 'application/json;charset=UTF-8');
     if (!user) { res.statusCode = 401; res.end('{"data":null}'); return; }
@@ -106,5 +145,5 @@ export async function startPveStandin(dir: string, acl: Record<string, Record<st
     res.end(JSON.stringify({ data: { [p]: Object.fromEntries(effective(user, p).map((x) => [x, 1])) } }));
   });
   const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
-  return { url: `https://127.0.0.1:${port}`, caFile, wwwKeyFile, seen, close: () => { server.closeAllConnections(); server.close(); } };
+  return { url: `https://127.0.0.1:${port}`, caFile, wwwKeyFile, seen, issue, close: () => { server.closeAllConnections(); server.close(); } };
 }

@@ -11,7 +11,7 @@
  * Node-local commands (`pvesh`, `pct`, and a fake `smbclient` for the fake backend) are shims in
  * `binDir`: small scripts that talk to the simulator as root@pam of the local node.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
@@ -77,6 +77,9 @@ export class PveSim {
   readonly requests: { method: string; path: string; params: Values; user: string }[] = [];
   readonly nodeSecret = randomBytes(16).toString('hex');
   taskMs: number;
+  /** The node's /etc/vzdump.conf `script:` (Proxmox's own backup jobs run it), and extra environment for it. */
+  vzdumpConfScript?: string;
+  hookEnv: Record<string, string> = {};
   private server?: Server;
   port = 0;
   fingerprint = '';
@@ -392,6 +395,28 @@ export class PveSim {
     return out;
   }
 
+  /** pct restore through the API: the archive's config replaces the container's (which must be stopped; force to overwrite). */
+  private restoreCt(node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
+    const g = this.guests.get(vmid);
+    if (g && !force) throw new HttpError(500, `unable to restore CT ${vmid} - CT ${vmid} already exists on node '${g.node}'`);
+    if (g && g.status === 'running') throw new HttpError(500, `unable to restore CT ${vmid} - CT is running`);
+    if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Backup')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Backup)`);
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/(.+)$/i.exec(archive);
+    const st = m ? this.storages.get(m[1]!) : undefined;
+    if (!m || !st?.path || !(this.volumes.get(st.id) ?? []).some((x) => x.volid === archive)) throw new HttpError(500, `volume '${archive}' does not exist`);
+    const file = join(st.path, 'dump', m[2]!);
+    return this.task(node, 'vzrestore', String(vmid), user, async (log) => {
+      log(`restoring '${archive}' now..`);
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { vmid: number; kind: string; config: Record<string, string> };
+      if (saved.kind !== 'lxc') throw new Error(`${archive} is not a container backup`);
+      const target = g ?? { vmid, kind: 'lxc' as const, node, config: {}, status: 'stopped' as const, template: false };
+      for (const k of Object.keys(target.config)) delete target.config[k];
+      Object.assign(target.config, saved.config);
+      this.guests.set(vmid, target as SimGuest);
+      log('restore done');
+    }, fault);
+  }
+
   private async route(method: string, pattern: string, v: Values, user: string, fault?: Fault): Promise<unknown> {
     const s = (k: string) => (v[k] === undefined ? undefined : String(v[k]));
     const node = s('node') ?? this.localNode;
@@ -459,6 +484,7 @@ export class PveSim {
       case 'POST /nodes/{node}/lxc': {
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         this.checkMounts(user, v);
+        if (TRUE(s('restore'))) return this.restoreCt(node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
         if (this.guests.has(vmid)) throw new HttpError(500, `CT ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         const ost = s('ostemplate')!;
         const stId = ost.split(':')[0]!;
@@ -689,15 +715,68 @@ export class PveSim {
         const ids = String(s('vmid') ?? '').split(/[,;\s]+/).filter(Boolean).map(Number);
         if (!ids.length && !TRUE(s('all'))) throw new HttpError(400, 'Parameter verification failed.', { vmid: 'property is missing and it is not optional' });
         for (const id of ids) if (!this.hasPriv(user, `/vms/${id}`, 'VM.Backup')) throw new HttpError(403, `Permission check failed (/vms/${id}, VM.Backup)`);
+        for (const k of ['tmpdir', 'dumpdir', 'script', 'job-id']) if (v[k] !== undefined && user !== 'root@pam') throw new HttpError(403, `Permission check failed (Only root may set '${k}'.)`);
         const storage = s('storage') ?? 'local';
+        const st = this.storages.get(storage);
+        if (!st) throw new HttpError(500, `storage '${storage}' does not exist`);
+        if (!st.content.includes('backup')) throw new HttpError(500, `storage '${storage}' does not support backups`);
+        if (!this.hasPriv(user, `/storage/${storage}`, 'Datastore.AllocateSpace')) throw new HttpError(403, `Permission check failed (/storage/${storage}, Datastore.AllocateSpace)`);
+        const mode = s('mode') ?? 'snapshot';
+        // The hook: the job's `script`, else the node's /etc/vzdump.conf `script:`.
+        const script = s('script') ?? this.vzdumpConfScript;
+        const dumpdir = st.path ? join(st.path, 'dump') : undefined;
+        const notesTemplate = s('notes-template');
         return this.task(node, 'vzdump', ids.join(','), user, async (log) => {
+          const hook = async (args: string[], env: Record<string, string | undefined>) => {
+            if (!script) return;
+            log(`INFO: HOOK: ${args.join(' ')}`);
+            const r = await new Promise<{ code: number; out: string }>((res) => execFile(script, args, { env: { ...process.env, ...this.hookEnv, ...Object.fromEntries(Object.entries(env).filter(([, x]) => x !== undefined)) as Record<string, string> }, timeout: 120_000 }, (err, stdout, stderr) => {
+              res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, out: String(stdout) + String(stderr) });
+            }));
+            for (const l of r.out.split('\n').filter(Boolean)) log(`INFO: ${l}`);
+            if (r.code !== 0) throw new Error(`command '${script} ${args.join(' ')}' failed: exit code ${r.code}`);
+          };
+          const jobEnv = { DUMPDIR: dumpdir, STOREID: storage };
+          log(`INFO: starting new backup job: vzdump ${ids.join(' ')} --storage ${storage} --mode ${mode}`);
+          await hook(['job-init'], jobEnv);
+          await hook(['job-start'], jobEnv);
+          let failed = 0;
           for (const id of ids) {
             const g = this.guests.get(id);
-            if (!g) throw new Error(`guest ${id} does not exist`);
-            const file = `vzdump-${g.kind}-${id}-${new Date().toISOString().replace(/[-:]/g, '_').slice(0, 19)}.${g.kind === 'lxc' ? 'tar.zst' : 'vma.zst'}`;
-            this.volumes.get(storage)?.push({ volid: `${storage}:backup/${file}`, content: 'backup', size: 1000, format: 'zst', vmid: id });
-            log(`INFO: Finished Backup of VM ${id}`);
+            const vmtype = g?.kind;
+            const env = { ...jobEnv, VMTYPE: vmtype, HOSTNAME: g?.config.hostname ?? g?.config.name };
+            try {
+              if (!g || g.node !== node) throw new Error(`guest ${id} does not exist on node ${node}`);
+              log(`INFO: Starting Backup of VM ${id} (${g.kind})`);
+              const stamp = new Date().toISOString().slice(0, 19).replace(/-/g, '_').replace('T', '-').replace(/:/g, '_');
+              const file = `vzdump-${g.kind}-${id}-${stamp}.${g.kind === 'lxc' ? 'tar.zst' : 'vma.zst'}`;
+              const target = dumpdir ? join(dumpdir, file) : `${storage}:backup/${file}`;
+              await hook(['backup-start', mode, String(id)], env);
+              if (mode !== 'snapshot') { await hook(['pre-stop', mode, String(id)], env); await hook(['pre-restart', mode, String(id)], env); await hook(['post-restart', mode, String(id)], env); }
+              log(`INFO: creating vzdump archive '${target}'`);
+              if (dumpdir) {
+                await mkdir(dumpdir, { recursive: true });
+                writeFileSync(target, JSON.stringify({ vmid: id, kind: g.kind, config: g.config }) + '\n');
+                if (notesTemplate) writeFileSync(`${target}.notes`, notesTemplate.replace(/\{\{(\w+)\}\}/g, (_, k: string) => ({ cluster: 'simcluster', guestname: String(g.config.hostname ?? g.config.name ?? ''), node, vmid: String(id) } as Record<string, string>)[k] ?? `{{${k}}}`) + '\n');
+              }
+              this.volumes.get(storage)?.push({ volid: `${storage}:backup/${file}`, content: 'backup', size: 1000, format: 'zst', vmid: id });
+              await hook(['backup-end', mode, String(id)], { ...env, TARGET: target });
+              log(`INFO: Finished Backup of VM ${id} (00:00:01)`);
+              const logfile = dumpdir ? join(dumpdir, file.replace(/\.(tar|vma)\.zst$/, '.log')) : undefined;
+              if (logfile) writeFileSync(logfile, 'sim vzdump log\n');
+              await hook(['log-end', mode, String(id)], { ...env, LOGFILE: logfile });
+            } catch (e) {
+              failed++;
+              log(`ERROR: Backup of VM ${id} failed - ${(e as Error).message}`);
+              await hook(['backup-abort', mode, String(id)], env).catch(() => undefined);
+            }
           }
+          if (failed) {
+            await hook(['job-abort'], jobEnv).catch(() => undefined);
+            throw new Error(`job errors`);
+          }
+          await hook(['job-end'], jobEnv);
+          log('INFO: Backup job finished successfully');
         }, fault);
       }
 

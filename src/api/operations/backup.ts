@@ -1,11 +1,15 @@
-/** Snapshots of native shares: take one (backup), list them, restore a share to one. */
+/** Snapshots of shares (every mode: the data is on the host): take one (backup), list them, restore a share or one file. */
 import { invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { parseSize, shareSchema } from '../../core/share.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
-import { deleteSnapshot, listSnapshots, requireSnapshottable, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '../../backup/snapshots.ts';
-import { snapshotName, snapshotTime } from '../../core/snapshot.ts';
+import { listSnapshots, restoreSteps, snapshotStep, zfsSnapshotsAfter } from '../../backup/snapshots.ts';
+import { snapshotTime } from '../../core/snapshot.ts';
+import { parsePruneOptions } from '../../core/prune.ts';
+import { pruneOptionsRule } from '../../core/prune.ts';
+import { readBackupState } from '../../backup/state.ts';
+import { archiveVolid, guestRestoreSteps, freshSnapshotName as freshName, liveDestination, restoreFileStep, runShareBackup, shareRelativePath, snapshotSource, snapshotTarget } from '../../provision/backup.ts';
 import { btrfsSubvolumeUuid } from '../../core/btrfs.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
@@ -14,48 +18,26 @@ const op = defineOperation<Gateway>();
 
 const nameParam = { sharename: shareSchema.sharename };
 
-/** A name one second later than the newest if two backups fall in the same second. */
-function freshName(existing: string[], now: Date): string {
-  let t = now.getTime();
-  while (existing.includes(snapshotName(new Date(t)))) t += 1000;
-  return snapshotName(new Date(t));
-}
-
 const backupParams = {
   ...nameParam,
-  keep: { type: 'integer', optional: true, minimum: 1, maximum: 10000, description: 'Keep only this many snapshots, deleting the oldest' },
+  keep: { type: 'integer', optional: true, minimum: 1, maximum: 10000, description: 'Keep only this many snapshots, deleting the oldest (keep-last=N)' },
+  prune: { type: 'string', optional: true, maxLength: 256, check: pruneOptionsRule, description: 'Retention for this run, as Proxmox prune options (keep-last=3,keep-daily=7,...); default: the share\'s backup_prune' },
 } as const;
 
 export const backupOp = op({
   command: ['backup'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/backup',
-  description: 'Take a snapshot of the share (ZFS dataset or btrfs subvolume), shown to Windows clients as a Previous Version.',
+  description: 'Take a snapshot of the share\'s data (ZFS dataset or btrfs subvolume, every mode), shown to Windows clients as a Previous Version, and apply the retention; lxc/vm shares with backup_storage: the guest too, through vzdump.',
   parameters: backupParams,
   positional: ['sharename'],
-  returns: { description: 'The snapshot taken and those pruned', schema: { type: 'object', properties: { sharename: { type: 'string' }, snapshot: { type: 'string' }, pruned: { type: 'array', items: { type: 'string' } } } } },
+  returns: { description: 'The snapshot taken and those pruned', schema: { type: 'object', properties: { sharename: { type: 'string' }, snapshot: { type: 'string' }, time: { type: 'string' }, pruned: { type: 'array', items: { type: 'string' } }, kept: { type: 'integer' }, guest: { type: 'object' } } } },
   privilege: backupPrivileges,
   handler: async (p, g) => {
-    const { sharename, keep } = p;
-    return g.store.locked(async () => {
-      const share = await g.store.require(sharename);
-      const t = requireSnapshottable(share);
-      const before = await listSnapshots(g.run, t);
-      const name = freshName(before, new Date());
-      const pruned: string[] = [];
-      const steps: Step[] = [snapshotStep(g.run, share, t, name)];
-      if (keep !== undefined) {
-        steps.push({
-          name: 'prune',
-          do: async () => {
-            const all = [...before, name].sort();
-            for (const old of all.slice(0, Math.max(0, all.length - keep))) { await deleteSnapshot(g.run, t, old); pruned.push(old); }
-          },
-        });
-      }
-      await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
-      return { sharename: share.sharename, snapshot: name, time: snapshotTime(name)!.toISOString(), pruned };
-    });
+    const { sharename, keep, prune } = p;
+    if (keep !== undefined && prune !== undefined) throw invalid('keep', 'give either keep or prune (keep N is keep-last=N)');
+    const retention = keep !== undefined ? { 'keep-last': keep } : prune !== undefined ? parsePruneOptions(prune) : undefined;
+    return runShareBackup(g, sharename, { trigger: 'manual', ...(retention ? { prune: retention } : {}), log: g.log });
   },
 });
 
@@ -70,7 +52,7 @@ export const snapshotsOp = op({
   privilege: readSharePrivileges,
   handler: async (p, g) => {
     const share = await g.store.require(p.sharename);
-    const names = await listSnapshots(g.run, requireSnapshottable(share));
+    const names = await listSnapshots(g.run, await snapshotTarget(g, share));
     return names.map((name) => ({ name, time: snapshotTime(name)!.toISOString() }));
   },
 });
@@ -78,6 +60,8 @@ export const snapshotsOp = op({
 const restoreParams = {
   ...nameParam,
   snapshot: { type: 'string', pattern: /^smbgw-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$/, patternText: 'must be a snapshot name as listed by `snapshots`', description: 'Snapshot to go back to' },
+  guest: { type: 'boolean', optional: true, default: false, description: 'lxc/vm: also put the guest back from the vzdump archive taken with this snapshot' },
+  file: { type: 'string', optional: true, maxLength: 4096, description: 'Restore only this file or folder (path inside the share), copied back over the current one; the rest of the share is left as it is' },
   force: { type: 'boolean', optional: true, default: false, description: 'ZFS: destroy the snapshots newer than the one restored (only when the gateway made every one of them)' },
 } as const;
 
@@ -85,18 +69,37 @@ export const restoreOp = op({
   command: ['restore'],
   method: 'POST',
   path: '/nodes/{node}/smbgateway/{sharename}/restore',
-  description: 'Put the whole share back to a snapshot (btrfs first takes a snapshot of the current state, so a restore can itself be undone).',
+  description: 'Put the whole share back to a snapshot, closing the clients\' connections first (btrfs first takes a snapshot of the current state, so a restore can itself be undone); or, with --file, only one file or folder. lxc/vm shares: the guest is stopped meanwhile, and with --guest put back from the vzdump archive taken with the snapshot.',
   parameters: restoreParams,
   positional: ['sharename'],
-  returns: { description: 'What was done', schema: { type: 'object', properties: { sharename: { type: 'string' }, restored: { type: 'string' }, safety_snapshot: { type: 'string' }, destroyed: { type: 'array', items: { type: 'string' } } } } },
+  returns: { description: 'What was done', schema: { type: 'object', properties: { sharename: { type: 'string' }, restored: { type: 'string' }, file: { type: 'string' }, safety_snapshot: { type: 'string' }, destroyed: { type: 'array', items: { type: 'string' } } } } },
   privilege: restorePrivileges,
   handler: async (p, g) => {
-    const { sharename, snapshot, force } = p;
+    const { sharename, snapshot, force, file, guest } = p;
     return g.store.locked(async () => {
       const share = await g.store.require(sharename);
-      const t = requireSnapshottable(share);
+      const t = await snapshotTarget(g, share);
       const all = await listSnapshots(g.run, t);
       if (!all.includes(snapshot)) throw invalid('snapshot', `share "${share.sharename}" has no snapshot ${snapshot} (see: pve-smbgateway snapshots ${share.sharename})`);
+      if (file !== undefined) {
+        // One file or folder: copied back over the live one, after a snapshot of the current state.
+        if (force) throw invalid('force', 'applies to a whole-share ZFS rollback, not to --file');
+        const rel = shareRelativePath(file);
+        const src = await snapshotSource(share, t, snapshot, rel);
+        const dst = await liveDestination(share, rel);
+        const safety = freshName(all, new Date());
+        await applyPlan([snapshotStep(g.run, share, t, safety), restoreFileStep(g, src, dst)], { failAt: failAtFromEnv(), log: g.log });
+        return { sharename: share.sharename, restored: snapshot, file: rel, safety_snapshot: safety, destroyed: [] };
+      }
+      if (guest && share.mode === 'native') throw invalid('guest', 'applies to lxc and vm shares (a native share has no guest)');
+      if (guest && file !== undefined) throw invalid('guest', 'a guest is restored with the whole share, not with --file');
+      let archive: { volid: string } | undefined;
+      if (guest) {
+        const h = ((await readBackupState(g.settings.stateDir))[share.sharename]?.guest_history ?? []).filter((x) => x.snapshot === snapshot).at(-1);
+        if (!h) throw invalid('snapshot', `no backup of the guest was taken with snapshot ${snapshot} (restore the data alone, without --guest)`);
+        archive = { volid: archiveVolid(h.storage, h.archive) };
+      }
+      const gs = share.mode !== 'native' ? guestRestoreSteps(g, share, { archive }) : undefined;
       const newer = t.kind === 'zfs' ? await zfsSnapshotsAfter(g.run, t.dataset, snapshot) : all.filter((n) => n > snapshot);
       const safety = t.kind === 'btrfs' ? freshName(all, new Date()) : undefined;
       const limit = share.quota ? parseSize(share.quota) : undefined;
@@ -116,8 +119,18 @@ export const restoreOp = op({
         },
         g.store.saveStep(() => after),
       ] : [];
-      const steps: Step[] = [
+      const steps: Step[] = gs ? [
+        // Guest shares: the guest (serving the clients, holding the data mounted) is stopped first.
         ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
+        ...gs.before,
+        ...restoreSteps(g.run, share, t, snapshot, { force: !!force, limitBytes: limit, newer }),
+        ...record,
+        ...gs.after,
+      ] : [
+        ...(safety ? [snapshotStep(g.run, share, t, safety)] : []),
+        // Clients are told first (their connections to the share closed): none keeps writing into
+        // the tree that is being replaced.
+        { name: 'close-clients', do: () => g.samba.closeShare(share.sharename) },
         ...restoreSteps(g.run, share, t, snapshot, { force: !!force, limitBytes: limit, newer }),
         ...record,
         // Clients still in the old tree are dropped so that they reconnect to the restored one.
@@ -125,7 +138,7 @@ export const restoreOp = op({
         ...smbConfSteps(g.samba, () => after),
       ];
       await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log });
-      return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [] };
+      return { sharename: share.sharename, restored: snapshot, safety_snapshot: safety, destroyed: t.kind === 'zfs' ? newer : [], ...(archive ? { guest_archive: archive.volid } : {}) };
     });
   },
 });

@@ -9,7 +9,10 @@ import { openApiDocument } from '../openapi.ts';
 import { AUDIT } from '../privileges.ts';
 import { taskStatus, type TaskManager } from '../tasks.ts';
 import type { Collector } from '../../monitor/collector.ts';
-import { renderPrometheus } from '../../monitor/prometheus.ts';
+import { renderPrometheus, type BackupMetricRow } from '../../monitor/prometheus.ts';
+import { readBackupState } from '../../backup/state.ts';
+import { scheduleOf } from '../../provision/backup.ts';
+import { nextRun } from '../scheduler.ts';
 
 const op = defineOperation<ApiCtx>();
 
@@ -74,7 +77,24 @@ export const prometheusOp = op({
   privilege: AUDIT,
   handler: async (_p, ctx) => renderPrometheus(ctx.settings.node, ctx.collector ? [...ctx.collector.state.values()] : [], ctx.collector?.stats ?? {
     cycles: 0, lastCycleSeconds: 0, lastCycleCpuSeconds: 0, lastTime: 0, lastIntervalSeconds: 0, unattributedReadBytes: 0, unattributedWrittenBytes: 0, failedLogonsUnknownAccount: 0, errors: [],
-  }),
+  }, await backupMetricRows(ctx)),
 });
+
+/** Each share of this node with a backup record or a schedule. */
+async function backupMetricRows(ctx: ApiCtx): Promise<BackupMetricRow[]> {
+  const state = await readBackupState(ctx.settings.stateDir);
+  const now = Date.now();
+  const rows: BackupMetricRow[] = [];
+  for (const s of await ctx.store.list()) {
+    if ((s.node ?? ctx.settings.node) !== ctx.settings.node) continue;
+    const st = state[s.sharename] ?? {};
+    const schedule = scheduleOf(ctx, s);
+    let next: number | undefined;
+    try { next = schedule ? nextRun(schedule, st, now) : undefined; } catch { next = undefined; }
+    if (!schedule && st.last_start === undefined) continue;
+    rows.push({ share: s.sharename, mode: s.mode, state: st, next, scheduled: !!schedule });
+  }
+  return rows;
+}
 
 export const daemonOperations: Operation<ApiCtx>[] = [tasksListOp, taskStatusOp, taskLogOp, openApiOp, prometheusOp];

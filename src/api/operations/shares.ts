@@ -11,6 +11,7 @@ import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
 import { planShareDomain } from '../../provision/ad.ts';
 import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
+import { backupStatus, type BackupStatus } from '../scheduler.ts';
 import { quotaSteps } from '../../provision/quota.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from '../../provision/storage.ts';
 import { smbConfSteps } from '../../samba/apply.ts';
@@ -119,11 +120,14 @@ export const statusOp = op({
   description: 'Whether smbd serves the share, its usage against the quota, and its sessions.',
   parameters: nameParam,
   positional: ['sharename'],
-  returns: { description: 'Share status', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, smbd_running: { type: 'boolean' }, in_config: { type: 'boolean' }, served: { type: 'boolean' }, probe: { type: 'string' }, usage: { type: 'object' }, sessions: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'string' } }, ha: { type: 'object' } } } },
+  returns: { description: 'Share status', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, smbd_running: { type: 'boolean' }, in_config: { type: 'boolean' }, served: { type: 'boolean' }, probe: { type: 'string' }, usage: { type: 'object' }, sessions: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'string' } }, ha: { type: 'object' }, backup: { type: 'object', description: 'Scheduled backups: schedule, retention, next_run, last_run, last_success' } } } },
   privilege: readSharePrivileges,
-  handler: async (p, g): Promise<ShareStatus & { ha?: HaState }> => {
+  handler: async (p, g): Promise<ShareStatus & { ha?: HaState; backup: BackupStatus }> => {
     const share = await g.store.require(p.sharename);
-    const st = await shareStatus(g, share);
+    const st0 = await shareStatus(g, share);
+    // Scheduled backups: schedule, next run, the last run (a failed one is also a warning).
+    const b = await backupStatus(g, share);
+    const st = { ...st0, backup: b.backup, warnings: [...st0.warnings, ...b.warnings] };
     // HA shares: the node holding the VIP and each node's CTDB flags.
     return share.ha_enabled ? { ...st, ha: await haState(g, share) } : st;
   },

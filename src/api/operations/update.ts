@@ -34,9 +34,9 @@ export const showOp = op({
 });
 
 /** Settings an update may change. */
-const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled'] as const;
+const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'] as const;
 /** Settings `delete` may reset to their default (Proxmox's convention). */
-const DELETABLE = ['comment', 'options'];
+const DELETABLE = ['comment', 'options', 'backup_schedule', 'backup_prune', 'backup_storage'];
 
 const updateParams = {
   ...nameParam,
@@ -47,6 +47,9 @@ const updateParams = {
   options: optionalNoDefault(shareSchema.options),
   monitoring_enabled: optionalNoDefault(shareSchema.monitoring_enabled),
   backup_enabled: optionalNoDefault(shareSchema.backup_enabled),
+  backup_schedule: shareSchema.backup_schedule,
+  backup_prune: shareSchema.backup_prune,
+  backup_storage: shareSchema.backup_storage,
   delete: { type: 'list', optional: true, description: `Settings to reset (${DELETABLE.join(', ')})`, item: (v: string) => (DELETABLE.includes(v) ? undefined : `must be one of ${DELETABLE.join(', ')}`) },
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   digest: { type: 'string', optional: true, pattern: /^[0-9a-f]{40}$/, patternText: 'must be the digest `show` returned (40 hex digits)', description: 'Refuse the change if the configuration changed since `show` returned this digest (Proxmox\'s convention)' },
@@ -56,7 +59,7 @@ export const updateOp = op({
   command: ['update'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/{sharename}',
-  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup).',
+  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup and its schedule and retention).',
   parameters: updateParams,
   positional: ['sharename'],
   aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok' },
