@@ -5,7 +5,7 @@ import { allOf, defineOperation } from '../../core/operation.ts';
 import { applyPlan, describePlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { type Schema } from '../../core/schema.ts';
 import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
-import { accountRule, checkShare, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { accountRule, checkShare, isDomainPrincipal, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, requireShare } from '../../core/store.ts';
 import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
@@ -165,7 +165,7 @@ async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Pr
   const share: Share = { ...req, path: placed.path, created: [], backing: backingTag(placed.backing, false) };
   // The old plugin's accounts are used as they are (adopted), never changed, never removed by the gateway.
   const registry = await g.store.accounts();
-  const adopt = shareUsers(share).filter((u) => !registry.some((a) => a.name === u));
+  const adopt = shareUsers(share).filter((u) => !isDomainPrincipal(u) && !registry.some((a) => a.name === u));
   const acc = await planAccounts(nativeCtx(g), share, { explicit: new Map() }, adopt);
   if (acc.newUnix.length || acc.newSamba.length) throw invalid('users', `${[...acc.newUnix, ...acc.newSamba][0]} has no account: migrate makes none`);
   return { share, steps: quotaSteps(g.run, placed.path, placed.backing, share.quota), unmapped };
