@@ -137,6 +137,12 @@ export async function startAdLab(): Promise<AdLab> {
       for (const u of ['alice', 'bob', 'carol']) await st(['user', 'create', u, USER_PW]);
       await st(['group', 'add', 'staff']);
       await st(['group', 'addmembers', 'staff', 'carol']);
+      // The DC's TLS key, made here in ~0.1 s (samba -M single would spend seconds on its first start making one)
+      const tls = join(template, 'private', 'tls');
+      await mkdir(tls, { recursive: true });
+      await execRunner('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem'), '-days', '3650', '-subj', `/CN=dc1.${DOMAIN}`]);
+      await execRunner('cp', [join(tls, 'cert.pem'), join(tls, 'ca.pem')]);
+      await chmod(join(tls, 'key.pem'), 0o600);
       await writeFile(join(template, 'subnet'), net);
     }
     await execRunner('cp', ['-a', template, dcDir]);
