@@ -81,14 +81,15 @@ if [ ! -d "$mods" ]; then
 	rm -rf "$mods" && mv "$tmp" "$mods"
 	find "$cache" -maxdepth 1 -name 'prod-modules-*' ! -name "prod-modules-$mkey" -exec rm -rf {} +
 fi
-# Only what runs: better-sqlite3 (its JS and the addon) and what it requires at run time. tsx is
+# Only what runs: better-sqlite3 (its JS and the addon) and what it requires at run time, and yaml. tsx is
 # for running the TypeScript sources from a checkout; the package runs the compiled JavaScript.
 nm=$lib/node_modules
 mkdir -p "$nm/better-sqlite3/build/Release"
 cp -r "$mods/node_modules/better-sqlite3/lib" "$mods/node_modules/better-sqlite3/package.json" "$mods/node_modules/better-sqlite3/LICENSE" "$nm/better-sqlite3/"
 install -m 0644 "$mods/node_modules/better-sqlite3/build/Release/better_sqlite3.node" "$nm/better-sqlite3/build/Release/"
 strip --strip-unneeded "$nm/better-sqlite3/build/Release/better_sqlite3.node"
-for m in bindings file-uri-to-path; do cp -r "$mods/node_modules/$m" "$nm/$m"; done
+# yaml: apply -f and show --format yaml (pure JavaScript, no dependencies of its own).
+for m in bindings file-uri-to-path yaml; do cp -r "$mods/node_modules/$m" "$nm/$m"; done
 find "$nm" -name '.*' -type f -delete
 
 # 4. Commands.

@@ -23,8 +23,10 @@ test('defaults are not carried into modes that do not use them; each mode keeps 
 });
 
 test('what update may change is declared per mode; every mode option list only names schema keys', () => {
-  // Guest shares: their Samba settings live in the guest; their backups (on the host) can change.
-  assert.deepEqual(MODE_OPTIONS.lxc.updatable, ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage']);
+  // Guest shares: their Samba settings live in the guest; their backups (on the host) can change, and
+  // an lxc share's users (changed inside the container, provision/access-guest.ts).
+  assert.deepEqual(MODE_OPTIONS.lxc.updatable, ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage', 'users', 'read_users']);
+  assert.deepEqual(MODE_OPTIONS.vm.updatable, ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage']);
   assert.ok(MODE_OPTIONS.native.updatable.includes('comment'));
   for (const m of Object.values(MODE_OPTIONS)) for (const k of m.updatable) assert.ok(m.options.includes(k), k);
 });

@@ -12,6 +12,7 @@ import { LogTail, logSourcesFrom, parseAuthAuditLine, parseRefusedTcon } from '.
 import type { IoCounters, ProcFs } from '../src/monitor/procio.ts';
 import { parseProcIo } from '../src/monitor/procio.ts';
 import { renderPrometheus } from '../src/monitor/prometheus.ts';
+import { parseTconLine, tconLogFrom } from '../src/monitor/tcon.ts';
 
 /** A /proc stand-in: the master 100 and its children, with counters the test moves. */
 function fakeProc() {
@@ -66,6 +67,39 @@ test('a child serving two shares is split by the weights (open files); a child n
   f.exit(302);
   t.tick();
   assert.equal(t.unattributed.wchar, 700);
+});
+
+test('a connection that starts and ends between two ticks is placed by its tree connect event; without one it stays unattributed', () => {
+  const f = fakeProc();
+  const t = new NativeIoTracker(f.proc, 100, shareOf);
+  t.tick();
+  // Two short connections on a, back to back, both gone before the next tick.
+  f.fork(501); f.write(501, 5000); f.exit(501);
+  f.fork(502); f.write(502, 5000); f.exit(502);
+  t.tick([{ pid: 501, share: 'a' }, { pid: 502, share: 'a' }]);
+  assert.equal(t.totals.get('a')?.wchar, 10000);
+  assert.equal(t.totals.get('b'), undefined);
+  assert.equal(t.unattributed.wchar, 0);
+  // One that was seen (placed by its event while live) and ends with a tail, beside one never seen.
+  f.fork(503); f.write(503, 100);
+  t.tick([{ pid: 503, share: 'b' }]);
+  t.cycle();
+  assert.equal(t.totals.get('b')?.wchar, 100);
+  f.write(503, 900); f.exit(503);
+  t.tick();
+  assert.equal(t.totals.get('b')?.wchar, 1000);
+  f.fork(504); f.write(504, 700); f.exit(504);
+  t.tick();
+  assert.equal(t.unattributed.wchar, 700);
+  assert.equal(t.totals.get('a')?.wchar, 10000);
+});
+
+test('tree connect lines of full_audit are parsed; other lines are not', () => {
+  assert.deepEqual(parseTconLine('  smbgw-tcon|14230|connect|ok|Share1'), { pid: 14230, share: 'Share1' });
+  assert.equal(parseTconLine('  smbgw-tcon|14230|connect|fail (x)|s1'), undefined);
+  assert.equal(parseTconLine('[2026/11/30 19:38:46.444644,  1] ../../source3/modules/vfs_full_audit.c:643(do_log)'), undefined);
+  assert.equal(tconLogFrom('1 auth_json_audit:3@/var/log/samba/auth.json full_audit:1@/var/log/samba/tcon.log'), '/var/log/samba/tcon.log');
+  assert.equal(tconLogFrom('1 auth_json_audit:3@/x'), undefined);
 });
 
 test('children already running when the tracker starts count from then on, not from their start', () => {

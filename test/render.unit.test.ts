@@ -29,6 +29,13 @@ describe('smb.conf renderer', () => {
    valid users = alice @team bob
    invalid users = root
    guest ok = no
+   vfs objects = full_audit
+   full_audit:syslog = no
+   full_audit:prefix = smbgw-tcon|%d
+   full_audit:success = connect
+   full_audit:failure = none
+   aio read size = 0
+   aio write size = 0
    hide dot files = yes
 
 [zeta]
@@ -39,12 +46,27 @@ describe('smb.conf renderer', () => {
    invalid users = root
    guest ok = no
    smb encrypt = required
+   vfs objects = full_audit
+   full_audit:syslog = no
+   full_audit:prefix = smbgw-tcon|%d
+   full_audit:success = connect
+   full_audit:failure = none
+   aio read size = 0
+   aio write size = 0
 `);
   });
 
   it('raises the minimum protocol to SMB3 when every share is high, and maps guests only when a share allows them', () => {
     assert.match(renderManagedConf([share({ security_profile: 'high' })]), /server min protocol = SMB3\n/);
     assert.match(renderManagedConf([share({ guest_ok: true, users: [], read_users: [], groups: [] })]), /map to guest = Bad User\n/);
+  });
+
+  it('logs tree connects for the collector on monitored native shares only, after the other VFS modules', () => {
+    assert.doesNotMatch(renderManagedConf([share({ monitoring_enabled: false })]), /full_audit/);
+    assert.doesNotMatch(renderManagedConf([share()], { pathInside: () => '/srv/x' }), /full_audit/);
+    const snap = renderManagedConf([{ ...share({ backup_enabled: true }), backing: 'zfs:tank/projects' }]);
+    assert.match(snap, /vfs objects = shadow_copy2 full_audit\n/);
+    assert.equal(snap.match(/vfs objects/g)?.length, 1);
   });
 
   it('a read-only share has no write list', () => {

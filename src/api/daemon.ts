@@ -21,6 +21,7 @@ import { pveClusterPeer, type Peer } from '../pve/cluster.ts';
 import { repairInterrupted, type RepairResult } from './operations/repair.ts';
 import { TokenStore } from './tokens.ts';
 import { BackupScheduler } from './scheduler.ts';
+import { scheduleRecyclePurge } from './schedule.ts';
 
 export interface DaemonConfig {
   /** Address to listen on (default :: on Proxmox VE, else 127.0.0.1). */
@@ -188,9 +189,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   collector.start();
   const scheduler = new BackupScheduler(gateway, api.tasks, { now: opts.clock, tickMs: opts.backupTickMs, utc: opts.backupUtc });
   scheduler.start();
+  const stopRecycle = scheduleRecyclePurge(gateway);
   return {
     api, collector, scheduler, db, gateway, config, repair, repairError,
     stop: async () => {
+      stopRecycle();
       await scheduler.stop();
       await collector.stop();
       await api.close();

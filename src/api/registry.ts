@@ -1,6 +1,10 @@
 /** Every operation the gateway offers; the CLI, REST API and OpenAPI document are built from this list. */
 import type { Operation } from '../core/operation.ts';
 import type { Gateway } from '../provision/context.ts';
+import { accessOperations } from './operations/access.ts';
+import { auditOp } from './operations/audit.ts';
+import { applyOperations } from './operations/apply.ts';
+import { doctorOp } from './operations/doctor.ts';
 import { adOperations } from './operations/ad.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
@@ -16,6 +20,10 @@ export const operations: Operation<Gateway>[] = [
   ...shareOperations,
   showOp,
   updateOp,
+  ...accessOperations,
+  auditOp,
+  ...applyOperations,
+  doctorOp,
   metricsOp,
   ...backupOperations,
   ...haOperations,

@@ -54,7 +54,8 @@ export function parseArgs(argv: string[]): Parsed | { help: string } {
   const own = cliOptions[op.command.join(' ')]?.options ?? {};
   const positional = [...(op.positional ?? [])];
   for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
+    // `apply -f FILE`, as kubectl and ceph smb take it.
+    const a = rest[i] === '-f' ? '--file' : rest[i]!;
     if (!a.startsWith('--')) {
       const name = positional.shift();
       if (!name) throw new GatewayError('invalid', `unexpected argument ${JSON.stringify(a)}`);

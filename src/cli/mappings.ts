@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { invalid } from '../core/errors.ts';
 import type { Schema } from '../core/schema.ts';
+import { parse as parseYaml } from 'yaml';
 import { passwordRule } from '../core/share.ts';
 
 export interface CliOptions {
@@ -15,6 +16,13 @@ export interface CliOptions {
 }
 
 const asList = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(',') : []).filter(Boolean);
+
+const PASSWORD_FILE = { type: 'string', optional: true, keepSpace: true, description: 'File with the password of the users being added (one line), or user:password lines; - for stdin' } as const;
+
+async function addedPasswords(v: Record<string, unknown>, params: Record<string, unknown>, fields: string[]): Promise<void> {
+  if (v.password_file === undefined) return;
+  Object.assign(params, await passwordParams(String(v.password_file), fields.flatMap((f) => asList(params[f]))));
+}
 
 /** The domain account's password for ad join/leave: one line from a file or stdin, never argv. */
 const adPasswordOption: CliOptions = {
@@ -47,6 +55,36 @@ export const cliOptions: Record<string, CliOptions> = {
       if (v.ad_password_file !== undefined) params.ad_password = await secretLine(String(v.ad_password_file), 'ad_password_file');
       if (v.password_file === undefined) return;
       Object.assign(params, await passwordParams(String(v.password_file), [...asList(params.users), ...asList(params.read_users)]));
+    },
+  },
+  // Passwords of the users an update or access change adds.
+  update: { options: { password_file: PASSWORD_FILE }, apply: async (v, params) => addedPasswords(v, params, ['users', 'read_users']) },
+  access: { options: { password_file: PASSWORD_FILE }, apply: async (v, params) => addedPasswords(v, params, ['add_users', 'add_read_users']) },
+  passwd: {
+    options: { password_file: { type: 'string', keepSpace: true, description: 'File with the new password (one line); - for stdin' } },
+    apply: async (v, params) => {
+      const r = await passwordParams(String(v.password_file), []);
+      if (r.password === undefined) throw invalid('password_file', 'must hold one line: the new password');
+      params.password = r.password;
+    },
+  },
+  apply: {
+    options: {
+      file: { type: 'string', description: 'The resources document (YAML or JSON, as `show --all --format yaml` prints it); - for stdin' },
+      password_file: PASSWORD_FILE,
+    },
+    apply: async (v, params) => {
+      let text: string;
+      try { text = v.file === '-' ? await readStdin() : await readFile(String(v.file), 'utf8'); } catch { throw invalid('file', `cannot read ${String(v.file)}`); }
+      let doc: unknown;
+      try { doc = parseYaml(text); } catch (e) { throw invalid('file', `${String(v.file)} is not YAML: ${(e as Error).message.split('\n')[0]}`); }
+      const resources = (doc as { resources?: unknown } | null)?.resources;
+      if (!Array.isArray(resources)) throw invalid('file', `${String(v.file)} has no resources list (as \`show --all --format yaml\` prints)`);
+      params.resources = resources;
+      if (v.password_file !== undefined) {
+        const users = resources.flatMap((r) => [...asList((r as Record<string, unknown>)?.users), ...asList((r as Record<string, unknown>)?.read_users)]);
+        Object.assign(params, await passwordParams(String(v.password_file), users));
+      }
     },
   },
   'ad join': adPasswordOption,

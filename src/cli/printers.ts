@@ -124,6 +124,11 @@ export const printers: Record<string, (result: unknown) => string> = {
     return rows.length ? table(['TOKEN', 'PRIVILEGES', 'CREATED', 'EXPIRES', 'COMMENT'], rows) : 'no tokens';
   },
   "token delete": (r) => `deleted token ${(r as { tokenid: string }).tokenid}`,
-  "show": (r) => Object.entries(r as Record<string, unknown>).map(([k, v]) => `${k.padEnd(20)} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'),
+  "show": (r) => typeof r === 'string' ? r.replace(/\n$/, '') : Object.entries(r as Record<string, unknown>).map(([k, v]) => `${k.padEnd(20)} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'),
+  "doctor": (r) => (r as { check: string; status: string; detail: string; fix?: string }[]).map((f) => `${f.status.toUpperCase().padEnd(5)} ${f.check}: ${f.detail}${f.fix && f.status !== 'ok' ? `\n      fix: ${f.fix}` : ''}`).join('\n'),
+  "apply": (r) => {
+    const x = r as { dry_run: boolean; resources: { sharename: string; action: string; plan?: { step: string; shows?: string }[] }[] };
+    return x.resources.map((e) => `${e.sharename}: ${e.action}${x.dry_run && e.action !== 'unchanged' ? ' (dry run)' : ''}${e.plan ? '\n' + e.plan.map((s, i) => `    ${String(i + 1).padStart(2)}. ${s.step}${s.shows ? `: ${s.shows}` : ''}`).join('\n') : ''}`).join('\n') || 'no resources';
+  },
   "update": (r) => isPlan(r) ? printPlan(`would update share ${r.share?.sharename ?? r.sharename}`, r) : `updated share ${(r as { share: Share }).share.sharename}`,
 };

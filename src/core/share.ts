@@ -42,6 +42,12 @@ export function sizeRule(v: string): string | undefined {
   return parseSize(v) === undefined ? 'must be a positive size such as 500M, 50G or 2T' : undefined;
 }
 
+/** Share presets: documented sets of smb.conf parameters (samba/presets.ts renders them). */
+export const PRESET_NAMES = ['timemachine', 'macos', 'recycle', 'audit', 'private'] as const;
+function presetRule(v: string): string | undefined {
+  return (PRESET_NAMES as readonly string[]).includes(v) ? undefined : `must be one of ${PRESET_NAMES.join(', ')}`;
+}
+
 /** Local unix/Samba account and group names. */
 export const ACCOUNT_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
 /** Names that are system accounts on every Debian host (and in every guest), whatever the uid ranges say. */
@@ -197,6 +203,9 @@ export const ALLOWED_SHARE_OPTIONS: Record<string, RegExp> = {
   // Samba reads a leading 0 as octal here: 010 would mean 8.
   'max connections': /^(0|[1-9]\d{0,5})$/,
   'strict sync': /^(yes|no)$/i,
+  // The gateway renders 0 (synchronous I/O, see src/samba/tuning.ts); 1 turns async I/O back on for slow disks.
+  'aio read size': /^(0|[1-9]\d{0,9})$/,
+  'aio write size': /^(0|[1-9]\d{0,9})$/,
 };
 
 /** Why a value is refused, for the parameters with more than yes/no. */
@@ -256,6 +265,10 @@ export const shareSchema = {
   read_groups: { type: 'list', default: [], optional: true, description: 'Groups with read-only access (local names, or DOMAIN\\group with ad_domain)', item: principalRule },
   guest_ok: { type: 'boolean', default: false, optional: true, description: 'Allow guest access (standard profile only)' },
   options: { type: 'list', default: [], optional: true, description: 'Extra smb.conf parameters name=value from an allowlist', item: shareOptionRule },
+  // Presets (native mode; see docs/day2.md and samba/presets.ts)
+  presets: { type: 'list', default: [], optional: true, description: `Share presets: ${PRESET_NAMES.join(', ')} (combinable; see docs/day2.md)`, item: presetRule },
+  timemachine_max_size: { type: 'string', optional: true, description: 'Size Time Machine may use on the share (timemachine preset), e.g. 500G', check: (v) => sizeRule(v) ?? (/^\d+[KMGTP]?$/i.test(v) ? undefined : 'must be a whole number with an optional K, M, G, T or P, e.g. 500G') },
+  recycle_keep_days: { type: 'integer', optional: true, minimum: 1, maximum: 3650, description: 'Days a deleted file stays in the recycle bin before the daemon purges it (recycle preset; unset: kept until removed by hand)' },
   // lxc and vm modes (see docs/proxmox.md)
   bridge: { type: 'string', optional: true, pattern: /^[-_.\w]{1,64}$/, patternText: 'must be a bridge name such as vmbr0', description: 'Bridge for the guest network (default: the pve_bridge setting, else vmbr0)' },
   ip: { type: 'string', optional: true, check: guestIpRule, description: 'Guest IPv4 address with prefix (e.g. 192.0.2.10/24), or dhcp (default)' },
@@ -274,6 +287,8 @@ export type Share = Infer<typeof shareSchema>;
 
 type ShareKey = keyof typeof shareSchema;
 const COMMON: readonly ShareKey[] = ['sharename', 'mode', 'path', 'quota', 'ad_domain', 'monitoring_enabled', 'security_profile', 'node', 'comment', 'read_only', 'users', 'read_users', 'guest_ok', 'options', 'created'];
+const PRESET_KEYS: readonly ShareKey[] = ['presets', 'timemachine_max_size', 'recycle_keep_days'];
+const ACCESS_KEYS: readonly ShareKey[] = ['users', 'read_users', 'groups', 'read_groups'];
 /** Backups of guest shares live on the host (data snapshot, vzdump through the API): update may change them. */
 const GUEST_BACKUP: readonly ShareKey[] = ['backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'];
 const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
@@ -285,11 +300,12 @@ const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'c
  */
 export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly ShareKey[]; updatable: readonly ShareKey[] }> = {
   native: {
-    options: [...COMMON, 'groups', 'read_groups', 'ha_enabled', 'ctdb_vip', 'backup_enabled', 'backing', 'backup_schedule', 'backup_prune'],
-    updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune'],
+    options: [...COMMON, 'groups', 'read_groups', 'ha_enabled', 'ctdb_vip', 'backup_enabled', 'backing', 'backup_schedule', 'backup_prune', ...PRESET_KEYS],
+    updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', ...ACCESS_KEYS, ...PRESET_KEYS],
   },
-  // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest.
-  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
+  // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest
+  // (lxc: who has access is changed inside the container, see provision/access-guest.ts).
+  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory'], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users'] },
   vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
 };
 
@@ -320,6 +336,7 @@ export function checkShare(s: Share): Share {
   }
   const both2 = s.groups.find((x) => s.read_groups.includes(x));
   if (both2) throw invalid('read_groups', `group ${both2} is listed with both read and write access`);
+  checkPresets(s);
   return s;
 }
 
@@ -330,4 +347,16 @@ export function parseShare(input: Record<string, unknown>, opts: { allowInternal
 /** All account names a share refers to. */
 export function shareUsers(s: Share): string[] {
   return [...new Set([...s.users, ...s.read_users])];
+}
+
+/** Which presets combine, and the settings that belong to one. */
+function checkPresets(s: Share): void {
+  const p = s.presets;
+  const twice = p.find((x, i) => p.indexOf(x) !== i);
+  if (twice) throw invalid('presets', `${twice} is given twice`);
+  if (s.timemachine_max_size !== undefined && !p.includes('timemachine')) throw invalid('timemachine_max_size', 'applies to the timemachine preset only (add --preset timemachine)');
+  if (s.recycle_keep_days !== undefined && !p.includes('recycle')) throw invalid('recycle_keep_days', 'applies to the recycle preset only (add --preset recycle)');
+  if (p.includes('private') && s.guest_ok) throw invalid('presets', 'private gives each user a directory of their own: it cannot be combined with guest access');
+  if (p.includes('private') && s.path.includes("'")) throw invalid('path', "must not contain ' with the private preset (the per-user directory is made by a command line)");
+  if (p.includes('timemachine') && s.read_only) throw invalid('presets', 'timemachine needs a writable share (read_only is set)');
 }

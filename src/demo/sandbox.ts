@@ -66,7 +66,7 @@ export function sandboxConf(dir: string, port: number, managedConf: string, netb
    ncalrpc dir = ${d('ncalrpc')}
    log file = ${d('log')}/log.%m
    logging = file
-   log level = 1 auth_json_audit:3@${d('log')}/auth.json
+   log level = 1 auth_json_audit:3@${d('log')}/auth.json full_audit:1@${d('log')}/tcon.log
    max log size = 1000
    load printers = no
    printing = bsd

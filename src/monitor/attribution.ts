@@ -11,12 +11,22 @@
  * - `cycle()` (every collection interval) reads each live child's counters and credits the increase
  *   to its shares. `setShares()` gives the shares of each child from `smbstatus --json` tree connects.
  * A child with tree connects on several shares has its I/O split by the weights given (open files
- * per share), else evenly. I/O that cannot be placed (the master's own, connections that start and
- * end between two ticks) is counted as unattributed, so that nothing is lost from the totals.
+ * per share), else evenly.
+ *
+ * Tree connect events (`tick(events)`: pid and share, written by smbd's full_audit module at the
+ * tree connect itself, see tcon.ts) place a child even when it starts and ends between two ticks:
+ * an event whose pid is not a live child any more is a connection that ended unseen, and it takes
+ * its part of the master's increase like any other child that ended. Without events, such
+ * connections cannot be placed. I/O that cannot be placed (the master's own, unplaced connections)
+ * is counted as unattributed, so that nothing is lost from the totals.
  */
 import { addIo, scaleIo, subIo, ZERO_IO, type IoCounters, type ProcFs } from './procio.ts';
 
+/** A tree connect: the smbd child `pid` connected to `share` (a share name as the collector knows it). */
+export interface TconEvent { pid: number; share: string }
+
 interface Child {
+  pid: number;
   start: number | undefined;
   shares: Map<string, number>; // share -> weight
   /** Counters already credited. */
@@ -47,11 +57,30 @@ export class NativeIoTracker {
     }
   }
 
-  /** Discover and place children; account for the ones that ended. Returns false if the master is gone. */
-  tick(): boolean {
-    const master = this.proc.io(this.masterPid);
+  /**
+   * Discover and place children; account for the ones that ended. `events`: the tree connects since
+   * the last tick, read before this call (so every pid in them was forked before the children list
+   * is read here). Returns false if the master is gone.
+   */
+  tick(events: readonly TconEvent[] = []): boolean {
+    // A consistent view: the children list read before and after the master's counters. A child
+    // reaped in between would have its counters in the master's while still listed: read again.
+    let live = new Set<number>();
+    let master: IoCounters | undefined;
+    for (let i = 0; i < 4; i++) {
+      const before = this.proc.children(this.masterPid);
+      master = this.proc.io(this.masterPid);
+      if (!master) return false;
+      live = new Set(this.proc.children(this.masterPid));
+      if (before.every((p) => live.has(p))) break;
+    }
     if (!master) return false;
-    const live = new Set(this.proc.children(this.masterPid));
+    const byEvent = new Map<number, Map<string, number>>();
+    for (const e of events) {
+      const m = byEvent.get(e.pid) ?? new Map<string, number>();
+      m.set(e.share, 1);
+      byEvent.set(e.pid, m);
+    }
     const ended: Child[] = [];
     for (const [pid, c] of this.children) {
       if (!live.has(pid) || (c.start !== undefined && this.proc.start(pid) !== c.start)) {
@@ -64,14 +93,25 @@ export class NativeIoTracker {
       if (!c) {
         // Children that exist when the tracker starts count from now; later ones from their fork (zero).
         const counted = this.masterLast ? { ...ZERO_IO } : this.proc.io(pid) ?? { ...ZERO_IO };
-        c = { start: this.proc.start(pid), shares: new Map(), counted };
+        c = { pid, start: this.proc.start(pid), shares: new Map(), counted };
         this.children.set(pid, c);
+      }
+      const ev = byEvent.get(pid);
+      if (ev) {
+        for (const share of ev.keys()) if (!c.shares.has(share)) c.shares.set(share, 1);
+        byEvent.delete(pid);
       }
       if (!c.shares.size) {
         const cwd = this.proc.cwd(pid);
         const share = cwd ? this.shareOfPath(cwd) : undefined;
         if (share) c.shares.set(share, 1);
       }
+    }
+    // Events of children that are gone: connections that started and ended since the last tick.
+    for (const [pid, shares] of byEvent) {
+      const known = ended.find((c) => c.pid === pid);
+      if (known) { for (const share of shares.keys()) if (!known.shares.has(share)) known.shares.set(share, 1); continue; }
+      if (this.masterLast) ended.push({ pid, start: undefined, shares, counted: { ...ZERO_IO } });
     }
     if (this.masterLast) {
       const delta = subIo(master, this.masterLast);

@@ -16,6 +16,7 @@ import type { Share } from '../core/share.ts';
 import { NativeIoTracker, cgroupSmbdIo, MonotonicCounter } from './attribution.ts';
 import type { MetricsDb, Sample } from './db.ts';
 import { ErrorLogReader, logSourcesFrom } from './logs.ts';
+import { TconEventReader, tconLogFrom } from './tcon.ts';
 import { LxcLocator } from './lxc.ts';
 import { procFs, ZERO_IO, type IoCounters, type ProcFs } from './procio.ts';
 import { UsageCache } from './usage.ts';
@@ -30,6 +31,8 @@ export interface ShareState {
   writeOps: number;
   failedLogons: number;
   refusedTreeConnects: number;
+  /** Events the audit preset recorded (monitor/audit.ts). */
+  auditEvents?: number;
   sessions: number;
   treeConnects: number;
 }
@@ -99,6 +102,9 @@ export class Collector {
   private readonly usage: UsageCache;
   private tracker: NativeIoTracker | undefined;
   private logs: ErrorLogReader | undefined;
+  private tcons: TconEventReader | undefined;
+  /** Monitored native shares by lower-case name (tree connect events name the share as the client wrote it). */
+  private nativeByLower = new Map<string, string>();
   private sambaConfKey = '';
   private pidDir: string | undefined;
   private readonly containers = new Map<string, MonotonicCounter>();
@@ -158,6 +164,8 @@ export class Collector {
     this.pidDir = pidDir || undefined;
     const sources = logSourcesFrom(logFile, logLevel);
     if (!this.logs || JSON.stringify(this.logs.sources) !== JSON.stringify(sources)) this.logs = new ErrorLogReader(sources);
+    const tconLog = tconLogFrom(logLevel);
+    if (!this.tcons || this.tcons.file !== tconLog || JSON.stringify(this.tcons.sources) !== JSON.stringify(sources)) this.tcons = new TconEventReader(tconLog, sources);
   }
 
   /** The smbd master of this host's smb.conf, from its pid file. */
@@ -177,9 +185,12 @@ export class Collector {
     return undefined;
   };
 
-  /** Cheap, every second: place new smbd children, account for the ones that ended. */
+  /** Cheap, every second: read the tree connect events, place new smbd children, account for the ones that ended. */
   tick(): void {
-    if (this.tracker && !this.tracker.tick()) this.tracker = undefined;
+    // Only monitored native shares log tree connects. One made since the last cycle is not in the map
+    // yet: its events keep the name smbd logged (the rendered section name), so its first connections count.
+    const events = (this.tcons?.read() ?? []).map((e) => ({ pid: e.pid, share: this.nativeByLower.get(e.share.toLowerCase()) ?? e.share }));
+    if (this.tracker && !this.tracker.tick(events)) this.tracker = undefined;
   }
 
   /** One collection cycle: returns the samples written. */
@@ -190,6 +201,7 @@ export class Collector {
     const shares = (await this.g.store.list()).filter((s) => s.monitoring_enabled);
     const native = shares.filter((s) => s.mode === 'native');
     this.shareByPath = native.map((s) => [s.path, s.sharename] as [string, string]).sort((a, b) => b[0].length - a[0].length);
+    this.nativeByLower = new Map(native.map((s) => [s.sharename.toLowerCase(), s.sharename]));
     const byLower = new Map(shares.map((s) => [s.sharename.toLowerCase(), s.sharename]));
     const sessions = new Map<string, Set<string>>();
     const tconCount = new Map<string, number>();
@@ -203,7 +215,7 @@ export class Collector {
         this.tracker.tick();
       }
       if (!master) this.tracker = undefined;
-      this.tracker?.tick();
+      this.tick();
       if (master) {
         const view = await this.g.samba.status().catch((e: Error) => { this.note(`smbstatus failed: ${e.message.split('\n').slice(-1)[0]}`); return undefined; });
         const byPid = new Map<number, Map<string, number>>();
@@ -254,7 +266,9 @@ export class Collector {
     // Errors since the last cycle.
     const failed = new Map<string, number>();
     const refused = new Map<string, number>();
-    const ev = this.logs?.read() ?? { failedLogons: [], refused: [] };
+    const ev = this.logs?.read() ?? { failedLogons: [], refused: [], audit: [] };
+    const audited = new Map<string, number>();
+    for (const a of ev.audit) { const n = byLower.get(a.share.toLowerCase()); if (n) audited.set(n, (audited.get(n) ?? 0) + 1); }
     for (const f of ev.failedLogons) {
       const acct = f.account.includes('\\') ? f.account.split('\\').pop()! : f.account;
       const hit = shares.filter((s) => s.users.includes(acct) || s.read_users.includes(acct));
@@ -295,6 +309,7 @@ export class Collector {
         readBytes: cur.rchar, writtenBytes: cur.wchar, readOps: cur.syscr, writeOps: cur.syscw,
         failedLogons: (st?.failedLogons ?? 0) + (failed.get(name) ?? 0),
         refusedTreeConnects: (st?.refusedTreeConnects ?? 0) + (refused.get(name) ?? 0),
+        auditEvents: (st?.auditEvents ?? 0) + (audited.get(name) ?? 0),
         sessions: sessions.get(name)?.size ?? 0,
         treeConnects: tconCount.get(name) ?? 0,
       });

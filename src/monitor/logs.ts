@@ -11,6 +11,7 @@
  */
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { AuditParser, type AuditEvent } from './audit.ts';
 
 export class LogTail {
   private ino: number | undefined;
@@ -118,6 +119,7 @@ export function logSourcesFrom(logFile: string, logLevel: string): LogSources {
 /** Follows the auth audit file and the smbd log files of one smbd. */
 export class ErrorLogReader {
   private readonly tails = new Map<string, LogTail>();
+  private readonly audits = new Map<string, AuditParser>();
   private auth: LogTail | undefined;
   constructor(readonly sources: LogSources) {
     if (sources.authJson) this.auth = new LogTail(sources.authJson);
@@ -138,7 +140,7 @@ export class ErrorLogReader {
     }
   }
 
-  read(): { failedLogons: FailedLogon[]; refused: string[] } {
+  read(): { failedLogons: FailedLogon[]; refused: string[]; audit: AuditEvent[] } {
     this.scan(true);
     const failedLogons: FailedLogon[] = [];
     for (const l of this.auth?.read() ?? []) {
@@ -146,12 +148,17 @@ export class ErrorLogReader {
       if (f) failedLogons.push(f);
     }
     const refused: string[] = [];
-    for (const t of this.tails.values()) {
-      for (const l of t.read()) {
+    const audit: AuditEvent[] = [];
+    for (const [p, t] of this.tails) {
+      const lines = t.read();
+      for (const l of lines) {
         const s = parseRefusedTcon(l);
         if (s) refused.push(s);
       }
+      // The audit preset's events (vfs_full_audit lines in the same files).
+      if (!this.audits.has(p)) this.audits.set(p, new AuditParser());
+      audit.push(...this.audits.get(p)!.feed(lines));
     }
-    return { failedLogons, refused };
+    return { failedLogons, refused, audit };
   }
 }

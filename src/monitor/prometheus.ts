@@ -67,6 +67,7 @@ export function renderPrometheus(node: string, shares: readonly ShareState[], st
     per('smbgateway_tree_connects', 'gauge', 'Tree connects on the share.', (s) => s.treeConnects),
     per('smbgateway_failed_logons_total', 'counter', 'Failed logons by accounts that have access to the share (Samba auth audit).', (s) => s.failedLogons),
     per('smbgateway_refused_tree_connects_total', 'counter', 'Tree connects to the share that smbd refused.', (s) => s.refusedTreeConnects),
+    per('smbgateway_audit_events_total', 'counter', 'Events the audit preset recorded on the share (create, mkdir, rename, delete, write-close).', (s) => s.auditEvents),
     per('smbgateway_storage_used_bytes', 'gauge', 'Storage used by the share.', (s) => s.sample.storage_used),
     per('smbgateway_storage_size_bytes', 'gauge', 'Storage size of the share (its quota where it has one).', (s) => s.sample.storage_total),
     per('smbgateway_last_sample_timestamp_seconds', 'gauge', 'When the share was last sampled (epoch seconds).', (s) => s.sample.time),

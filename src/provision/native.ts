@@ -229,6 +229,19 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
   steps.push(store.removeSecretsStep(share.sharename, shareUsers(share)));
   // Before the accounts go (their ids stay in ACLs); journaled as the whole tree's ACLs.
   steps.push(withRecords(revokePermissionsStep(run, share, rest), () => aclTreeRecords(run, share.path)));
+  steps.push(...accountRemovalSteps(ctx, gone));
+  // Destroying data cannot be undone: it is the last step, and only what this share's create made.
+  if (opts.purge) steps.push(purgeStep(purgeCtx, share, () => rest));
+  return steps;
+}
+
+/**
+ * Removing accounts the gateway made that no share uses any more (delete, and access changes): the
+ * Samba account (kept whole in the journal) then the unix one (uid checked again when it runs).
+ */
+export function accountRemovalSteps(ctx: Pick<NativeCtx, 'run' | 'samba'>, gone: readonly Account[]): Step[] {
+  const { run, samba } = ctx;
+  const steps: Step[] = [];
   const sambaUsers = gone.filter((a) => a.samba).map((a) => a.name);
   if (sambaUsers.length) {
     let recs: SambaAccountRecord[] = [];
@@ -265,7 +278,5 @@ export async function planNativeDelete(ctx: NativeCtx, share: Share, existing: r
       undo: async () => { for (const r of [...recs].reverse()) await undoUnixAccount(run, r); },
     });
   }
-  // Destroying data cannot be undone: it is the last step, and only what this share's create made.
-  if (opts.purge) steps.push(purgeStep(purgeCtx, share, () => rest));
   return steps;
 }

@@ -23,6 +23,8 @@ export function aclSpec(s: Share, ids?: ReadonlyMap<string, number>): string {
   const e: string[] = [];
   const w = s.read_only ? 'rx' : 'rwx';
   const n = (x: string) => String(ids?.get(x) ?? x);
+  // Private shares: users only pass through the root into their own directory (made 0700 on connect).
+  if (s.presets.includes('private')) return [...shareUsers(s).map((u) => `u:${n(u)}:x`), ...[...s.groups, ...s.read_groups].map((g) => `g:${n(g)}:x`)].join(',');
   for (const u of s.users) e.push(`u:${n(u)}:${w}`, `d:u:${n(u)}:${w}`);
   for (const u of s.read_users) e.push(`u:${n(u)}:rx`, `d:u:${n(u)}:rx`);
   for (const g of s.groups) e.push(`g:${n(g)}:${w}`, `d:g:${n(g)}:${w}`);

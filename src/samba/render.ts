@@ -6,7 +6,10 @@
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
 import { adGlobalParams, type AdConf } from './ads.ts';
+import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
+import { withTconAudit } from './tconaudit.ts';
+import { dataPathParams } from './tuning.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
 
@@ -39,9 +42,10 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(['invalid users', 'root']);
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
-  if (pathInside === undefined) p.push(...shadowCopyParams(s));
+  if (pathInside === undefined) p.push(...withTconAudit(s, shadowCopyParams(s)));
+  p.push(...dataPathParams());
   p.push(...shareOptions(s.options));
-  return p;
+  return withPresets(s, p);
 }
 
 /**

@@ -70,13 +70,13 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number
   }
 }
 
-export async function startGateway(opts: { storage?: string; extraRoots?: string[] } = {}): Promise<TestGateway> {
+export async function startGateway(opts: { storage?: string; extraRoots?: string[]; port?: number } = {}): Promise<TestGateway> {
   const id = randomBytes(3).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), `smbgw-t${id}-`));
   await chmod(dir, 0o755);
   const storage = opts.storage ?? join(dir, 'storage');
   await mkdir(storage, { recursive: true });
-  const sandbox = await startSandbox(join(dir, 'samba'), { netbios: `T${id}`.toUpperCase() });
+  const sandbox = await startSandbox(join(dir, 'samba'), { netbios: `T${id}`.toUpperCase(), ...(opts.port ? { port: opts.port } : {}) });
   const settings: Settings = {
     ...defaultSettings(),
     isPve: false,

@@ -22,7 +22,7 @@ import { haState, type HaState } from '../../ha/service.ts';
 const op = defineOperation<Gateway>();
 
 /** What a new share must have, whether created or imported by migrate. */
-function checkNewShare(req: Share): void {
+export function checkNewShare(req: Share): void {
   if (req.ad_domain && req.mode !== 'native') throw invalid('ad_domain', `Active Directory is supported in native mode only so far (docs/ad.md): ${req.mode} shares take local users or groups`);
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
@@ -31,7 +31,7 @@ const nameParam = { sharename: shareSchema.sharename } satisfies Schema;
 
 const { created: _c, ...userShareSchema } = shareSchema;
 
-function requireMode(g: Gateway, mode: string): void {
+export function requireMode(g: Gateway, mode: string): void {
   if (mode === 'native') return;
   if (!g.settings.isPve) throw new GatewayError('unavailable', `mode: ${mode} mode is not available on this host: it needs a Proxmox VE node (no /etc/pve here); use --mode native`, 'mode');
 }
@@ -62,7 +62,7 @@ export const createOp = op({
     ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the join only, never stored' },
   },
   positional: ['sharename'],
-  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok' },
+  aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok', preset: 'presets' },
   apiOnly: ['password', 'passwords', 'ad_password'],
   returns: { description: 'The share created, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
   privilege: createPrivileges,

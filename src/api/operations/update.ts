@@ -9,7 +9,9 @@ import { applyPlan, describePlan, failAtFromEnv } from '../../core/plan.ts';
 import { optionalNoDefault, type Schema } from '../../core/schema.ts';
 import { checkShare, MODE_OPTIONS, shareSchema, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
-import { servedHere, smbConfSteps } from '../../samba/apply.ts';
+import { planShareChange } from '../../provision/change.ts';
+import { resourcesDocument, showAllParams } from './apply.ts';
+import { ACCESS_ALIASES, ACCESS_FIELDS, accessUpdateParams, changeOptions, PRESET_FIELDS } from './access.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
 import { publicShare } from '../../provision/status.ts';
@@ -23,20 +25,23 @@ export const showOp = op({
   method: 'GET',
   path: '/nodes/{node}/smbgateway/{sharename}',
   description: 'The configuration of one share, with the digest of the whole configuration (give it to update to refuse a change on top of another).',
-  parameters: nameParam,
+  parameters: { sharename: { ...shareSchema.sharename, optional: true }, ...showAllParams },
   positional: ['sharename'],
   returns: { description: 'The share and digest', schema: { type: 'object' } },
   privilege: readSharePrivileges,
   handler: async (p, g) => {
+    if (p.all) return resourcesDocument(g, p.format as 'json' | 'yaml');
+    if (p.sharename === undefined) throw invalid('sharename', 'missing: name a share, or give --all');
     const digest = await g.store.digest();
     return { ...publicShare(await g.store.require(p.sharename)), digest };
   },
 });
 
 /** Settings an update may change. */
-const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'] as const;
+const UPDATABLE = ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage', ...ACCESS_FIELDS, ...PRESET_FIELDS] as const;
 /** Settings `delete` may reset to their default (Proxmox's convention). */
-const DELETABLE = ['comment', 'options', 'backup_schedule', 'backup_prune', 'backup_storage'];
+const DELETABLE = ['comment', 'options', 'backup_schedule', 'backup_prune', 'backup_storage', 'presets', 'timemachine_max_size', 'recycle_keep_days'];
+const LIST_DEFAULTS = ['options', 'presets'];
 
 const updateParams = {
   ...nameParam,
@@ -50,6 +55,7 @@ const updateParams = {
   backup_schedule: shareSchema.backup_schedule,
   backup_prune: shareSchema.backup_prune,
   backup_storage: shareSchema.backup_storage,
+  ...accessUpdateParams,
   delete: { type: 'list', optional: true, description: `Settings to reset (${DELETABLE.join(', ')})`, item: (v: string) => (DELETABLE.includes(v) ? undefined : `must be one of ${DELETABLE.join(', ')}`) },
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
   digest: { type: 'string', optional: true, pattern: /^[0-9a-f]{40}$/, patternText: 'must be the digest `show` returned (40 hex digits)', description: 'Refuse the change if the configuration changed since `show` returned this digest (Proxmox\'s convention)' },
@@ -59,10 +65,11 @@ export const updateOp = op({
   command: ['update'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/{sharename}',
-  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup and its schedule and retention).',
+  description: 'Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup and its schedule and retention, presets, and who has access: users, read_users, groups, read_groups).',
   parameters: updateParams,
   positional: ['sharename'],
-  aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok' },
+  aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok', ...ACCESS_ALIASES },
+  apiOnly: ['password', 'passwords'],
   returns: { description: 'The share after the change and the steps applied', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: changeSharePrivileges,
   async: true,
@@ -72,7 +79,7 @@ export const updateOp = op({
     for (const k of UPDATABLE) if (v[k] !== undefined) changes[k] = v[k];
     for (const k of v.delete ?? []) {
       if (k in changes) throw invalid('delete', `${k} is both set and deleted`);
-      changes[k] = k === 'options' ? [] : undefined;
+      changes[k] = LIST_DEFAULTS.includes(k) ? [] : undefined;
     }
     if (!Object.keys(changes).length) throw invalid('sharename', 'nothing to change: give at least one setting');
     return g.store.locked(async () => {
@@ -86,11 +93,10 @@ export const updateOp = op({
       if (fixed) {
         throw new GatewayError('unavailable', `${fixed}: cannot be changed on ${share.mode === 'lxc' ? 'an' : 'a'} ${share.mode} share${share.mode !== 'native' ? ' yet (its Samba config lives in the guest)' : ''}; delete and create it again`, fixed);
       }
-      const after = existing.map((s) => (s === share ? next : s));
-      const plan = [g.store.saveStep(() => after), ...(servedHere([share]).length ? smbConfSteps(g.samba, () => after) : [])];
-      if (v.dry_run) return { dry_run: true, share: publicShare(next), plan: describePlan(plan) };
+      const { steps: plan, warnings } = await planShareChange(g, share, next, existing, changeOptions(v));
+      if (v.dry_run) return { dry_run: true, share: publicShare(next), plan: describePlan(plan), warnings };
       const steps = await applyPlan(plan, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('update', share.sharename) });
-      return { share: publicShare(next), steps };
+      return { share: publicShare(next), steps, warnings };
     });
   },
 });

@@ -1,0 +1,55 @@
+/**
+ * Changing an existing share (update, access, apply): one plan from the share as it is to the share as
+ * it will be. Settings that live only in smb.conf are the config saved and smb.conf rendered again;
+ * who has access (native mode) adds the account and permission steps of access.ts around them.
+ */
+import { GatewayError, invalid } from '../core/errors.ts';
+import type { Step } from '../core/plan.ts';
+import type { Share } from '../core/share.ts';
+import { servedHere, smbConfSteps } from '../samba/apply.ts';
+import { planNativeAccess, principalDiff } from './access.ts';
+import type { Gateway } from './context.ts';
+import { guestCtx, nativeCtx } from './index.ts';
+import { newAccountPasswords, type Passwords } from './native.ts';
+import { planLxcAccess } from './access-guest.ts';
+
+export interface ChangeOptions {
+  /** Passwords of users being added (new accounts, or the gateway's own set again). */
+  passwords?: Passwords;
+  adopt?: readonly string[];
+  /** Grant new entries on existing files below the root too. */
+  recursive?: boolean;
+}
+
+export async function planShareChange(g: Gateway, before: Share, next: Share, existing: readonly Share[], o: ChangeOptions = {}): Promise<{ steps: Step[]; warnings: string[]; after: Share[] }> {
+  const after = existing.map((s) => (s === before ? next : s));
+  const diff = principalDiff(before, next);
+  const privateToggled = before.presets.includes('private') !== next.presets.includes('private');
+  const given: Passwords = o.passwords ?? { explicit: new Map() };
+  const hasPasswords = given.blanket !== undefined || given.explicit.size > 0;
+  if (before.mode === 'vm' && (diff.changed || hasPasswords)) {
+    // The VM keeps its own accounts and smb.conf, set by cloud-init: refused, not half-done.
+    throw new GatewayError('unavailable', 'users: who has access to a vm share cannot be changed yet (its accounts and smb.conf live in the VM, set up by cloud-init); delete and create it again', 'users');
+  }
+  if (before.mode === 'lxc' && (diff.changed || hasPasswords)) {
+    if (o.adopt?.length) throw invalid('adopt', 'lxc shares have their own accounts inside the container: there is nothing on the host to adopt');
+    if (hasPasswords && !diff.addedUsers.length) throw invalid('password', 'passwords are given only for users being added');
+    const guest = await planLxcAccess(guestCtx(g), before, next, existing, newAccountPasswords(given, diff.addedUsers), { recursive: o.recursive });
+    const after = existing.map((s) => (s === before ? guest.share : s));
+    return { steps: [...guest.before, g.store.saveStep(() => after), ...guest.after], warnings: guest.warnings, after };
+  }
+  if (hasPasswords && !diff.addedUsers.length) throw invalid('password', 'passwords are given only for users being added; to change a user\'s password use `pve-smbgateway passwd`');
+  if (o.adopt?.length && !diff.addedUsers.length) throw invalid('adopt', 'adopt names users being added to the share');
+  if (o.recursive && !diff.changed) throw invalid('recursive', 'applies to a change of users or groups');
+  const others = after.filter((s) => s !== next);
+  const access = diff.changed || privateToggled || hasPasswords
+    ? await planNativeAccess(nativeCtx(g), before, next, others, given, o.adopt ?? [], { recursive: o.recursive, log: g.log })
+    : undefined;
+  const steps: Step[] = [
+    ...(access?.before ?? []),
+    g.store.saveStep(() => after, access ? access.accounts : undefined),
+    ...(servedHere([before]).length ? smbConfSteps(g.samba, () => after) : []),
+    ...(access?.after ?? []),
+  ];
+  return { steps, warnings: access?.warnings ?? [], after };
+}
