@@ -153,5 +153,12 @@ describe('day two: who has access', () => {
       const bad = await g.cli(['doctor']);
       assert.match(bad.stdout, new RegExp(`FAIL  include: .*does not load the gateway's shares\\n      fix: add the line "include = ${g.settings.managedConf.replace(/[.]/g, '\\.')}" at the end`));
     } finally { await writeFile(g.settings.smbConf, conf); }
+    // The sandbox logs as docs/monitoring.md recommends; without full_audit's lines the finding says what is lost and the line to add.
+    assert.equal(by.logging?.status, 'ok', JSON.stringify(by.logging));
+    await writeFile(g.settings.smbConf, conf.replace(/^\s*log level = .*$/m, '   log level = 0'));
+    try {
+      const quiet = await g.cli(['doctor']);
+      assert.match(quiet.stdout, /WARN  logging: log level "0" keeps no full_audit lines: .*not counted for its share.*\n      fix: add "log level = 1 auth_json_audit:3@\/var\/log\/samba\/auth\.json full_audit:1@\/var\/log\/samba\/tcon\.log" to \[global\]/);
+    } finally { await writeFile(g.settings.smbConf, conf); }
   });
 });

@@ -145,7 +145,7 @@ describe('day two: share presets over SMB', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual(r.json!.data.share.presets, ['macos', 'recycle']);
     const conf = await readFile(g.settings.managedConf, 'utf8');
-    assert.match(conf, /\[mac\]\n(   .*\n)*   vfs objects = recycle catia fruit streams_xattr\n/);
+    assert.match(conf, /\[mac\]\n(   .*\n)*   vfs objects = full_audit recycle catia fruit streams_xattr\n/);
     const src = join(g.dir, 'u.txt');
     await writeFile(src, 'kept\n');
     const del = await g.smb('mac', alice, pw, `put ${src} "x\uF022y.txt"; del "x\uF022y.txt"`);

@@ -150,7 +150,10 @@ test('net conf commands put exactly the share\'s parameters into a Samba registr
     assert.ok(registryMatches(s1, shown), JSON.stringify(shown));
     assert.deepEqual(Object.fromEntries(shown).path, '/srv/team');
     assert.equal(Object.fromEntries(shown)['server smb encrypt'], 'required', 'the registry keeps smb encrypt under its canonical name');
-    assert.equal(Object.fromEntries(shown)['vfs objects'], 'fileid');
+    // the share's own modules (here the collector's tree connect audit) stay, fileid is added
+    assert.equal(Object.fromEntries(shown)['vfs objects'], 'full_audit fileid');
+    const snap = netConfShareCommands({ ...s1, sharename: 'snap', backup_enabled: true, backing: 'zfs:tank/team', presets: ['recycle'] }, false).find((a) => a.includes('vfs objects'));
+    assert.deepEqual(snap?.slice(-1), ['full_audit shadow_copy2 recycle fileid'], 'Previous Versions and presets stay on a clustered share');
     // a changed share no longer matches; re-applying replaces it (no stale parameter left)
     const s2 = { ...s1, read_users: [], comment: undefined };
     assert.equal(registryMatches(s2, shown), false);

@@ -13,6 +13,7 @@ import type { IoCounters, ProcFs } from '../src/monitor/procio.ts';
 import { parseProcIo } from '../src/monitor/procio.ts';
 import { renderPrometheus } from '../src/monitor/prometheus.ts';
 import { parseTconLine, tconLogFrom } from '../src/monitor/tcon.ts';
+import { fullAuditLogged } from '../src/monitor/logs.ts';
 
 /** A /proc stand-in: the master 100 and its children, with counters the test moves. */
 function fakeProc() {
@@ -97,9 +98,22 @@ test('a connection that starts and ends between two ticks is placed by its tree 
 test('tree connect lines of full_audit are parsed; other lines are not', () => {
   assert.deepEqual(parseTconLine('  smbgw-tcon|14230|connect|ok|Share1'), { pid: 14230, share: 'Share1' });
   assert.equal(parseTconLine('  smbgw-tcon|14230|connect|fail (x)|s1'), undefined);
+  // An audited share's line (the audit preset's prefix: share, user, client, pid).
+  assert.deepEqual(parseTconLine('  smbgw-audit|Aud|alice|127.0.0.1|14231|connect|ok|Aud'), { pid: 14231, share: 'Aud' });
+  assert.equal(parseTconLine('  smbgw-audit|Aud|alice|127.0.0.1|14231|unlinkat|ok|/srv/aud/x'), undefined);
   assert.equal(parseTconLine('[2026/11/30 19:38:46.444644,  1] ../../source3/modules/vfs_full_audit.c:643(do_log)'), undefined);
   assert.equal(tconLogFrom('1 auth_json_audit:3@/var/log/samba/auth.json full_audit:1@/var/log/samba/tcon.log'), '/var/log/samba/tcon.log');
   assert.equal(tconLogFrom('1 auth_json_audit:3@/x'), undefined);
+});
+
+test('full_audit lines are kept by a class file, or by a level of 1 into smbd\'s log files; not at level 0', () => {
+  assert.equal(fullAuditLogged('/var/log/samba/log.%m', '1 auth_json_audit:3@/a full_audit:1@/var/log/samba/tcon.log'), true);
+  assert.equal(fullAuditLogged('', '0 full_audit:1@/var/log/samba/tcon.log'), true);
+  assert.equal(fullAuditLogged('/var/log/samba/log.%m', '1'), true);
+  assert.equal(fullAuditLogged('/var/log/samba/log.%m', ''), false);
+  assert.equal(fullAuditLogged('/var/log/samba/log.%m', '0 auth_json_audit:3@/a'), false);
+  assert.equal(fullAuditLogged('/var/log/samba/log.%m', '2 full_audit:0'), false);
+  assert.equal(fullAuditLogged('', '1'), false, 'no log file: nothing to read');
 });
 
 test('children already running when the tracker starts count from then on, not from their start', () => {

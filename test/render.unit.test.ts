@@ -69,6 +69,14 @@ describe('smb.conf renderer', () => {
     assert.equal(snap.match(/vfs objects/g)?.length, 1);
   });
 
+  it('an audited share has one full_audit setup: the audit preset\'s, which records connects with the pid for the collector too', () => {
+    const text = renderManagedConf([share({ presets: ['audit'] })]);
+    for (const k of ['prefix', 'success', 'failure', 'syslog']) assert.equal(text.match(new RegExp(`full_audit:${k} =`, 'g'))?.length, 1, k);
+    assert.match(text, /full_audit:prefix = smbgw-audit\|%S\|%u\|%I\|%d\n/);
+    assert.match(text, /full_audit:success = connect create_file /);
+    assert.equal(text.match(/full_audit/g)?.length, 5);
+  });
+
   it('a read-only share has no write list', () => {
     assert.doesNotMatch(renderManagedConf([share({ read_only: true })]), /write list/);
   });

@@ -322,10 +322,14 @@ export function renderClusteredSmbConf(o: ClusteredSmbOptions, includes: readonl
   return lines.join('\n') + '\n';
 }
 
-/** Parameters of a clustered share: the share's own plus the cluster-wide file id module. */
+/**
+ * Parameters of a clustered share: the share's own (its VFS modules too: snapshots as Previous
+ * Versions, presets, the collector's tree connect events) plus the cluster-wide file id module.
+ */
 export function clusteredShareParams(s: Share): [string, string][] {
+  const own = shareParams(s).find(([k]) => k === 'vfs objects')?.[1];
   const p = shareParams(s).filter(([k]) => k !== 'vfs objects');
-  p.push(['vfs objects', 'fileid']);
+  p.push(['vfs objects', own ? `${own} fileid` : 'fileid']);
   return p;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The audit preset's events, read back from smbd's log: vfs_full_audit (with `full_audit:syslog = false`)
  * writes each recorded VFS call as a debug level 1 message, a header line with the time followed by
- * `smbgw-audit|<share>|<user>|<client address>|<operation>|ok|<args...>` (samba/presets.ts sets the prefix).
+ * `smbgw-audit|<share>|<user>|<client address>|<pid>|<operation>|ok|<args...>` (samba/presets.ts sets the prefix).
  * Calls become events a person asks about: a file or directory created, renamed, deleted, and a file
  * closed after it was written (write-close).
  */
@@ -41,7 +41,7 @@ export class AuditParser {
       const i = line.indexOf(AUDIT_PREFIX + '|');
       if (i < 0) continue;
       const f = line.slice(i).trimEnd().split('|');
-      const [, share, user, client, op, result, ...args] = f;
+      const [, share, user, client, , op, result, ...args] = f;
       if (!share || !user || !op || result !== 'ok') continue;
       const base = { time: this.time, share, user, client: client ?? '' };
       const key = `${share}|${user}|${args[args.length - 1]}`;
@@ -58,17 +58,23 @@ export class AuditParser {
   }
 }
 
-/** Every event still in smbd's log files (rotated `.old` files first), oldest first. */
+/** Every event still in smbd's log files, or in the full_audit class file when there is one (rotated `.old` files first), oldest first. */
 export function readAuditLog(sources: LogSources, filter: { share?: string; user?: string; since?: number } = {}): AuditEvent[] {
   const { logDir, logPrefix } = sources;
-  if (!logDir || logPrefix === undefined) return [];
-  let names: string[];
-  try { names = readdirSync(logDir); } catch { return []; }
+  const files: string[] = [];
+  if (sources.fullAudit) files.push(`${sources.fullAudit}.old`, sources.fullAudit);
+  if (logDir && logPrefix !== undefined) {
+    let names: string[] = [];
+    try { names = readdirSync(logDir); } catch { /* none */ }
+    for (const n of names.filter((x) => x.startsWith(logPrefix)).sort((a, b) => Number(b.endsWith('.old')) - Number(a.endsWith('.old')))) {
+      const p = join(logDir, n);
+      if (p !== sources.authJson && !files.includes(p)) files.push(p);
+    }
+  }
   const events: AuditEvent[] = [];
-  for (const n of names.filter((x) => x.startsWith(logPrefix)).sort((a, b) => Number(b.endsWith('.old')) - Number(a.endsWith('.old')))) {
-    if (join(logDir, n) === sources.authJson) continue;
+  for (const p of files) {
     let text: string;
-    try { text = readFileSync(join(logDir, n), 'utf8'); } catch { continue; }
+    try { text = readFileSync(p, 'utf8'); } catch { continue; }
     if (!text.includes(AUDIT_PREFIX)) continue;
     events.push(...new AuditParser().feed(text.split('\n')));
   }

@@ -102,7 +102,11 @@ export function parseRefusedTcon(line: string): string | undefined {
 }
 
 /** Where an smbd logs, from its `log file` and `log level` parameters. */
-export interface LogSources { logDir?: string; logPrefix?: string; authJson?: string }
+export interface LogSources {
+  logDir?: string; logPrefix?: string; authJson?: string;
+  /** The file of the full_audit debug class (`full_audit:1@<file>` in `log level`): audit and tree connect lines go there instead of the log files. */
+  fullAudit?: string;
+}
 
 export function logSourcesFrom(logFile: string, logLevel: string): LogSources {
   const out: LogSources = {};
@@ -113,7 +117,22 @@ export function logSourcesFrom(logFile: string, logLevel: string): LogSources {
   }
   const m = /auth_json_audit:\d+@(\S+)/.exec(logLevel);
   if (m) out.authJson = m[1];
+  const fa = /(?:^|\s)full_audit:\d+@(\S+)/.exec(logLevel);
+  if (fa) out.fullAudit = fa[1];
   return out;
+}
+
+/**
+ * Whether smbd writes full_audit's lines anywhere the gateway reads (the tree connect events of the
+ * collector, the audit preset's records): a class file for `full_audit`, or a level of at least 1 for
+ * the class (its own `full_audit:N`, else the global level) into smbd's log files.
+ */
+export function fullAuditLogged(logFile: string, logLevel: string): boolean {
+  const tokens = logLevel.trim().split(/\s+/).filter(Boolean);
+  const own = tokens.map((t) => /^full_audit:(\d+)(@\S+)?$/.exec(t)).find(Boolean);
+  if (own) return Number(own[1]) >= 1 && (!!own[2] || logFile.startsWith('/'));
+  const global = tokens.find((t) => /^\d+$/.test(t));
+  return Number(global ?? 0) >= 1 && logFile.startsWith('/');
 }
 
 /** Follows the auth audit file and the smbd log files of one smbd. */
@@ -127,7 +146,8 @@ export class ErrorLogReader {
   }
 
   private scan(fromStart: boolean): void {
-    const { logDir, logPrefix } = this.sources;
+    const { logDir, logPrefix, fullAudit } = this.sources;
+    if (fullAudit && !this.tails.has(fullAudit)) this.tails.set(fullAudit, new LogTail(fullAudit));
     if (!logDir || logPrefix === undefined) return;
     let names: string[];
     try { names = readdirSync(logDir); } catch { return; }

@@ -21,11 +21,14 @@ import { join } from 'node:path';
 import type { TconEvent } from './attribution.ts';
 import { LogTail, type LogSources } from './logs.ts';
 import { TCON_PREFIX } from '../samba/tconaudit.ts';
+import { AUDIT_PREFIX } from '../samba/presets.ts';
 const LINE = new RegExp(`${TCON_PREFIX}\\|(\\d+)\\|connect\\|ok\\|(.+?)\\s*$`);
+/** An audited share's connect line (samba/presets.ts): `smbgw-audit|share|user|client|pid|connect|ok|share`. */
+const AUDIT_LINE = new RegExp(`${AUDIT_PREFIX}\\|[^|]*\\|[^|]*\\|[^|]*\\|(\\d+)\\|connect\\|ok\\|(.+?)\\s*$`);
 
 /** A tree connect from a log line, or undefined (share name as logged). */
 export function parseTconLine(line: string): TconEvent | undefined {
-  const m = LINE.exec(line);
+  const m = LINE.exec(line) ?? AUDIT_LINE.exec(line);
   return m ? { pid: Number(m[1]), share: m[2]! } : undefined;
 }
 

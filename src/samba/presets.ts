@@ -8,9 +8,13 @@ import type { Params } from './profiles.ts';
 
 /** Recycle bins live here, below the share root (the purge in provision/recycle.ts reads it too). */
 export const RECYCLE_DIR = '.recycle';
-/** What full_audit records (prefix `smbgw-audit|share|user|client`); see monitor/audit.ts. */
+/**
+ * What full_audit records (prefix `smbgw-audit|share|user|client|pid`); see monitor/audit.ts. `connect`
+ * is recorded too: on an audited share these lines are also the tree connect events the metrics
+ * collector places connections by (monitor/tcon.ts), so the share needs no second full_audit setup.
+ */
 export const AUDIT_PREFIX = 'smbgw-audit';
-export const AUDIT_OPERATIONS = ['create_file', 'renameat', 'unlinkat', 'mkdirat', 'pwrite', 'pwrite_send', 'close'];
+export const AUDIT_OPERATIONS = ['connect', 'create_file', 'renameat', 'unlinkat', 'mkdirat', 'pwrite', 'pwrite_send', 'close'];
 
 /** VFS module order: audit sees every call first; fruit before streams_xattr (vfs_fruit(8)). */
 const VFS_ORDER = ['full_audit', 'shadow_copy2', 'recycle', 'catia', 'fruit', 'streams_xattr'];
@@ -46,7 +50,7 @@ export function presetParams(s: Share): { vfs: string[]; params: Params; path?: 
   if (has('audit')) {
     vfs.push('full_audit');
     params.push(
-      ['full_audit:prefix', `${AUDIT_PREFIX}|%S|%u|%I`],
+      ['full_audit:prefix', `${AUDIT_PREFIX}|%S|%u|%I|%d`],
       ['full_audit:success', AUDIT_OPERATIONS.join(' ')],
       ['full_audit:failure', 'none'],
       // Into smbd's own log (debug level 1), which the collector follows: no syslog daemon needed.

@@ -13,6 +13,8 @@ export const TCON_PREFIX = 'smbgw-tcon';
 /** `params` (the share's other VFS parameters) with the tree connect audit added, when the share is monitored. */
 export function withTconAudit(s: Share, params: Params): Params {
   if (!s.monitoring_enabled || s.mode !== 'native') return params;
+  // The audit preset's full_audit records connects with the pid as well (samba/presets.ts): one setup per share.
+  if (s.presets.includes('audit')) return params;
   const vfs = params.find(([k]) => k === 'vfs objects');
   const rest = params.filter(([k]) => k !== 'vfs objects');
   return [

@@ -1,9 +1,10 @@
 /** The audit preset's events of a share: who created, renamed, deleted or wrote what, from where. */
-import { invalid } from '../../core/errors.ts';
+import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { accountRule, shareSchema } from '../../core/share.ts';
 import { readAuditLog } from '../../monitor/audit.ts';
-import { logSourcesFrom } from '../../monitor/logs.ts';
+import { fullAuditLogged, logSourcesFrom } from '../../monitor/logs.ts';
+import { globalParam } from '../../monitor/collector.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { readSharePrivileges } from '../privileges.ts';
 
@@ -32,7 +33,11 @@ export const auditOp = op({
   handler: async (p, g) => {
     const share = await g.store.require(p.sharename);
     if (!share.presets.includes('audit')) throw invalid('sharename', `share ${share.sharename} has no audit preset (add it: update ${share.sharename} --preset audit)`);
-    const sources = logSourcesFrom(await g.samba.parameter('log file'), '');
+    // `log level` as written (testparm shows only its global level): a full_audit class file is read too.
+    const logFile = await g.samba.parameter('log file');
+    const level = globalParam(g.settings.smbConf, 'log level');
+    if (!fullAuditLogged(logFile, level)) throw new GatewayError('unavailable', `smbd keeps no audit records: its log level "${level || '0'}" drops full_audit's lines; add full_audit:1@/var/log/samba/tcon.log to log level in [global] of ${g.settings.smbConf} (pve-smbgateway doctor shows the line)`);
+    const sources = logSourcesFrom(logFile, level);
     const rel = (x: string) => (x === share.path ? '/' : x.startsWith(share.path + '/') ? x.slice(share.path.length) : x);
     return readAuditLog(sources, { share: share.sharename, user: p.user, since: p.since === undefined ? undefined : parseSince(p.since) })
       .map((e) => ({ time: new Date(e.time).toISOString(), user: e.user, client: e.client, action: e.action, path: rel(e.path), ...(e.to ? { to: rel(e.to) } : {}) }));

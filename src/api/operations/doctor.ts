@@ -7,6 +7,8 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineOperation } from '../../core/operation.ts';
 import { includesManaged } from '../../samba/render.ts';
+import { globalParam } from '../../monitor/collector.ts';
+import { fullAuditLogged } from '../../monitor/logs.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { detectBacking } from '../../provision/storage.ts';
 import { AUDIT, SYS_MODIFY } from '../privileges.ts';
@@ -31,6 +33,15 @@ export async function doctor(g: Gateway): Promise<Finding[]> {
   if (conf === undefined) add('include', 'fail', `${settings.smbConf} does not exist`, 'install samba, or set smb_conf in /etc/smbgateway/gateway.json');
   else if (!includesManaged(conf, settings.managedConf)) add('include', 'fail', `${settings.smbConf} does not load the gateway's shares`, `add the line "include = ${settings.managedConf}" at the end of ${settings.smbConf}`);
   else add('include', 'ok', `${settings.smbConf} includes ${settings.managedConf}`);
+  if (conf !== undefined) {
+    // testparm shows only the global level of `log level`: read it as written.
+    const level = globalParam(settings.smbConf, 'log level');
+    const logFile = await samba.parameter('log file').catch(() => '');
+    const sample = 'log level = 1 auth_json_audit:3@/var/log/samba/auth.json full_audit:1@/var/log/samba/tcon.log';
+    if (!fullAuditLogged(logFile, level)) add('logging', 'warn', `log level "${level || '0'}" keeps no full_audit lines: metrics place connections by polling only (a client that connects and leaves within a second is not counted for its share), and the audit preset records nothing`, `add "${sample}" to [global] of ${settings.smbConf} (docs/monitoring.md)`);
+    else if (!/auth_json_audit:\d+@/.test(level)) add('logging', 'warn', 'no auth_json_audit file in log level: failed logons are not counted in the metrics', `add "${sample}" to [global] of ${settings.smbConf}`);
+    else add('logging', 'ok', `log level "${level}": tree connects, audit records and failed logons are logged`);
+  }
   if (existsSync(settings.managedConf)) {
     const c = await samba.checkText(await readFile(settings.managedConf, 'utf8')).then(() => undefined, (e: Error) => e.message);
     add('managed config', c ? 'fail' : 'ok', c ?? `${settings.managedConf} passes testparm`, c ? 'run `pve-smbgateway repair`, or update any share to render it again' : undefined);
