@@ -100,7 +100,7 @@ describe('adversarial inputs through the CLI and the REST API: the right error, 
     { what: 'max connections with a leading 0 (octal to Samba)', req: () => ({ ...ok({ options: ['max connections=010'] })(), sharename: 'o1' }), field: 'options', rule: /is not valid for "max connections"/ },
     { what: 'a path option', req: () => ({ ...ok({ options: ['path=/etc'] })(), sharename: 'o2' }), field: 'options', rule: /may not be set through options/ },
     { what: 'a comment ending in a backslash', req: () => ({ ...ok({ comment: 'line\\' })(), sharename: 'c1' }), field: 'comment', rule: /must not end with a backslash/ },
-    { what: 'an Active Directory domain', req: () => ({ ...ok({ ad_domain: 'example.com' })(), sharename: 'ad' }), field: 'ad_domain', rule: /not supported yet/ },
+    { what: 'an Active Directory domain the node is not joined to, without join credentials', req: () => ({ ...ok({ ad_domain: 'example.com' })(), sharename: 'ad' }), field: 'ad_password', rule: /this node is not joined to example\.com: give the join credentials/ },
   ];
 
   const cliArgs = (r: Record<string, string | string[]>) => {

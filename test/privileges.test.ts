@@ -151,6 +151,8 @@ const CASES = (): Case[] => [
   { name: 'ha status', method: 'GET', path: `${N}/smbgateway/ha`, needs: [AUDIT], succeeds: true },
   { name: 'failover', method: 'POST', path: `${N}/smbgateway/pa/failover`, needs: [['Sys.Modify']] },
   { name: 'ha guest', method: 'POST', path: `${N}/smbgateway/glxc/ha-resource`, needs: [['Sys.Modify'], ['Sys.Console']] },
+  { name: 'ad status', method: 'GET', path: `${N}/smbgateway/ad`, needs: [['Sys.Modify']], succeeds: true },
+  { name: 'ad leave', method: 'POST', path: `${N}/smbgateway/ad/leave`, params: () => ({ password: 'not-joined' }), needs: [['Sys.Modify']] },
   { name: 'template list', method: 'GET', path: `${N}/smbgateway/templates`, needs: [['VM.Audit']] },
   { name: 'template create', method: 'POST', path: `${N}/smbgateway/templates`, params: () => ({ mode: 'lxc', storage: 'sta' }), needs: [['VM.Allocate'], ['Datastore.AllocateSpace']] },
   { name: 'token list', method: 'GET', path: '/api2/json/access/smbgateway/tokens', needs: [['Permissions.Modify']], succeeds: true },

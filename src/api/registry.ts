@@ -5,6 +5,7 @@ import { accessOperations } from './operations/access.ts';
 import { auditOp } from './operations/audit.ts';
 import { applyOperations } from './operations/apply.ts';
 import { doctorOp } from './operations/doctor.ts';
+import { adOperations } from './operations/ad.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -30,4 +31,5 @@ export const operations: Operation<Gateway>[] = [
   ...tokenOperations,
   repairOp,
   ...sessionOperations,
+  ...adOperations,
 ];

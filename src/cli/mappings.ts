@@ -24,12 +24,35 @@ async function addedPasswords(v: Record<string, unknown>, params: Record<string,
   Object.assign(params, await passwordParams(String(v.password_file), fields.flatMap((f) => asList(params[f]))));
 }
 
+/** The domain account's password for ad join/leave: one line from a file or stdin, never argv. */
+const adPasswordOption: CliOptions = {
+  options: { password_file: { type: 'string', optional: true, keepSpace: true, description: 'File with the domain account\'s password (one line); - for stdin' } },
+  apply: async (v, params) => {
+    if (v.password_file !== undefined) params.password = await secretLine(String(v.password_file), 'password_file');
+  },
+};
+
+/** The first line of a secret file (or stdin for -). */
+async function secretLine(file: string, field: string): Promise<string> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch {
+    throw invalid(field, `cannot read ${file}`);
+  }
+  const line = text.split('\n')[0]!.replace(/\r$/, '');
+  if (!line) throw invalid(field, `${file} is empty: it must hold the password on its first line`);
+  return line;
+}
+
 export const cliOptions: Record<string, CliOptions> = {
   create: {
     options: {
       password_file: { type: 'string', optional: true, keepSpace: true, description: 'File with the password of the share\'s users (one line), or user:password lines; - for stdin' },
+      ad_password_file: { type: 'string', optional: true, keepSpace: true, description: 'With --ad-domain on a node not joined yet: file with the join password of --ad-user (one line); - for stdin' },
     },
     apply: async (v, params) => {
+      if (v.ad_password_file !== undefined) params.ad_password = await secretLine(String(v.ad_password_file), 'ad_password_file');
       if (v.password_file === undefined) return;
       Object.assign(params, await passwordParams(String(v.password_file), [...asList(params.users), ...asList(params.read_users)]));
     },
@@ -64,6 +87,8 @@ export const cliOptions: Record<string, CliOptions> = {
       }
     },
   },
+  'ad join': adPasswordOption,
+  'ad leave': adPasswordOption,
   metrics: {
     options: { watch: { type: 'boolean', optional: true, default: false, description: 'Refresh the display every interval until interrupted' } },
   },

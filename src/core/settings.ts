@@ -63,6 +63,9 @@ export interface Settings {
   backupSchedule?: string;
   /** Their retention (Proxmox prune options), for shares without backup_prune. */
   backupPrune?: string;
+  /** Active Directory (docs/ad.md): the nsswitch.conf a join adds winbind to, and how winbindd is run. */
+  nsswitchConf?: string;
+  winbindControl?: 'systemd' | 'daemon';
 }
 
 export function defaultSettings(): Settings {
@@ -115,6 +118,8 @@ export const settingsFileSchema = {
   ceph_client: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: 'must be a CephX id', description: 'CephX client smbd uses for CephFS shares' },
   backup_schedule: { type: 'string', optional: true, maxLength: 128, check: calendarEventRule, description: 'Default backup schedule of shares with backup_enabled (Proxmox calendar event)' },
   backup_prune: { type: 'string', optional: true, maxLength: 256, check: pruneOptionsRule, description: 'Default retention of scheduled backups (Proxmox prune options)' },
+  nsswitch_conf: { ...PATH, description: 'The nsswitch.conf an AD join adds winbind to (default /etc/nsswitch.conf)' },
+  winbind_control: { type: 'string', optional: true, enum: ['systemd', 'daemon'], description: 'How winbindd is started after an AD join: systemd (winbind.service, default) or daemon (winbindd -D)' },
 } as const satisfies Schema;
 
 const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
@@ -123,7 +128,7 @@ const KEYS: Record<keyof typeof settingsFileSchema, keyof Settings> = {
   pve_transport: 'pveTransport', pve_api: 'pveApi', pve_fingerprint: 'pveFingerprint', pve_token_file: 'pveTokenFile',
   pve_user: 'pveUser', pve_password_file: 'pvePasswordFile', pve_bridge: 'pveBridge', pve_snippets_storage: 'pveSnippetsStorage',
   pve_task_timeout: 'pveTaskTimeout', ceph_conf: 'cephConf', ceph_admin: 'cephAdmin', ceph_client: 'cephClient',
-  backup_schedule: 'backupSchedule', backup_prune: 'backupPrune',
+  backup_schedule: 'backupSchedule', backup_prune: 'backupPrune', nsswitch_conf: 'nsswitchConf', winbind_control: 'winbindControl',
 };
 
 /**

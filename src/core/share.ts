@@ -58,6 +58,18 @@ export function accountRule(v: string): string | undefined {
   return undefined;
 }
 
+/** A domain principal as smb.conf and winbind name it: NETBIOSDOMAIN\\name (no spaces). */
+export const DOMAIN_PRINCIPAL_RE = /^([A-Za-z0-9][A-Za-z0-9-]{0,14})\\([A-Za-z0-9_][A-Za-z0-9_.$-]{0,63})$/;
+export const isDomainPrincipal = (v: string): boolean => DOMAIN_PRINCIPAL_RE.test(v);
+/** The NetBIOS domain of a DOMAIN\\name (upper case). */
+export const principalDomain = (v: string): string => (DOMAIN_PRINCIPAL_RE.exec(v)?.[1] ?? '').toUpperCase();
+
+/** users/read_users/groups/read_groups: a local name, or a domain principal DOMAIN\\name (docs/ad.md). */
+export function principalRule(v: string): string | undefined {
+  if (v.includes('\\')) return isDomainPrincipal(v) ? undefined : 'must be DOMAIN\\name for a domain principal (NetBIOS domain, then a name of letters, digits, _ . - $, no spaces)';
+  return accountRule(v);
+}
+
 /** The one password rule, for --password-file and the API's password alike. */
 export function passwordRule(pw: string): string | undefined {
   if (pw.length < 8) return 'must have at least 8 characters';
@@ -250,10 +262,10 @@ export const shareSchema = {
   node: nodeProp('Proxmox VE node serving the share'),
   comment: { type: 'string', optional: true, maxLength: 256, description: 'Free text shown to SMB clients (no %, no trailing backslash)', check: smbValueRule },
   read_only: { type: 'boolean', default: false, optional: true, description: 'Nobody may write' },
-  users: { type: 'list', default: [], optional: true, description: 'Users with read and write access', item: accountRule },
-  read_users: { type: 'list', default: [], optional: true, description: 'Users with read-only access', item: accountRule },
-  groups: { type: 'list', default: [], optional: true, description: 'Groups with read and write access', item: accountRule },
-  read_groups: { type: 'list', default: [], optional: true, description: 'Groups with read-only access', item: accountRule },
+  users: { type: 'list', default: [], optional: true, description: 'Users with read and write access (local names, or DOMAIN\\name with ad_domain)', item: principalRule },
+  read_users: { type: 'list', default: [], optional: true, description: 'Users with read-only access (local names, or DOMAIN\\name with ad_domain)', item: principalRule },
+  groups: { type: 'list', default: [], optional: true, description: 'Groups with read and write access (local names, or DOMAIN\\group with ad_domain)', item: principalRule },
+  read_groups: { type: 'list', default: [], optional: true, description: 'Groups with read-only access (local names, or DOMAIN\\group with ad_domain)', item: principalRule },
   guest_ok: { type: 'boolean', default: false, optional: true, description: 'Allow guest access (standard profile only)' },
   options: { type: 'list', default: [], optional: true, description: 'Extra smb.conf parameters name=value from an allowlist', item: shareOptionRule },
   // Presets (native mode; see docs/day2.md and samba/presets.ts)
@@ -321,6 +333,10 @@ export function checkShare(s: Share): Share {
   const names = shareOptions(s.options).map(([k]) => k);
   const twice = names.find((k, i) => names.indexOf(k) !== i);
   if (twice) throw invalid('options', `"${twice}" is given twice (smb.conf would keep only the last)`);
+  for (const [field, list] of [['users', s.users], ['read_users', s.read_users], ['groups', s.groups], ['read_groups', s.read_groups]] as const) {
+    const d = list.find(isDomainPrincipal);
+    if (d && !s.ad_domain) throw invalid(field, `${d} is a domain principal: give ad_domain (the Active Directory domain this host is, or is to be, joined to)`);
+  }
   const both2 = s.groups.find((x) => s.read_groups.includes(x));
   if (both2) throw invalid('read_groups', `group ${both2} is listed with both read and write access`);
   checkPresets(s);

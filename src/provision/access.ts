@@ -14,7 +14,7 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import { fileRecord } from '../core/journal.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Share } from '../core/share.ts';
+import { isDomainPrincipal, shareUsers, type Share } from '../core/share.ts';
 import type { Account } from '../core/store.ts';
 import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
 import { addUnixUser, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
@@ -97,6 +97,12 @@ export interface AccessPlan {
 export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Share, others: readonly Share[], given: Passwords, adopt: readonly string[], opts: { recursive?: boolean; log?: (m: string) => void } = {}): Promise<AccessPlan> {
   const { run, samba, store } = ctx;
   const diff = principalDiff(before, after);
+  // Domain principals (docs/ad.md) take their ACL entries by winbind id, which this path does not resolve yet.
+  const domainIn = (x: Share) => [...x.users, ...x.read_users, ...x.groups, ...x.read_groups].find(isDomainPrincipal);
+  const dom = domainIn(before) ?? domainIn(after);
+  if (dom && (diff.changed || before.presets.includes('private') !== after.presets.includes('private'))) {
+    throw invalid('users', `changing who may access a share with domain principals (${dom}) is not supported yet: delete the share and create it again (docs/ad.md)`);
+  }
   const warnings: string[] = [];
   // Only the principals that are new to this share are checked and given accounts, as create would.
   const addedOnly: Share = {

@@ -10,6 +10,8 @@ import { newAccountPasswords, planNativeCreate, planNativeDelete, type CreatePla
 import { invalid } from '../core/errors.ts';
 import { Ceph, cephTarget } from '../ceph/ceph.ts';
 import { planVmCreate, planVmDelete } from './vm.ts';
+import { planShareDomain } from './ad.ts';
+import type { AdCredentials } from '../samba/ads.ts';
 
 export function guestCtx(g: Gateway): GuestCtx {
   return { settings: g.settings, run: g.run, store: g.store, api: pveApi(g.settings, g.run), log: g.log };
@@ -24,12 +26,16 @@ export function nativeCtx(g: Gateway): NativeCtx {
   return { ...g, allowedRoots: g.settings.allowedRoots, uidMin: g.settings.accountUidMin, uidMax: g.settings.accountUidMax, ceph: new Ceph(g.run, cephTarget(g.settings)) };
 }
 
-export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Passwords, adopt: readonly string[] = []): Promise<CreatePlan> {
+export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Passwords, adopt: readonly string[] = [], adCred?: AdCredentials): Promise<CreatePlan> {
   if (req.mode !== 'native' && adopt.length) throw invalid('adopt', `${req.mode} shares have their own accounts inside the guest: there is nothing on the host to adopt`);
   // Guests keep their own accounts: every user is new there.
   if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
   if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
-  return planNativeCreate(nativeCtx(g), req, existing, passwords, adopt);
+  if (!req.ad_domain) return planNativeCreate(nativeCtx(g), req, existing, passwords, adopt);
+  // A domain share: the node joins first if it is not joined yet; its DOMAIN\\names resolve through winbind.
+  const ad = await planShareDomain(g, req, existing, adCred);
+  const plan = await planNativeCreate(nativeCtx(g), req, existing, passwords, adopt, ad.ids);
+  return { ...plan, steps: [...ad.steps, ...plan.steps] };
 }
 
 export async function planDelete(g: Gateway, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {

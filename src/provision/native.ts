@@ -5,7 +5,7 @@
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Made, type Share } from '../core/share.ts';
+import { isDomainPrincipal, shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
@@ -71,7 +71,8 @@ export interface AccountPlan {
  */
 export async function planAccounts(ctx: NativeCtx, share: Share, given: Passwords, adopt: readonly string[]): Promise<AccountPlan> {
   const { run, samba, store } = ctx;
-  const users = shareUsers(share);
+  // Domain principals (DOMAIN\\name) are the domain's: no local account, no password (provision/ad.ts).
+  const users = shareUsers(share).filter((u) => !isDomainPrincipal(u));
   const registry = await store.accounts();
   const out: AccountPlan = { newUnix: [], newSamba: [], resetSamba: [], accounts: registry.map((a) => ({ ...a })), passwords: new Map() };
   const passwords = newAccountPasswords(given, users);
@@ -120,7 +121,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   }
   for (const u of given.explicit.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   for (const [field, list] of [['groups', share.groups], ['read_groups', share.read_groups]] as const) {
-    for (const gname of list) {
+    for (const gname of list.filter((x) => !isDomainPrincipal(x))) {
       const grp = await getUnixGroup(run, gname);
       if (!grp) throw invalid(field, `group ${gname} does not exist (create it first; the gateway makes no groups)`);
       const gid = grp.gid;
@@ -131,7 +132,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
 }
 
 /** Everything a create needs to know, checked before anything changes. */
-export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], given: Passwords, adopt: readonly string[] = []): Promise<CreatePlan> {
+export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], given: Passwords, adopt: readonly string[] = [], domainIds?: () => ReadonlyMap<string, number>): Promise<CreatePlan> {
   const { run, store, samba } = ctx;
   const { path, backing } = await placeNewShare(run, req, existing, ctx.allowedRoots);
   requireQuotaSupport(backing, req.quota);
@@ -201,7 +202,7 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
     });
   }
   const noAcl = ceph ? 'Samba\'s vfs_ceph does not read POSIX ACLs' : undefined;
-  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists, noAcl }).map((st) => withRecords(st, () => aclRecords(run, path))));
+  steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists, noAcl, ids: domainIds }).map((st) => withRecords(st, () => aclRecords(run, path))));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
   const after = [...existing, share];
   if (ceph) steps.push(cephCapsStep(ceph, () => after, `read-write on ${share.path}`));

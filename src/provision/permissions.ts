@@ -15,16 +15,20 @@ import { shareUsers, type Share } from '../core/share.ts';
 import { getUnixGroup, getUnixUser } from './accounts.ts';
 import { LXC_ID_SHIFT, parseGuestUids } from './guest.ts';
 
-/** The share's named entries (access and default) for its users and groups. */
-export function aclSpec(s: Share): string {
+/**
+ * The share's named entries (access and default) for its users and groups. `ids`: numeric uids/gids
+ * for names that setfacl cannot take as they are (domain principals DOMAIN\\name, resolved by winbind).
+ */
+export function aclSpec(s: Share, ids?: ReadonlyMap<string, number>): string {
   const e: string[] = [];
   const w = s.read_only ? 'rx' : 'rwx';
+  const n = (x: string) => String(ids?.get(x) ?? x);
   // Private shares: users only pass through the root into their own directory (made 0700 on connect).
-  if (s.presets.includes('private')) return [...shareUsers(s).map((u) => `u:${u}:x`), ...[...s.groups, ...s.read_groups].map((g) => `g:${g}:x`)].join(',');
-  for (const u of s.users) e.push(`u:${u}:${w}`, `d:u:${u}:${w}`);
-  for (const u of s.read_users) e.push(`u:${u}:rx`, `d:u:${u}:rx`);
-  for (const g of s.groups) e.push(`g:${g}:${w}`, `d:g:${g}:${w}`);
-  for (const g of s.read_groups) e.push(`g:${g}:rx`, `d:g:${g}:rx`);
+  if (s.presets.includes('private')) return [...shareUsers(s).map((u) => `u:${n(u)}:x`), ...[...s.groups, ...s.read_groups].map((g) => `g:${n(g)}:x`)].join(',');
+  for (const u of s.users) e.push(`u:${n(u)}:${w}`, `d:u:${n(u)}:${w}`);
+  for (const u of s.read_users) e.push(`u:${n(u)}:rx`, `d:u:${n(u)}:rx`);
+  for (const g of s.groups) e.push(`g:${n(g)}:${w}`, `d:g:${n(g)}:${w}`);
+  for (const g of s.read_groups) e.push(`g:${n(g)}:rx`, `d:g:${n(g)}:rx`);
   return e.join(',');
 }
 
@@ -33,12 +37,12 @@ export function aclSpec(s: Share): string {
  * rwx, owning group and other nothing, then the share's entries; setfacl computes the mask from them.
  * An existing root keeps the admin's entries and only loses "other".
  */
-export function rootAclEntries(s: Share, fresh: boolean): string {
+export function rootAclEntries(s: Share, fresh: boolean, ids?: ReadonlyMap<string, number>): string {
   const other = s.guest_ok ? 'r-x' : '---';
   const base = fresh
     ? ['u::rwx', 'g::---', `o::${other}`, 'd:u::rwx', 'd:g::---', `d:o::${other}`]
     : s.guest_ok ? [] : ['o::---', 'd:o::---'];
-  const named = aclSpec(s);
+  const named = aclSpec(s, ids);
   return [...base, ...(named ? [named] : [])].join(',');
 }
 
@@ -49,9 +53,11 @@ const notSupported = (stderr: string) => /not supported/i.test(stderr);
  * `fresh`: the gateway made the root in this plan (its inherited entries are dropped: setfacl -b).
  * The undo puts back owner, mode, flags and ACL exactly as getfacl saw them.
  */
-export function permissionSteps(run: Runner, path: string, share: Share, warnings: string[], opts: { fresh: boolean; noAcl?: string }): Step[] {
+export function permissionSteps(run: Runner, path: string, share: Share, warnings: string[], opts: { fresh: boolean; noAcl?: string; ids?: () => ReadonlyMap<string, number> }): Step[] {
   const entries = rootAclEntries(share, opts.fresh);
   if (!entries) return [];
+  // domain principals: their winbind ids are known when the step runs (after a join in the same plan)
+  const resolved = () => (opts.ids ? rootAclEntries(share, opts.fresh, opts.ids()) : entries);
   let savedAcl: string | undefined;
   let savedOwner: { uid: number; gid: number; mode: number } | undefined;
   return [{
@@ -60,7 +66,7 @@ export function permissionSteps(run: Runner, path: string, share: Share, warning
     do: async () => {
       const before = await run('getfacl', ['--absolute-names', '--', path], { allowFail: true });
       // noAcl: the filesystem has ACLs but the server does not see them (vfs_ceph): unix permissions only.
-      const r = opts.noAcl ? { code: 1, stderr: 'not supported' } : await run('setfacl', [...(opts.fresh ? ['-b'] : []), '-m', entries, '--', path], { allowFail: true });
+      const r = opts.noAcl ? { code: 1, stderr: 'not supported' } : await run('setfacl', [...(opts.fresh ? ['-b'] : []), '-m', resolved(), '--', path], { allowFail: true });
       if (r.code === 0) { savedAcl = before.stdout; return; }
       if (!notSupported(r.stderr)) throw new GatewayError('failed', `setfacl on ${path} failed: ${r.stderr.trim()}`);
       // No POSIX ACLs (e.g. zfs-fuse): the first writer (else the first group) owns the share root, other gets nothing.

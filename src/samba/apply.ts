@@ -6,6 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { atomicWrite } from '../core/store.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
+import { readAdState, type AdConf } from './ads.ts';
 import { renderManagedConf } from './render.ts';
 import { smbConfRecord } from './repair.ts';
 import type { Samba } from './samba.ts';
@@ -19,12 +20,19 @@ export function servedHere(shares: readonly Share[]): Share[] {
   return shares.filter((s) => s.mode === 'native');
 }
 
-export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[]): Step[] {
+/**
+ * `ad`: the domain membership the file is rendered with; by default what this node's join left
+ * (stateDir/ad.json), so that every operation keeps a joined host joined.
+ */
+export function smbConfSteps(samba: Samba, sharesAfter: () => readonly Share[], ad?: () => AdConf | undefined): Step[] {
   // undefined: the file did not exist before, so the undo removes it again.
   let before: string | undefined;
   let text: string | undefined;
   // The managed [global] must not weaken what the admin's smb.conf sets: read it when rendering.
-  const render = async () => renderManagedConf(servedHere(sharesAfter()), { adminGlobals: await samba.adminGlobals() });
+  const render = async () => renderManagedConf(servedHere(sharesAfter()), {
+    adminGlobals: await samba.adminGlobals(),
+    ad: ad ? ad() : await readAdState(samba.target.stateDir),
+  });
   const restore = async () => {
     if (before === undefined) await rm(samba.target.managedConf, { force: true });
     else await atomicWrite(samba.target.managedConf, before);

@@ -6,6 +6,7 @@
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
 import { cephfsRecord, cephShareParams } from '../ceph/cephfs.ts';
+import { adGlobalParams, type AdConf } from './ads.ts';
 import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 import { withTconAudit } from './tconaudit.ts';
@@ -60,9 +61,10 @@ function cephVfsParams(s: Share, ceph: NonNullable<ReturnType<typeof cephfsRecor
  * The managed file. `adminGlobals`: the admin's own [global] values (smb.conf without our include),
  * which the managed [global] must not weaken since it is read last.
  */
-export function renderManagedConf(shares: readonly Share[], opts: { pathInside?: (s: Share) => string | undefined; adminGlobals?: AdminGlobals } = {}): string {
+export function renderManagedConf(shares: readonly Share[], opts: { pathInside?: (s: Share) => string | undefined; adminGlobals?: AdminGlobals; ad?: AdConf } = {}): string {
   const sorted = [...shares].sort((a, b) => a.sharename.localeCompare(b.sharename));
-  const parts = [MANAGED_HEADER, section('global', globalParams(sorted, opts.adminGlobals))];
+  // A domain member (docs/ad.md): security = ads, realm, workgroup and winbind's idmap ranges.
+  const parts = [MANAGED_HEADER, section('global', [...globalParams(sorted, opts.adminGlobals), ...(opts.ad ? adGlobalParams(opts.ad) : [])])];
   for (const s of sorted) parts.push(section(s.sharename, shareParams(s, opts.pathInside?.(s))));
   return parts.join('\n\n') + '\n';
 }

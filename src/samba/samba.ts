@@ -14,6 +14,8 @@ export interface SambaTarget {
   managedConf: string;
   smbHost: string;
   smbPort: number;
+  /** Node-local state (the AD join's ad.json, docs/ad.md). */
+  stateDir?: string;
 }
 
 export interface SmbSession { id: string; username: string; remote: string; dialect?: string; encrypted?: boolean; signed?: boolean }

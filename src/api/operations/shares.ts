@@ -5,10 +5,11 @@ import { allOf, defineOperation } from '../../core/operation.ts';
 import { applyPlan, describePlan, failAtFromEnv, type Step } from '../../core/plan.ts';
 import { type Schema } from '../../core/schema.ts';
 import { parseSectionConfig, type Section } from '../../core/sectionconfig.ts';
-import { accountRule, checkShare, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { accountRule, checkShare, isDomainPrincipal, parsePasswords, parseShare, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { findShare, requireShare } from '../../core/store.ts';
 import { planAccounts, type Passwords } from '../../provision/native.ts';
 import { nativeCtx, planCreate, planDelete } from '../../provision/index.ts';
+import { planShareDomain } from '../../provision/ad.ts';
 import { publicShare, shareStatus, type ShareStatus } from '../../provision/status.ts';
 import { backupStatus, type BackupStatus } from '../scheduler.ts';
 import { quotaSteps } from '../../provision/quota.ts';
@@ -22,7 +23,7 @@ const op = defineOperation<Gateway>();
 
 /** What a new share must have, whether created or imported by migrate. */
 export function checkNewShare(req: Share): void {
-  if (req.ad_domain) throw invalid('ad_domain', 'joining an Active Directory domain is not supported yet: give local users or groups instead');
+  if (req.ad_domain && req.mode !== 'native') throw invalid('ad_domain', `Active Directory is supported in native mode only so far (docs/ad.md): ${req.mode} shares take local users or groups`);
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
 
@@ -57,15 +58,17 @@ export const createOp = op({
     passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
     adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
     dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
+    ad_user: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/, patternText: 'must be a domain account name such as Administrator', description: 'With ad_domain on a node not joined yet: the domain account that joins it (docs/ad.md; default Administrator)' },
+    ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the join only, never stored' },
   },
   positional: ['sharename'],
   aliases: { user: 'users', 'read-user': 'read_users', group: 'groups', 'read-group': 'read_groups', option: 'options', profile: 'security_profile', guest: 'guest_ok', preset: 'presets' },
-  apiOnly: ['password', 'passwords'],
+  apiOnly: ['password', 'passwords', 'ad_password'],
   returns: { description: 'The share created, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
   privilege: createPrivileges,
   async: true,
   handler: async (p, g) => {
-    const { password, passwords: perUser, adopt, dry_run, ...rest } = p;
+    const { password, passwords: perUser, adopt, dry_run, ad_user, ad_password, ...rest } = p;
     const req = checkShare({ ...rest, created: [] });
     checkNewShare(req);
     requireMode(g, req.mode);
@@ -73,7 +76,9 @@ export const createOp = op({
     const passwords: Passwords = { explicit: new Map(Object.entries(perUser ?? {})), blanket: password };
     return g.store.locked(async () => {
       const existing = await g.store.list();
-      const plan = await planCreate(g, req, existing, passwords, adopt);
+      const adCred = ad_password !== undefined ? { user: ad_user ?? 'Administrator', password: ad_password } : undefined;
+      if (ad_password !== undefined && !req.ad_domain) throw invalid('ad_password', 'is only used with ad_domain (to join the node to it)');
+      const plan = await planCreate(g, req, existing, passwords, adopt, adCred);
       if (dry_run) return { dry_run: true, share: publicShare(plan.share), plan: describePlan(plan.steps), warnings: plan.warnings };
       const steps = await applyPlan(plan.steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('create', plan.share.sharename) });
       return { share: publicShare(plan.share), steps, warnings: plan.warnings };
@@ -152,13 +157,15 @@ async function importEntry(g: Gateway, e: Section, others: readonly Share[]): Pr
   const req = parseShare({ mode: 'native', ...props, sharename });
   if (req.mode !== 'native') throw invalid('mode', `${req.mode} shares are not imported (their guest was not made by pve-smbgateway): create the share again with pve-smbgateway create`);
   checkNewShare(req);
+  // A domain share is imported only onto a node joined to its domain, its principals resolving (docs/ad.md).
+  if (req.ad_domain) await planShareDomain(g, req, others, undefined);
   const placed = await placeNewShare(g.run, req, others, g.settings.allowedRoots);
   if (!placed.exists) throw invalid('path', `${placed.path} does not exist: migrate imports shares whose data is already there`);
   requireQuotaSupport(placed.backing, req.quota);
   const share: Share = { ...req, path: placed.path, created: [], backing: backingTag(placed.backing, false) };
   // The old plugin's accounts are used as they are (adopted), never changed, never removed by the gateway.
   const registry = await g.store.accounts();
-  const adopt = shareUsers(share).filter((u) => !registry.some((a) => a.name === u));
+  const adopt = shareUsers(share).filter((u) => !isDomainPrincipal(u) && !registry.some((a) => a.name === u));
   const acc = await planAccounts(nativeCtx(g), share, { explicit: new Map() }, adopt);
   if (acc.newUnix.length || acc.newSamba.length) throw invalid('users', `${[...acc.newUnix, ...acc.newSamba][0]} has no account: migrate makes none`);
   return { share, steps: quotaSteps(g.run, placed.path, placed.backing, share.quota), unmapped };
