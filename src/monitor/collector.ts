@@ -287,7 +287,9 @@ export class Collector {
     for (const s of shares) {
       const name = s.sharename;
       const cur = totals.get(name) ?? { ...ZERO_IO };
-      const before = this.prev.get(name);
+      // A share first seen after the collector's first cycle is new since then: its counters started at
+      // zero with it, and what it did before this sample (a client right after create) is this interval's.
+      const before = this.prev.get(name) ?? (this.prevTime !== undefined && s.mode === 'native' ? ZERO_IO : undefined);
       const d = before && dt ? { rchar: cur.rchar - before.rchar, wchar: cur.wchar - before.wchar, syscr: cur.syscr - before.syscr, syscw: cur.syscw - before.syscw } : undefined;
       const u = usage.get(name);
       const errs = (failed.get(name) ?? 0) + (refused.get(name) ?? 0);
@@ -315,7 +317,7 @@ export class Collector {
       });
       this.prev.set(name, cur);
     }
-    for (const name of [...this.state.keys()]) if (!shares.some((s) => s.sharename === name)) { this.state.delete(name); this.prev.delete(name); }
+    for (const name of [...this.state.keys()]) if (!shares.some((s) => s.sharename === name)) { this.state.delete(name); this.prev.delete(name); this.tracker?.totals.delete(name); this.containers.delete(name); }
     this.prevTime = now;
     this.opts.db.insert(samples);
     this.opts.db.maintain();
