@@ -4,7 +4,7 @@
 // and lines per folder. Exit 1 when there is a back-edge (test:unit runs it).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-const ORDER = ['core', 'ceph', 'samba', 'pve', 'backup', 'provision', 'ha', 'monitor', 'api', 'cli', 'web', 'demo'];
+const ORDER = ['core', 'samba', 'pve', 'backup', 'provision', 'ha', 'monitor', 'api', 'cli', 'web', 'demo'];
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..', 'src');
 const files = [];
 const walk = (d) => { for (const f of readdirSync(d)) { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else if (p.endsWith('.ts')) files.push(p); } };

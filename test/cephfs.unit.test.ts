@@ -1,7 +1,7 @@
 /** CephFS shares, the pure parts: mounts, caps, the vfs_ceph section, guest modes. */
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { cephPathOf, clientCaps, clientConf, mountedCephRoot, CEPHFS_GUEST_REFUSAL } from '../src/ceph/cephfs.ts';
+import { cephPathOf, clientCaps, clientConf, mountedCephRoot, CEPHFS_GUEST_REFUSAL } from '../src/core/cephfs.ts';
 import { parseShare } from '../src/core/share.ts';
 import { renderManagedConf } from '../src/samba/render.ts';
 import { clusteredShareParams } from '../src/ha/plan.ts';

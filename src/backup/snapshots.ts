@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, rename } from 'node:fs/promises';
 import { zfsDestroy, zfsList, zfsRollback, zfsSnapshot } from '../core/zfs.ts';
-import { cephSnapshot, cephSnapshotDelete, cephSnapshots } from '../ceph/ceph.ts';
+import { cephSnapshot, cephSnapshotDelete, cephSnapshots } from '../core/ceph.ts';
 import { btrfsQgroupLimit, btrfsSnapshot, btrfsSubvolumeDelete, btrfsSubvolumesBelow } from '../core/btrfs.ts';
 import { dirname, join } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';

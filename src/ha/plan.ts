@@ -9,7 +9,7 @@ import { netConfShareArgs } from '../samba/netconf.ts';
 import { NODE_RE } from '../core/formats.ts';
 import type { Share } from '../core/share.ts';
 import { shareParams } from '../samba/render.ts';
-import { cephfsRecord } from '../ceph/cephfs.ts';
+import { cephfsRecord } from '../core/cephfs.ts';
 
 export interface ClusterNode {
   /** Node name (Proxmox node name, or a host name on a plain Debian cluster). */

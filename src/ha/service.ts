@@ -16,7 +16,7 @@ import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, p
 import { sshRunner } from './transport.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
-import { Ceph, cephTarget } from '../ceph/ceph.ts';
+import { Ceph, cephTarget } from '../core/ceph.ts';
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },

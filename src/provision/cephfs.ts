@@ -9,8 +9,8 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
 import type { Backing } from './storage.ts';
-import { Ceph } from '../ceph/ceph.ts';
-import { cephfsRecord, cephPathOf, clientCaps, type CephfsRecord } from '../ceph/cephfs.ts';
+import { Ceph } from '../core/ceph.ts';
+import { cephfsRecord, cephPathOf, clientCaps, type CephfsRecord } from '../core/cephfs.ts';
 
 /** The file system a CephFS mount shows: named by the mount source, else the only one there is. */
 export async function cephfsName(ceph: Ceph, source: string): Promise<string> {

@@ -8,7 +8,7 @@ import { type GuestCtx } from './guest.ts';
 import { planLxcCreate, planLxcDelete } from './lxc.ts';
 import { newAccountPasswords, planNativeCreate, planNativeDelete, type CreatePlan, type NativeCtx, type Passwords } from './native.ts';
 import { invalid } from '../core/errors.ts';
-import { Ceph, cephTarget } from '../ceph/ceph.ts';
+import { Ceph, cephTarget } from '../core/ceph.ts';
 import { planVmCreate, planVmDelete } from './vm.ts';
 import { planShareDomain } from './ad.ts';
 import type { AdCredentials } from '../samba/ads.ts';

@@ -14,7 +14,7 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import { shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
-import { CEPHFS_GUEST_REFUSAL } from '../ceph/cephfs.ts';
+import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import { assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep, LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare } from './guest.ts';
 import type { CreatePlan } from './native.ts';

@@ -16,8 +16,8 @@ import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
-import type { Ceph } from '../ceph/ceph.ts';
-import { cephfsRecord } from '../ceph/cephfs.ts';
+import type { Ceph } from '../core/ceph.ts';
+import { cephfsRecord } from '../core/cephfs.ts';
 import { cephCapsStep, planCephfs } from './cephfs.ts';
 
 export interface NativeCtx {

@@ -10,7 +10,7 @@ import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { parseSize, type Made } from '../core/share.ts';
 import { humanToBytes, type Backing } from './storage.ts';
-import { cephQuota, cephRbytes, setCephQuota } from '../ceph/ceph.ts';
+import { cephQuota, cephRbytes, setCephQuota } from '../core/ceph.ts';
 
 /** The identity of a dataset (its GUID never repeats, even for one of the same name made later). */
 export async function datasetGuid(run: Runner, dataset: string): Promise<string | undefined> {

@@ -8,7 +8,7 @@ import { basename, dirname, resolve, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { pathRule } from '../core/share.ts';
 import type { Runner } from '../core/exec.ts';
-import { CEPH_FSTYPES, mountedCephRoot } from '../ceph/cephfs.ts';
+import { CEPH_FSTYPES, mountedCephRoot } from '../core/cephfs.ts';
 
 export interface Mount { mountpoint: string; fstype: string; source: string }
 

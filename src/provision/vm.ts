@@ -28,7 +28,7 @@ import { chooseClone, guestHostname, guestManagedConf, guestRecord, netSpec, pla
 import type { DirMappingRecord, GuestRunningRecord, NfsExportRecord } from './repair.ts';
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { CEPHFS_GUEST_REFUSAL } from '../ceph/cephfs.ts';
+import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
 import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
 
 export type Attachment = 'virtiofs' | 'rbd' | 'nfs';

@@ -5,7 +5,7 @@
  */
 import { shareOptions, type Share } from '../core/share.ts';
 import { SNAPSHOT_FORMAT, snapshottable } from '../core/snapshot.ts';
-import { cephfsRecord, cephShareParams } from '../ceph/cephfs.ts';
+import { cephfsRecord, cephShareParams } from '../core/cephfs.ts';
 import { adGlobalParams, type AdConf } from './ads.ts';
 import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';

@@ -13,8 +13,8 @@
  * (its first writer, mode 0770) instead of ACL entries.
  */
 import { posix } from 'node:path';
-import type { Share } from '../core/share.ts';
-import { SNAPSHOT_FORMAT } from '../core/snapshot.ts';
+import type { Share } from './share.ts';
+import { SNAPSHOT_FORMAT } from './snapshot.ts';
 
 export const CEPH_FSTYPES = new Set(['ceph', 'fuse.ceph', 'fuse.ceph-fuse']);
 

@@ -6,10 +6,10 @@
  */
 import { chmod, mkdir, open, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GatewayError } from '../core/errors.ts';
-import type { Runner } from '../core/exec.ts';
-import { privDirOf, type Settings } from '../core/settings.ts';
-import { atomicWrite } from '../core/store.ts';
+import { GatewayError } from './errors.ts';
+import type { Runner } from './exec.ts';
+import { privDirOf, type Settings } from './settings.ts';
+import { atomicWrite } from './store.ts';
 import { CEPH_WORD, clientConf } from './cephfs.ts';
 
 export interface CephTarget {
