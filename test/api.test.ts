@@ -90,7 +90,7 @@ test('bad parameters: 400 with a message per field, and nothing changes', async 
   assert.match(r.json.errors.path, /missing and it is not optional/);
   const m = await api('GET', '/api2/json/nodes/testnode/smbgateway/apishare/metrics?timeframe=year&cf=MIN', { token: tok.audit });
   assert.equal(m.status, 400);
-  assert.match(m.json.errors.timeframe, /must be one of hour, day, week, month/);
+  assert.match(m.json.errors.timeframe, /must be one of hour, day, week, month, year/);
   assert.match(m.json.errors.cf, /must be one of AVERAGE, MAX/);
   assert.equal((await api('GET', '/api2/json/nodes/testnode/smbgateway/nosuch/metrics', { token: tok.audit })).status, 404);
   assert.equal((await api('GET', '/api2/json/nodes/bad_node!/smbgateway', { token: tok.audit })).status, 400);
@@ -193,7 +193,7 @@ test('the OpenAPI document is generated from the declarations', async () => {
   const doc = r.json.data;
   assert.equal(doc.openapi, '3.0.3');
   const m = doc.paths['/api2/json/nodes/{node}/smbgateway/{sharename}/metrics'].get;
-  assert.deepEqual(m.parameters.find((p: { name: string }) => p.name === 'timeframe').schema.enum, ['hour', 'day', 'week', 'month']);
+  assert.deepEqual(m.parameters.find((p: { name: string }) => p.name === 'timeframe').schema.enum, ['hour', 'day', 'week', 'month', 'year']);
   assert.equal(m.parameters.find((p: { name: string }) => p.name === 'watch'), undefined, 'CLI-only parameters are not in the API');
   // A privilege computed from the call is shown as its rule, a static one as {path, privs}.
   assert.match(m['x-privilege'].description, /^Datastore\.Audit or Datastore\.Allocate on \/storage\/<storage holding the share's path> \(else \/storage\)$/);

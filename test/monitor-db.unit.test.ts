@@ -32,7 +32,7 @@ test('a metrics database under /etc/pve is refused (pmxcfs)', () => {
   assert.throws(() => new MetricsDb('/etc/pve/smbgateway/metrics.db'), /must not lie under \/etc\/pve/);
 });
 
-test('hourly and daily rollups hold the average and the maximum; raw samples go after 7 days, rollups after 30', async (t) => {
+test('hourly and daily rollups hold the average and the maximum; raw samples go after 7 days, hourly rollups after 30, daily ones after a year', async (t) => {
   const now = { t: T0 };
   const { db, cleanup } = await tmpDb(now);
   t.after(cleanup);
@@ -48,7 +48,7 @@ test('hourly and daily rollups hold the average and the maximum; raw samples go 
   // Raw: only the last 7 days (7 * 144 samples, the boundary sample included or not).
   assert.ok(c.raw >= 7 * 144 - 1 && c.raw <= 7 * 144 + 1, `raw rows ${c.raw}`);
   assert.ok(c.hourly >= 30 * 24 - 1 && c.hourly <= 30 * 24 + 1, `hourly rows ${c.hourly}`);
-  assert.ok(c.daily >= 29 && c.daily <= 31, `daily rows ${c.daily}`);
+  assert.ok(c.daily >= 39 && c.daily <= 41, `daily rows ${c.daily} (40 days, all kept)`);
   const h = db.db.prepare('SELECT * FROM share_metrics_hourly ORDER BY timestamp DESC LIMIT 1').get() as Record<string, number>;
   assert.equal(h.samples, 6);
   assert.equal(h.avg_throughput_read, 25);
@@ -62,7 +62,7 @@ test('hourly and daily rollups hold the average and the maximum; raw samples go 
   assert.ok(oldest.t >= now.t - 7 * DAY, 'no raw sample older than 7 days');
 });
 
-test('queries: hour gives every sample oldest first, day/week consolidate, month reads the rollups; AVERAGE and MAX', async (t) => {
+test('queries: hour gives every sample oldest first, day/week consolidate, month and year read the rollups; AVERAGE and MAX', async (t) => {
   const now = { t: T0 + 10 * DAY };
   const { db, cleanup } = await tmpDb(now);
   t.after(cleanup);
@@ -86,6 +86,12 @@ test('queries: hour gives every sample oldest first, day/week consolidate, month
   assert.ok(month.length >= 8 * 24 - 1 && month.length <= 8 * 24 + 1, `month points ${month.length}`);
   assert.equal(month[3]!.throughput_write, 40);
   assert.equal(db.query('a', 'month', 'MAX')[3]!.throughput_write, 60);
+  // year: one point per day, the complete days from the daily rollups, today from its hourly rows.
+  const year = db.query('a', 'year');
+  assert.ok(year.length >= 8 && year.length <= 9, `year points ${year.length}`);
+  assert.ok(year.every((p, i) => i === 0 || p.time - year[i - 1]!.time === DAY), 'one point a day');
+  assert.equal(year[3]!.throughput_write, 40);
+  assert.equal(db.query('a', 'year', 'MAX')[3]!.throughput_write, 60);
   assert.equal(db.query('b', 'hour').length, 1);
   assert.equal(db.query('nosuch', 'hour').length, 0);
 });

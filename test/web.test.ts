@@ -234,6 +234,12 @@ describe('web UI in chromium', () => {
       console.log('# metrics:', (await hist.text()).slice(-1500), '\n# prometheus:', (await prom.text()).split('\n').filter((l) => /unattributed|written|cycle/.test(l)).join('\n'));
     }
     assert.ok(got >= 18 * 1024 * 1024 && got <= 24 * 1024 * 1024, `the chart shows ${(got / 1048576).toFixed(1)} MiB written`);
+    // Proxmox's timeframes, year included; the year view loads (one point a day from the daily rollups).
+    assert.deepEqual(await page.$$eval('#timeframe option', (o) => o.map((x) => (x as HTMLOptionElement).value)), ['hour', 'day', 'week', 'month', 'year']);
+    const yearAnswer = page.waitForResponse((r) => r.url().includes('/metrics?timeframe=year'));
+    await page.selectOption('#timeframe', 'year');
+    assert.equal((await yearAnswer).status(), 200);
+    await page.selectOption('#timeframe', 'hour');
     await shot(page, 'share-page.png');
   });
 

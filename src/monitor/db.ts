@@ -1,7 +1,8 @@
 /**
  * The metrics history: a node-local SQLite file (better-sqlite3, WAL mode), never under /etc/pve
  * (pmxcfs has no locks, no mmap and a 1 MiB file limit). Raw samples (the seed's `share_metrics`
- * table) are kept 7 days; hourly and daily rollups (average and maximum of every column) 30 days.
+ * table) are kept 7 days; hourly rollups (average and maximum of every column) 30 days, daily ones a
+ * year (366 days: Proxmox's `year` timeframe; one row per share and day).
  * Rollups and pruning run from `maintain()`, which the collector calls after every insert; it does
  * real work once per hour. Pages freed by pruning are given back with incremental vacuum, so the
  * file's size stays bounded by the retention windows.
@@ -22,20 +23,21 @@ export type MetricValues = Record<MetricColumn, number | null>;
 export interface Sample extends MetricValues { share: string; time: number }
 export type Point = { time: number } & MetricValues;
 
-export const TIMEFRAMES = ['hour', 'day', 'week', 'month'] as const;
+export const TIMEFRAMES = ['hour', 'day', 'week', 'month', 'year'] as const;
 export type Timeframe = (typeof TIMEFRAMES)[number];
 export const CFS = ['AVERAGE', 'MAX'] as const;
 export type Cf = (typeof CFS)[number];
 
 export interface Retention { rawSeconds: number; hourlySeconds: number; dailySeconds: number }
-export const DEFAULT_RETENTION: Retention = { rawSeconds: 7 * 86400, hourlySeconds: 30 * 86400, dailySeconds: 30 * 86400 };
+export const DEFAULT_RETENTION: Retention = { rawSeconds: 7 * 86400, hourlySeconds: 30 * 86400, dailySeconds: 366 * 86400 };
 
 /** What each timeframe covers, from which table and at which step (seconds). */
-const FRAMES: Record<Timeframe, { span: number; table: 'raw' | 'hourly'; step: number }> = {
+const FRAMES: Record<Timeframe, { span: number; table: 'raw' | 'hourly' | 'daily'; step: number }> = {
   hour: { span: 3600, table: 'raw', step: 0 },        // every raw sample
   day: { span: 86400, table: 'raw', step: 300 },
   week: { span: 7 * 86400, table: 'raw', step: 1800 },
   month: { span: 30 * 86400, table: 'hourly', step: 3600 },
+  year: { span: 365 * 86400, table: 'daily', step: 86400 },
 };
 
 const HOUR = 3600;
@@ -180,7 +182,8 @@ export class MetricsDb {
   /**
    * Samples of one share, oldest first, as Proxmox's rrddata: `hour` gives every raw sample,
    * `day` and `week` consolidate raw samples into 5 and 30 minute steps, `month` reads the
-   * hourly rollups. `cf` picks the average or the maximum within each step.
+   * hourly rollups, `year` the daily ones (today, not rolled up yet, from today's hourly rows).
+   * `cf` picks the average or the maximum within each step.
    */
   query(share: string, timeframe: Timeframe = 'hour', cf: Cf = 'AVERAGE'): Point[] {
     const f = FRAMES[timeframe];
@@ -194,6 +197,17 @@ export class MetricsDb {
       const agg = METRIC_COLUMNS.map((c) => `${cf === 'MAX' ? 'MAX' : 'AVG'}(${c}) AS ${c}`).join(', ');
       rows = this.db.prepare(`SELECT (timestamp / ${f.step}) * ${f.step} AS time, ${agg} FROM share_metrics
         WHERE share_id = ? AND timestamp > ? AND timestamp <= ? GROUP BY timestamp / ${f.step} ORDER BY time`).all(share, from, now) as typeof rows;
+    } else if (f.table === 'daily') {
+      const p = cf === 'MAX' ? 'max_' : 'avg_';
+      const sel = METRIC_COLUMNS.map((c) => `${p}${c} AS ${c}`).join(', ');
+      rows = this.db.prepare(`SELECT timestamp AS time, ${sel} FROM share_metrics_daily
+        WHERE share_id = ? AND timestamp > ? AND timestamp <= ? ORDER BY timestamp`).all(share, from, now) as typeof rows;
+      // The current day, not rolled up yet: its hourly rows, weighted by their sample counts (as the daily rollup is).
+      const rolledUntil = this.meta('rolled_day_until') ?? 0;
+      const agg = METRIC_COLUMNS.map((c) => (cf === 'MAX' ? `MAX(max_${c}) AS ${c}` : `SUM(avg_${c} * samples) / SUM(CASE WHEN avg_${c} IS NULL THEN 0 ELSE samples END) AS ${c}`)).join(', ');
+      const recent = this.db.prepare(`SELECT (timestamp / ${DAY}) * ${DAY} AS time, ${agg} FROM share_metrics_hourly
+        WHERE share_id = ? AND timestamp >= ? AND timestamp <= ? GROUP BY timestamp / ${DAY} ORDER BY time`).all(share, Math.max(rolledUntil, from), now) as typeof rows;
+      rows = [...rows, ...recent];
     } else {
       const p = cf === 'MAX' ? 'max_' : 'avg_';
       // The current, not yet rolled-up hour comes from the raw samples.

@@ -17,7 +17,7 @@ export function metricsDbPath(g: Gateway): string {
 
 const params = {
   sharename: shareSchema.sharename,
-  timeframe: { type: 'string', enum: TIMEFRAMES, optional: true, default: 'hour', description: 'Time frame: hour (every sample), day (5 min steps), week (30 min), month (1 h)' },
+  timeframe: { type: 'string', enum: TIMEFRAMES, optional: true, default: 'hour', description: 'Time frame: hour (every sample), day (5 min steps), week (30 min), month (1 h), year (1 day)' },
   cf: { type: 'string', enum: CFS, optional: true, default: 'AVERAGE', description: 'Consolidation within a step: AVERAGE or MAX' },
 } as const satisfies Schema;
 

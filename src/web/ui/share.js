@@ -45,7 +45,7 @@ export function shareView(content, name, { onDeleted }) {
     let tf = 'hour';
     const doc = await openApi().catch(() => undefined);
     const prm = doc?.paths?.[`/api2/json/nodes/{node}/smbgateway/{sharename}/metrics`]?.get?.parameters?.find((x) => x.name === 'timeframe');
-    const tfs = prm?.schema?.enum ?? ['hour', 'day', 'week', 'month'];
+    const tfs = prm?.schema?.enum ?? ['hour', 'day', 'week', 'month', 'year'];
     const sel = el('select', { id: 'timeframe', 'aria-label': 'Timeframe', onchange: () => { tf = sel.value; load(); } }, tfs.map((t) => el('option', { value: t }, t[0].toUpperCase() + t.slice(1))));
     frames.append(el('label', { for: 'timeframe' }, 'Timeframe '), sel, el('span', { class: 'muted' }, ' (average)'));
     const load = async () => {
