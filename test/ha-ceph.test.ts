@@ -6,7 +6,7 @@
  * all nodes see (CephFS through vfs_ceph on the clustered nodes is not working yet: docs/cephfs.md).
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,9 +19,9 @@ import { deployHa, haDeploySchema } from '../src/ha/service.ts';
 import { makeGateway } from '../src/provision/context.ts';
 import { startCephForCluster, type TestCeph } from './helpers/ceph.ts';
 import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
+import { continuousWriter, readBackAll } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (t) => {
   const c: NetnsCluster = await startNetnsCluster({ nodes: 3 });
@@ -89,47 +89,25 @@ test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (
     deployed();
     const [victim] = await holderNode();
     assert.ok(victim);
-    const written: { name: string; sum: string; at: number }[] = [];
-    let failures = 0;
-    let stop = false;
-    let seq = 0;
-    const writer = (async () => {
-      while (!stop) {
-        const name = `w${String(++seq).padStart(4, '0')}.bin`;
-        const body = randomBytes(48 * 1024 + Math.floor(Math.random() * 16384));
-        await writeFile(join(local, name), body);
-        for (;;) {
-          const r = await c.smb(vip, sharename, auth, `put ${join(local, name)} ${name}`, 6_000);
-          if (r.ok) { written.push({ name, sum: sha(body), at: Date.now() }); break; }
-          failures++;
-          if (stop) return;
-        }
-      }
-    })();
-    while (written.length < 5) await sleep(50);
+    const target = { c, vip, share: sharename, auth };
+    const w = continuousWriter(target, local);
+    while (w.written.length < 5) await sleep(50);
     const killedAt = Date.now();
-    const before = written.length;
+    const before = w.written.length;
     await c.killNode(victim);
     const deadline = Date.now() + 60_000;
-    while (written.filter((w) => w.at > killedAt).length < 3 && Date.now() < deadline) await sleep(100);
-    t.diagnostic(`after the kill: ${written.filter((w) => w.at > killedAt).length} written, ${failures} failures, holders ${(await holderNode()).map((n) => n.name)}`);
-    stop = true;
-    await writer;
-    const after = written.filter((w) => w.at > killedAt);
-    assert.ok(after.length >= 3, `the client wrote ${after.length} file(s) after the kill (failures ${failures})`);
-    t.diagnostic(`kill -9 of ${victim.name} (lock in RADOS): first write through the VIP after ${((after[0]!.at - killedAt) / 1000).toFixed(1)} s; ${failures} failed attempt(s); ${before} file(s) written before the kill`);
+    while (w.after(killedAt).length < 3 && Date.now() < deadline) await sleep(100);
+    t.diagnostic(`after the kill: ${w.after(killedAt).length} written, ${w.failures()} failures, holders ${(await holderNode()).map((n) => n.name)}`);
+    await w.stop();
+    const after = w.after(killedAt);
+    assert.ok(after.length >= 3, `the client wrote ${after.length} file(s) after the kill (failures ${w.failures()})`);
+    t.diagnostic(`kill -9 of ${victim.name} (lock in RADOS): first write through the VIP after ${((after[0]!.at - killedAt) / 1000).toFixed(1)} s; ${w.failures()} failed attempt(s); ${before} file(s) written before the kill`);
     const holders = await holderNode();
     assert.equal(holders.length, 1);
     assert.notEqual(holders[0]!.name, victim.name, 'VIP moved off the dead node');
-    const back = join(c.dir, 'back');
-    await mkdir(back, { recursive: true });
     const t0 = Date.now();
-    for (const w of written) {
-      const g = await c.smb(vip, sharename, auth, `get ${w.name} ${join(back, w.name)}`, 30_000);
-      assert.ok(g.ok, `${w.name}: ${g.output}`);
-      assert.equal(sha(await readFile(join(back, w.name))), w.sum, `${w.name} checksum`);
-    }
-    t.diagnostic(`${written.length} files read back with their checksums through the new holder ${holders[0]!.name} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await readBackAll(target, w.written, 30_000);
+    t.diagnostic(`${w.written.length} files read back with their checksums through the new holder ${holders[0]!.name} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
     assert.ok(r.changes[victim.name]!.includes('started ctdbd'), `${victim.name}: ${r.changes[victim.name]}`);
   });

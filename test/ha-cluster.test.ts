@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { validate } from '../src/core/schema.ts';
 import { invoke } from '../src/core/operation.ts';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -22,9 +22,9 @@ import { parseShare } from '../src/core/share.ts';
 import { loadHaConfig } from '../src/ha/config.ts';
 import { ctdbIps, ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
+import { continuousWriter, readBackAll } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP', { timeout: 540_000 }, async (t) => {
   const c: NetnsCluster = await startNetnsCluster({ nodes: 4 });
@@ -124,36 +124,19 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     deployed();
     const [victim] = await holderNode();
     assert.ok(victim);
-    const written: { name: string; sum: string; at: number }[] = [];
-    let failures = 0;
-    let killedAt = 0;
-    let stop = false;
-    let seq = 0;
-    const writer = (async () => {
-      while (!stop) {
-        const name = `w${String(++seq).padStart(4, '0')}.bin`;
-        const body = randomBytes(48 * 1024 + Math.floor(Math.random() * 16384));
-        await writeFile(join(local, name), body);
-        // a client retries the same file until it is stored
-        for (;;) {
-          const r = await c.smb(vip, sharename, auth, `put ${join(local, name)} ${name}`, 6_000);
-          if (r.ok) { written.push({ name, sum: sha(body), at: Date.now() }); break; }
-          failures++;
-          if (stop) return;
-        }
-      }
-    })();
-    while (written.length < 5) await sleep(50);
-    killedAt = Date.now();
+    const target = { c, vip, share: sharename, auth };
+    // a client retries the same file until it is stored
+    const w = continuousWriter(target, local);
+    while (w.written.length < 5) await sleep(50);
+    const killedAt = Date.now();
     await c.killNode(victim);
     const deadline = Date.now() + 90_000;
-    while (written.filter((w) => w.at > killedAt).length < 5 && Date.now() < deadline) await sleep(100);
-    stop = true;
-    await writer;
-    const after = written.filter((w) => w.at > killedAt);
-    assert.ok(after.length >= 5, `the client wrote ${after.length} file(s) after the kill (failures ${failures})`);
+    while (w.after(killedAt).length < 5 && Date.now() < deadline) await sleep(100);
+    await w.stop();
+    const after = w.after(killedAt);
+    assert.ok(after.length >= 5, `the client wrote ${after.length} file(s) after the kill (failures ${w.failures()})`);
     const gap = (after[0]!.at - killedAt) / 1000;
-    t.diagnostic(`kill -9 of ${victim.name}: first write through the VIP after ${gap.toFixed(1)} s; ${failures} failed attempt(s)`);
+    t.diagnostic(`kill -9 of ${victim.name}: first write through the VIP after ${gap.toFixed(1)} s; ${w.failures()} failed attempt(s)`);
     const survivors = members.filter((n) => n !== victim);
     const holders = await holderNode();
     assert.equal(holders.length, 1);
@@ -163,13 +146,7 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
     assert.equal(st.find((s) => s.pnn === ips.find((i) => i.address === vip)!.pnn)!.address, holders[0]!.address);
     assert.deepEqual(st.find((s) => s.address === victim.address)!.flags.includes('DISCONNECTED'), true);
     // every file, read back through the VIP from the new node, has the checksum it was written with
-    const back = join(c.dir, 'back');
-    await mkdir(back, { recursive: true });
-    for (const w of written) {
-      const g = await c.smb(vip, sharename, auth, `get ${w.name} ${join(back, w.name)}`);
-      assert.ok(g.ok, `${w.name}: ${g.output}`);
-      assert.equal(sha(await readFile(join(back, w.name))), w.sum, `${w.name} checksum`);
-    }
+    await readBackAll(target, w.written);
     // the dead node comes back: re-running deploy restarts what is missing there, and only there
     const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
     assert.ok(r.changes[victim.name]!.includes('started ctdbd') && r.changes[victim.name]!.includes('started smbd'), `${victim.name}: ${r.changes[victim.name]}`);
