@@ -38,18 +38,8 @@ describe('scheduled backups (btrfs, real smbd, the daemon with an injected clock
     assert.equal(r.code, 0, r.stdout + r.stderr);
     return r.json!.data.map((s: { name: string }) => s.name);
   };
-  const put = async (share: string, text: string) => {
-    const f = join(g.dir, 'up.txt');
-    await writeFile(f, text);
-    const r = await g.smb(share, alice, pw, `put ${f} doc.txt`);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-  };
-  const get = async (share: string, remote = 'doc.txt') => {
-    const f = join(g.dir, 'down.txt');
-    const r = await g.smb(share, alice, pw, `get "${remote}" ${f}`);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    return readFile(f, 'utf8');
-  };
+  const put = (share: string, text: string) => g.putText(share, alice, pw, 'doc.txt', text);
+  const get = (share: string, remote = 'doc.txt') => g.getText(share, alice, pw, remote);
   const metrics = async () => {
     const ca = await readFile(join(g.settings.stateDir, 'tls', 'smbgatewayd.pem'));
     const r = await call(d!.api.url, ca, 'GET', '/metrics', { headers: { authorization: token } });

@@ -14,18 +14,8 @@ describe('backup and restore of native shares', () => {
   let alice: string;
   let pwFile: string;
   const pw = 'Backup-pw-123';
-  const put = async (share: string, text: string) => {
-    const f = join(g.dir, 'up.txt');
-    await writeFile(f, text);
-    const r = await g.smb(share, alice, pw, `put ${f} doc.txt`);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-  };
-  const get = async (share: string, remote = 'doc.txt') => {
-    const f = join(g.dir, 'down.txt');
-    const r = await g.smb(share, alice, pw, `get "${remote}" ${f}`);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    return readFile(f, 'utf8');
-  };
+  const put = (share: string, text: string) => g.putText(share, alice, pw, 'doc.txt', text);
+  const get = (share: string, remote = 'doc.txt') => g.getText(share, alice, pw, remote);
 
   before(async () => {
     g = await startGateway();

@@ -3,6 +3,7 @@
  * and settings file, unique names so that several runs can share a machine. `cli()` runs the real
  * pve-smbgateway command against it; `cleanup()` removes everything, users included.
  */
+import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -43,6 +44,10 @@ export interface TestGateway {
   cli: (args: string[], opts?: { env?: Record<string, string>; input?: string }) => Promise<CliResult>;
   /** smbclient against the sandbox: `//127.0.0.1/<share>` as user%password. */
   smb: (share: string, user: string, password: string, command: string, extra?: string[]) => Promise<CliResult>;
+  /** Write `text` into `remote` over SMB (must succeed). */
+  putText: (share: string, user: string, password: string, remote: string, text: string) => Promise<void>;
+  /** Read `remote` back over SMB as text (must succeed); `remote` may be an @GMT- path. */
+  getText: (share: string, user: string, password: string, remote: string) => Promise<string>;
   /** An smbclient session held open until close() (for smbstatus, drop-on-delete, connection counts). */
   holdSession: (share: string, user: string, password: string, extra?: string[]) => Promise<HeldSession>;
   cleanup: () => Promise<void>;
@@ -132,5 +137,17 @@ export async function startGateway(opts: { storage?: string; extraRoots?: string
     await writeFile(f, password + '\n', { mode: 0o600 });
     return f;
   };
-  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, passwordFile, cli, smb, holdSession, cleanup };
+  const putText = async (share: string, u: string, pw: string, remote: string, text: string) => {
+    const f = join(dir, `up-${randomBytes(4).toString('hex')}`);
+    await writeFile(f, text);
+    const r = await smb(share, u, pw, `put ${f} "${remote}"`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  };
+  const getText = async (share: string, u: string, pw: string, remote: string) => {
+    const f = join(dir, `down-${randomBytes(4).toString('hex')}`);
+    const r = await smb(share, u, pw, `get "${remote}" ${f}`);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return readFile(f, 'utf8');
+  };
+  return { id, dir, storage, settings, settingsFile, sandbox, gw: makeGateway(settings), user, passwordFile, cli, smb, putText, getText, holdSession, cleanup };
 }
