@@ -91,6 +91,9 @@ strip --strip-unneeded "$nm/better-sqlite3/build/Release/better_sqlite3.node"
 # yaml: apply -f and show --format yaml (pure JavaScript, no dependencies of its own).
 for m in bindings file-uri-to-path yaml; do cp -r "$mods/node_modules/$m" "$nm/$m"; done
 find "$nm" -name '.*' -type f -delete
+# Library code only: yaml's command-line entry (a `#!/usr/bin/env node` script, which lintian rightly says
+# no dependency satisfies) is not used; the gateway imports the library.
+rm -f "$nm/yaml/bin.mjs"
 
 # 4. Commands.
 install -d "$stage/usr/bin" "$stage/usr/sbin"
