@@ -19,15 +19,19 @@ export async function purgeRecycle(share: Share, now = Date.now()): Promise<Purg
   const st = await lstat(root).catch(() => undefined);
   if (!st?.isDirectory()) return out;
   const cutoff = now - share.recycle_keep_days * 86_400_000;
-  // Returns whether the directory is left empty.
-  const walk = async (dir: string): Promise<boolean> => {
+  // Returns whether the directory is left empty. `ino`: the directory as lstat saw it; readdir follows a
+  // symbolic link swapped in meanwhile, so the directory is checked again after listing and skipped if it changed.
+  const walk = async (dir: string, ino: number): Promise<boolean> => {
     let empty = true;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const again = await lstat(dir).catch(() => undefined);
+    if (!again?.isDirectory() || again.ino !== ino) return false;
+    for (const name of names) {
       const p = join(dir, name);
       const e = await lstat(p).catch(() => undefined);
       if (!e) continue;
       if (e.isDirectory()) {
-        if (await walk(p)) {
+        if (await walk(p, e.ino)) {
           if (e.mtimeMs < cutoff) { await rmdir(p).catch(() => { empty = false; }); continue; }
         }
         empty = false;
@@ -37,7 +41,7 @@ export async function purgeRecycle(share: Share, now = Date.now()): Promise<Purg
     }
     return empty;
   };
-  await walk(root);
+  await walk(root, st.ino);
   return out;
 }
 
