@@ -88,7 +88,7 @@ test('bad parameters: 400 with a message per field, and nothing changes', async 
   assert.match(r.json.errors.bogus, /not defined in schema/);
   assert.match(r.json.errors.password_file, /not defined in schema/, 'files are read by the CLI, never by the daemon');
   assert.match(r.json.errors.path, /missing and it is not optional/);
-  const m = await api('GET', '/api2/json/nodes/testnode/smbgateway/apishare/metrics?timeframe=year&cf=MIN', { token: tok.audit });
+  const m = await api('GET', '/api2/json/nodes/testnode/smbgateway/apishare/metrics?timeframe=decade&cf=MIN', { token: tok.audit });
   assert.equal(m.status, 400);
   assert.match(m.json.errors.timeframe, /must be one of hour, day, week, month, year/);
   assert.match(m.json.errors.cf, /must be one of AVERAGE, MAX/);
@@ -173,7 +173,7 @@ test('metrics: the history as rrddata, the CLI table/json/watch, and the Prometh
   const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 2);
   assert.ok(lines.every((l) => l.success && Array.isArray(l.data)));
-  const bad = await t.cli(['metrics', 'apishare', '--timeframe', 'year', '--json']);
+  const bad = await t.cli(['metrics', 'apishare', '--timeframe', 'decade', '--json']);
   assert.equal(bad.code, 2);
   assert.equal(bad.json?.error?.field, 'timeframe');
 
