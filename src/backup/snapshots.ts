@@ -3,7 +3,7 @@
  * dataset, a btrfs subvolume), named so that Samba's shadow_copy2 shows them to Windows clients as
  * "Previous Versions" (naming: core/snapshot.ts). The steps that run commands.
  */
-import { mkdir, readdir, rename } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename } from 'node:fs/promises';
 import { zfsDestroy, zfsList, zfsRollback, zfsSnapshot } from '../core/zfs.ts';
 import { cephSnapshot, cephSnapshotDelete, cephSnapshots } from '../core/ceph.ts';
 import { btrfsQgroupLimit, btrfsSnapshot, btrfsSubvolumeDelete, btrfsSubvolumesBelow } from '../core/btrfs.ts';
@@ -24,7 +24,7 @@ export function requireSnapshottable(s: Share): Snapshottable {
 
 export async function listSnapshots(run: Runner, t: Snapshottable): Promise<string[]> {
   if (t.kind === 'zfs') {
-    const rows = (await zfsList(run, { props: ['name'], types: ['snapshot'], recursive: true, root: t.dataset })) ?? [];
+    const rows = (await zfsList(run, { props: ['name'], types: ['snapshot'], depth: 1, root: t.dataset })) ?? [];
     return rows.map(([n]) => n ?? '').filter((l) => l.startsWith(`${t.dataset}@`)).map((l) => l.slice(t.dataset.length + 1)).filter((n) => SNAPSHOT_RE.test(n)).sort();
   }
   if (t.kind === 'cephfs') return (await cephSnapshots(t.path)).filter((n) => SNAPSHOT_RE.test(n));
@@ -55,7 +55,13 @@ export function snapshotStep(run: Runner, s: Share, t: Snapshottable, name: stri
 export async function deleteSnapshot(run: Runner, t: Snapshottable, name: string): Promise<void> {
   if (t.kind === 'zfs') await zfsDestroy(run, `${t.dataset}@${name}`);
   else if (t.kind === 'cephfs') await cephSnapshotDelete(t.path, name);
-  else await btrfsSubvolumeDelete(run, join(t.snapdir, name));
+  else {
+    // Checked as it is deleted: a real directory in the share's own snapshot directory, never a link put in its place.
+    const p = join(t.snapdir, name);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st?.isDirectory()) throw new GatewayError('failed', `snapshot ${name}: ${p} is not the snapshot directory it was (${st ? 'a link or a file' : 'gone'}); left as it is`);
+    await btrfsSubvolumeDelete(run, p);
+  }
 }
 
 /**
