@@ -214,8 +214,9 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       name: 'health-check',
       shows: `smbclient lists the share as ${probeUser}`,
       do: async () => {
-        if (!(await samba.running())) { warnings.push('smbd is not running: the share is configured and will be served when smbd starts'); return; }
+        // The probe first: smbd is asked whether it runs only when the probe fails (one tool less).
         const p = await samba.probe(share.sharename, probeUser, passwords.get(probeUser)!);
+        if (!p.ok && !(await samba.running())) { warnings.push('smbd is not running: the share is configured and will be served when smbd starts'); return; }
         if (!p.ok) throw new GatewayError('failed', `health check: smbclient as ${probeUser} could not list the share: ${p.output.split('\n').slice(-1)[0]}`);
       },
     });
