@@ -47,7 +47,7 @@ try {
   if (cg) {
     execFileSync('mkdir', ['-p', cg]);
     if (Number(cgMib) > 0) await writeFile(join(cg, 'memory.limit_in_bytes'), `${Number(cgMib)}M`);
-    for (const pid of [String(g.sandbox.pid), ...readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)]) await writeFile(join(cg, 'cgroup.procs'), pid);
+    for (const pid of [String(g.sandbox.pid), ...readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)]) await writeFile(join(cg, 'cgroup.procs'), pid).catch(() => undefined); // a child may have ended
   }
   const cgRead = () => {
     if (!cg) return undefined;
@@ -115,6 +115,19 @@ try {
     } catch { /* ended */ }
   }
   if (cg) console.log(`cgroup with ${reached} sessions open: ${cgRead()}`);
+  if (process.env.SMBGW_BENCH_SMAPS) {
+    // Where one session's smbd child keeps its own memory: private dirty pages by mapping.
+    const kid = readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).at(-1)!;
+    const by = new Map<string, number>();
+    let name = '';
+    for (const l of readFileSync(`/proc/${kid}/smaps`, 'utf8').split('\n')) {
+      const h = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(l);
+      if (h) { name = h[1] || '[anon]'; continue; }
+      const m = /^Private_Dirty:\s+(\d+)/.exec(l);
+      if (m) by.set(name, (by.get(name) ?? 0) + Number(m[1]));
+    }
+    console.log(`child ${kid} private dirty KiB by mapping: ${[...by].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) => `${k.split('/').pop()} ${v}`).join(', ')}`);
+  }
   client.stdin.write('verify\n');
   const v = await next('verified');
   client.stdin.write('close\n');
