@@ -63,6 +63,17 @@ try {
     }
     if ((r + 1) % 10 === 0) console.log(`round ${r + 1}/${rounds}: ${[...times].map(([k, v]) => `${k} ${p50(v.create).toFixed(0)} ms`).join(', ')}`);
   }
+  // list and status with N shares (the large gateway), the CLIs interleaved.
+  const reads = new Map<string, number[]>();
+  for (let i = 0; i < 5; i++) {
+    for (const c of i % 2 ? Object.keys(clis).reverse() : Object.keys(clis)) {
+      for (const [what, a] of [['list', ['list']], ['status', ['status', 'fill7']]] as const) {
+        const k = `${c} ${what}`;
+        reads.set(k, [...(reads.get(k) ?? []), await run(clis[c]!, large, [...a])]);
+      }
+    }
+  }
+  for (const [k, v] of reads) console.log(`${k} with ${N} shares: p50 ${p50(v).toFixed(0)} ms (min ${Math.min(...v).toFixed(0)})`);
   // Deletes, interleaved the same way (the small gateway back down to 0, the large one to N-R).
   for (let i = made.length - 1; i >= 0; i--) {
     const { t, name } = made[i]!;

@@ -49,7 +49,10 @@ export async function repairInterrupted(g: Gateway, opts: { dryRun?: boolean; di
       const d = e.journal?.doc;
       const about = { id: e.id, ...(d ? { operation: d.operation, share: d.share, host: d.host, pid: d.pid } : {}) };
       if (discard.includes(e.id)) {
-        if (!opts.dryRun) await rm(join(g.store.journalDir, e.id + JOURNAL_SUFFIX), { force: true });
+        if (!opts.dryRun) {
+          await rm(join(g.store.journalDir, e.id + JOURNAL_SUFFIX), { force: true });
+          await sweepTemporaries(g.store.journalDir); // its blobs (core/journal.ts)
+        }
         out.discarded.push(e.id);
         continue;
       }
