@@ -80,8 +80,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   for (const a of adopt) if (!users.includes(a)) throw invalid('adopt', `names ${a}, who is not given access to this share (list it in users or read_users too)`);
   for (const u of users) {
     const field = share.users.includes(u) ? 'users' : 'read_users';
-    const unix = await getUnixUser(run, u);
-    const hasSamba = await samba.userExists(u);
+    const [unix, hasSamba] = await Promise.all([getUnixUser(run, u), samba.userExists(u)]);
     const own = registry.find((a) => a.name === u);
     if (unix && (unix.uid < ctx.uidMin || unix.uid > ctx.uidMax)) {
       throw invalid(field, `${u} is a system account (uid ${unix.uid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);

@@ -194,10 +194,13 @@ export class Samba {
    * change time) and its SID: enough to put it back exactly (restoreAccount). Secret: keep it 0600.
    */
   async account(name: string): Promise<SambaAccount | undefined> {
-    const w = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-w', '-u', name], { allowFail: true });
+    // Both read at once (two processes, one wait).
+    const [w, v] = await Promise.all([
+      this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-w', '-u', name], { allowFail: true }),
+      this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-v', '-u', name], { allowFail: true }),
+    ]);
     const line = w.stdout.split('\n').find((l) => l.startsWith(name + ':'));
     if (w.code !== 0 || !line) return undefined;
-    const v = await this.run('pdbedit', ['-s', this.target.smbConf, '-L', '-v', '-u', name], { allowFail: true });
     const sid = /^User SID:\s*(S-[0-9-]+)\s*$/m.exec(v.stdout)?.[1];
     return { line, ...(sid ? { sid } : {}) };
   }
