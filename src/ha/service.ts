@@ -14,6 +14,7 @@ import { snapshot, type HaNode } from './ctdb.ts';
 import { deployCluster, type DeployReport } from './deploy.ts';
 import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from './plan.ts';
 import { sshRunner } from './transport.ts';
+import { ensureWinbind } from './winbind.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
@@ -56,7 +57,12 @@ export interface HaDeployResult {
  * Runner of each node (tests pass namespace runners; the default is SSH).
  */
 export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner = defaultRunnerFor(g)): Promise<HaDeployResult> {
-  return g.store.locked(async () => {
+  return g.store.locked(() => deployHaLocked(g, p, runnerFor));
+}
+
+/** deployHa, with the store's lock already held (ha ad join/leave deploy inside their own plan). */
+export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner): Promise<HaDeployResult> {
+  {
     const prev = await loadHaConfig(g.settings.storeDir);
     const nodes = p.nodes?.length ? parseNodeList(p.nodes) : prev?.nodes ?? (g.settings.isPve ? await pveNodes(g) : undefined);
     if (!nodes) throw invalid('nodes', 'give the cluster nodes as name=address (no Proxmox cluster to read them from)');
@@ -77,6 +83,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       leader_timeout: p.leader_timeout ?? prev?.leader_timeout,
       vips: prev?.vips ?? {},
       registry_shares: prev?.registry_shares ?? [],
+      ...(prev?.ad ? { ad: prev.ad } : {}),
     };
     const lock = parseClusterLock(cfg.cluster_lock);
     if (lock.kind === 'rados' && p.create_lock_pool) {
@@ -93,7 +100,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       removed,
       ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location, leaderTimeout: cfg.leader_timeout },
       // the same hardening as native mode ([global] of the security profiles), one NetBIOS name for all nodes
-      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
+      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares), ...(cfg.ad ? { ad: cfg.ad } : {}) },
       publicAddresses: addrs,
       shares,
       dropShares: cfg.registry_shares,
@@ -102,6 +109,13 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       failAt: failAtFromEnv(),
       log: g.log,
     });
+    // a joined cluster: every node (a new or restarted one too) runs winbindd and resolves domain users
+    if (cfg.ad?.joined_at) {
+      const wb = await ensureWinbind(haNodes, cfg.services);
+      for (const n of wb.nsswitch) (report.changes[n] ??= []).push('added winbind to nsswitch.conf');
+      for (const n of wb.started) (report.changes[n] ??= []).push('started winbindd');
+      cfg.ad = { ...cfg.ad, nsswitch_added: [...new Set([...cfg.ad.nsswitch_added, ...wb.nsswitch])] };
+    }
     await saveHaConfig(g.settings.storeDir, { ...cfg, vips, registry_shares: shares.map((s) => s.sharename) });
     const holders: Record<string, string> = {};
     for (const [share, v] of Object.entries(vips)) {
@@ -110,7 +124,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       holders[share] = nodes.find((n) => n.address === st?.address)?.name ?? '-';
     }
     return { nodes, vips, changes: report.changes, steps: report.steps, holders };
-  });
+  }
 }
 
 /** The VIP (address only) of an HA share, as deployed. */

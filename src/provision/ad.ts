@@ -31,7 +31,7 @@ export function domainShares(shares: readonly Share[]): Share[] {
 export interface JoinRequest { domain: string; cred: AdCredentials; dc?: string }
 
 /** What the idmap ranges must not touch: local accounts, and the ids of unprivileged containers. */
-async function checkIdmap(g: Gateway, ranges: Range[]): Promise<void> {
+export async function checkIdmap(g: Gateway, ranges: Range[]): Promise<void> {
   const accounts: Range = [g.settings.accountUidMin, g.settings.accountUidMax];
   for (const r of ranges) {
     if (overlaps(r, accounts)) throw new GatewayError('invalid', `idmap: winbind's range ${r[0]}-${r[1]} overlaps the local accounts' ${accounts[0]}-${accounts[1]} (account_uid_min/max)`, 'domain');
@@ -117,6 +117,7 @@ export async function planLeave(g: Gateway, cred: AdCredentials, shares: readonl
   const ads = adsOf(g);
   const state = await readAdState(g.settings.stateDir);
   if (!state) throw new GatewayError('not_found', 'this node is not joined to a domain (by pve-smbgateway)');
+  if (state.mode === 'ha') throw invalid('domain', `this node is joined to ${state.domain} as a member of the HA cluster ${state.netbios}: leave with pve-smbgateway ha ad leave`);
   const using = domainShares(shares);
   if (using.length && !force) {
     throw invalid('force', `shares still rely on ${state.domain}: ${using.map((s) => s.sharename).join(', ')} (their domain users would lose access): delete them first, or leave anyway with force`);
