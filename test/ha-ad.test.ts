@@ -72,7 +72,12 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   }), runnerFor);
   timings.deploy = Date.now() - t0;
 
-  // 2. the join: once, for the cluster's NetBIOS name
+  // 2. the join: once, for the cluster's NetBIOS name. A wrong password first: refused, nothing changes
+  const confBefore = await readFile(join(n1.dir, 'etc-samba', 'smb.conf'), 'utf8');
+  await assert.rejects(haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: 'not-the-password' } }, runnerFor),
+    /^GatewayError: password: .*refused the credentials of LAB\\Administrator/);
+  assert.deepEqual(await lab.computers(), ['DC1$'], 'no computer account after the refused join');
+  assert.equal(await readFile(join(n1.dir, 'etc-samba', 'smb.conf'), 'utf8'), confBefore);
   t0 = Date.now();
   const j = await haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: ADMIN_PW } }, runnerFor) as { workgroup: string; join_node: string; seconds: number };
   timings.join = Date.now() - t0;
@@ -149,6 +154,7 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   // 6. the dead node comes back: deploy restarts ctdbd, smbd and winbindd there
   const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
   assert.ok(r.changes[victim.name]!.includes('started winbindd'), JSON.stringify(r.changes));
+  for (const n of c.nodes) if (n !== victim) assert.deepEqual(r.changes[n.name], [], `${n.name} unchanged by the re-deploy`);
   await waitHealthy(haNodes, [vip], 60_000, { checkInterfaces: true });
   assert.deepEqual(await computers(), [`${netbios}$`], 'still one computer account');
 
