@@ -34,19 +34,11 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
     t.diagnostic(`HA AD timings (ms): ${JSON.stringify(timings)}`);
   });
   let t0 = Date.now();
-  lab = await startAdLab();
-  await lab.startDc();
+  // the DC comes up while the cluster is made and deployed (neither needs the other yet)
+  const labUp = (async () => { lab = await startAdLab(); await lab.startDc(); timings.dc_up = Date.now() - t0; })();
+  labUp.catch(() => undefined);
   c = await startNetnsCluster({ nodes: 3, privateEtc: true });
-  timings.labs_up = Date.now() - t0;
-  // the DC on the cluster's network too; each node finds it through DNS (the DC's) and Kerberos
-  const dcOnCluster = `${c.net}.5`;
-  await c.attach(lab.dc.ns, 'eth1', dcOnCluster);
-  const krb5 = `[libdefaults]\n    default_realm = ${REALM}\n    dns_lookup_realm = false\n    dns_lookup_kdc = true\n    rdns = false\n`;
-  for (const n of c.nodes) {
-    await n.run('ip', ['route', 'add', `${lab.dc.address}/32`, 'via', dcOnCluster]);
-    await n.run('bash', ['-c', 'rm -f /etc/resolv.conf /etc/krb5.conf && printf "search %s\\nnameserver %s\\n" "$0" "$1" > /etc/resolv.conf && printf "%s" "$2" > /etc/krb5.conf && sed -i -E "s/^((passwd|group):.*) winbind/\\1/" /etc/nsswitch.conf',
-      DOMAIN, lab.dc.address, krb5]);
-  }
+  timings.cluster_up = Date.now() - t0;
   const n1 = c.nodes[0]!;
   const gwDir = join(c.dir, 'gw');
   await mkdir(gwDir, { recursive: true });
@@ -71,9 +63,26 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
     vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: netbios,
   }), runnerFor);
   timings.deploy = Date.now() - t0;
+  await labUp;
+  if (!lab) throw new Error('no AD lab');
+  // the DC on the cluster's network too; each node finds it through DNS (the DC's) and Kerberos
+  const dcOnCluster = `${c.net}.5`;
+  await c.attach(lab.dc.ns, 'eth1', dcOnCluster);
+  const krb5 = `[libdefaults]\n    default_realm = ${REALM}\n    dns_lookup_realm = false\n    dns_lookup_kdc = true\n    rdns = false\n`;
+  for (const n of c.nodes) {
+    await n.run('ip', ['route', 'add', `${lab.dc.address}/32`, 'via', dcOnCluster]);
+    await n.run('bash', ['-c', 'rm -f /etc/resolv.conf /etc/krb5.conf && printf "search %s\\nnameserver %s\\n" "$0" "$1" > /etc/resolv.conf && printf "%s" "$2" > /etc/krb5.conf && sed -i -E "s/^((passwd|group):.*) winbind/\\1/" /etc/nsswitch.conf',
+      DOMAIN, lab.dc.address, krb5]);
+  }
 
+  // an HA share for domain users needs the cluster joined (not this node on its own)
+  await assert.rejects(invoke(createOp, { sharename: 'hadom', mode: 'native', path: join(c.shared, 'addata'), ad_domain: DOMAIN, users: 'LAB\\alice', ha_enabled: 1, ctdb_vip: 'auto', ad_password: ADMIN_PW }, gw),
+    /^GatewayError: ad_domain: an HA share uses the CTDB cluster's domain membership: join the cluster first \(pve-smbgateway ha ad join lab\.example/);
   // 2. the join: once, for the cluster's NetBIOS name. A wrong password first: refused, nothing changes
   const confBefore = await readFile(join(n1.dir, 'etc-samba', 'smb.conf'), 'utf8');
+  // --dry-run: the checks run against the DC, the steps are shown, nothing changes
+  const dry = await haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: ADMIN_PW }, dry_run: true }, runnerFor) as { plan: { shows?: string }[] };
+  assert.ok(dry.plan.some((x) => /net ads join LAB\.EXAMPLE on n1 .*one computer account/.test(x.shows ?? '')), JSON.stringify(dry.plan));
   await assert.rejects(haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: 'not-the-password' } }, runnerFor),
     /^GatewayError: password: .*refused the credentials of LAB\\Administrator/);
   assert.deepEqual(await lab.computers(), ['DC1$'], 'no computer account after the refused join');

@@ -215,6 +215,8 @@ export async function resolvePrincipals(g: Gateway, share: Share, state: AdState
 export async function planShareDomain(g: Gateway, req: Share, existing: readonly Share[], cred: AdCredentials | undefined): Promise<{ steps: Step[]; ids: () => ReadonlyMap<string, number> }> {
   const domain = req.ad_domain!.toLowerCase();
   const state = await readAdState(g.settings.stateDir);
+  // an HA share is served by every node of the cluster: it needs the cluster's membership, not this node's own
+  if (req.ha_enabled && state?.mode !== 'ha') throw invalid('ad_domain', `an HA share uses the CTDB cluster's domain membership: join the cluster first (pve-smbgateway ha ad join ${domain}; docs/ad.md)`);
   if (state) {
     if (state.domain !== domain) throw invalid('ad_domain', `this node is joined to ${state.domain}, not ${domain}`);
     const ids = await resolvePrincipals(g, req, state);
