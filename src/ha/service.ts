@@ -142,6 +142,8 @@ export interface HaState {
   nodes: HaNodeState[];
   ok: boolean;
   problems: string[];
+  /** The cluster's domain membership (ha ad join), when joined. */
+  ad?: { domain: string; workgroup: string; netbios_name: string; joined_at: string };
 }
 
 /** The HA state of a share (or of the cluster when no share is given), asked of the local ctdbd. */
@@ -155,6 +157,7 @@ export async function haState(g: Gateway, share?: Share): Promise<HaState> {
     return { nodes: [], ok: false, problems: [(e as Error).message] };
   }
   const self: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: g.run }));
+  const ad = cfg.ad?.joined_at ? { ad: { domain: cfg.ad.domain, workgroup: cfg.ad.workgroup, netbios_name: cfg.ad.netbios, joined_at: cfg.ad.joined_at } } : {};
   try {
     const snap = await snapshot(self.slice(0, 1), vip ? [vip] : []);
     const nodes = cfg.nodes.map((n) => {
@@ -169,8 +172,8 @@ export async function haState(g: Gateway, share?: Share): Promise<HaState> {
       const st = snap.status.find((s) => s.pnn === ip?.pnn);
       holder = st ? cfg.nodes.find((n) => n.address === st.address)?.name ?? st.address : null;
     }
-    return { ...(vip ? { vip, holder } : {}), nodes, ok: problems.length === 0, problems };
+    return { ...(vip ? { vip, holder } : {}), nodes, ok: problems.length === 0, problems, ...ad };
   } catch (e) {
-    return { ...(vip ? { vip, holder: null } : {}), nodes: cfg.nodes.map((n) => ({ name: n.name, address: n.address, pnn: null, flags: ['UNKNOWN'], ok: false })), ok: false, problems: [(e as Error).message] };
+    return { ...(vip ? { vip, holder: null } : {}), nodes: cfg.nodes.map((n) => ({ name: n.name, address: n.address, pnn: null, flags: ['UNKNOWN'], ok: false })), ok: false, problems: [(e as Error).message], ...ad };
   }
 }
