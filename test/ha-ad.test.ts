@@ -130,6 +130,12 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   const d2 = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
   const vip = d2.vips.hadom!.split('/')[0]!;
   assert.match((await n1.run('net', ['conf', 'showshare', 'hadom'])).stdout, /valid users\s*=\s*LAB\\alice/);
+  // the cluster's name in the domain's DNS is its VIP, not a node's own address (which net ads join registered)
+  const fqdn = `${netbios.toLowerCase()}.${DOMAIN}`;
+  const dnsOf = async () => { const r = await c!.nodes[1]!.run('net', ['ads', 'dns', 'async', fqdn], { allowFail: true }); return r.stdout + r.stderr; };
+  const inDns = await dnsOf();
+  assert.ok(inDns.includes(vip), `${fqdn} -> ${inDns}`);
+  for (const n of c.nodes) assert.ok(!new RegExp(`\\b${n.address.replace(/\./g, '\\.')}\\b`).test(inDns), `${fqdn} -> ${inDns}`);
 
   // 4. alice writes through the VIP (NTLMv2)
   const auth = join(c.dir, 'alice.auth');
@@ -190,6 +196,7 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   await haAdLeave(gw, { user: 'Administrator', password: ADMIN_PW }, true, runnerFor);
   timings.leave = Date.now() - t0;
   assert.deepEqual(await computers(), [], 'the cluster\'s computer account is gone from the DC');
+  assert.ok(!(await dnsOf()).includes(vip), 'the cluster\'s name is gone from the domain\'s DNS');
   for (const n of c.nodes) {
     assert.doesNotMatch((await n.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true })).stdout, /security = ADS/);
     assert.doesNotMatch(await readFile(join(n.dir, 'etc-upper', 'nsswitch.conf'), 'utf8').catch(() => ''), /winbind/);

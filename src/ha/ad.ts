@@ -18,7 +18,7 @@ import { loadHaConfig, requireHaConfig, saveHaConfig, type HaAdMembership, type 
 import { ctdbRunning, type HaNode } from './ctdb.ts';
 import type { ClusterNode } from './plan.ts';
 import { defaultRunnerFor, deployHaLocked } from './service.ts';
-import { dropWinbind, ensureWinbind, nodeAds } from './winbind.ts';
+import { clusterFqdn, dropWinbind, ensureWinbind, nodeAds, vipAddresses } from './winbind.ts';
 
 export interface HaAdJoinRequest { domain: string; cred: AdCredentials; dc?: string; dry_run?: boolean }
 
@@ -97,6 +97,12 @@ export async function haAdJoin(g: Gateway, req: HaAdJoinRequest, runnerFor: (n: 
         undo: async () => { for (const n of nodes) await nodeAds(n, cfg.services).keytabFlush().catch(() => undefined); },
       },
       {
+        name: 'cluster-dns',
+        shows: `${clusterFqdn(netbios, domain)} in the domain's DNS: the VIPs (${vipAddresses(cfg.vips).join(' ') || 'none yet'}), not ${joiner.name}'s own addresses that net ads join registered`,
+        do: async () => { membership.dns = vipAddresses(cfg.vips); await ads.dnsSet(clusterFqdn(netbios, domain), membership.dns); },
+        undo: () => ads.dnsSet(clusterFqdn(netbios, domain), []),
+      },
+      {
         name: 'winbind',
         shows: 'on every node: winbind in nsswitch.conf (if missing), winbindd started and reaching the DC (wbinfo -P)',
         do: async () => { wb = await ensureWinbind(nodes, cfg.services); },
@@ -143,6 +149,7 @@ export async function haAdLeave(g: Gateway, cred: AdCredentials, force: boolean,
     const ads = nodeAds(leaver, cfg.services);
     const steps: Step[] = [
       { name: 'keytab-flush', shows: 'on every running node: net ads keytab flush -P', do: async () => { for (const n of up) await nodeAds(n, cfg.services).keytabFlush(); }, undo: async () => { for (const n of up) await nodeAds(n, cfg.services).keytabCreate(); } },
+      { name: 'cluster-dns', shows: `remove ${clusterFqdn(m.netbios, m.domain)} from the domain's DNS`, do: () => ads.dnsSet(clusterFqdn(m.netbios, m.domain), []) },
       { name: 'ads-leave', shows: `net ads leave ${m.realm} on ${leaver.name} as ${m.workgroup}\\${cred.user} (password on stdin): the DC deletes ${m.netbios}$`, do: () => ads.leave(m.realm, m.workgroup, cred, m.dc) },
       { name: 'winbind', shows: 'on every node: stop winbindd, take winbind out of nsswitch.conf where the join put it', do: () => dropWinbind(nodes, cfg.services, m.nsswitch_added) },
       {

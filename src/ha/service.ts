@@ -14,7 +14,7 @@ import { snapshot, type HaNode } from './ctdb.ts';
 import { deployCluster, type DeployReport } from './deploy.ts';
 import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from './plan.ts';
 import { sshRunner } from './transport.ts';
-import { ensureWinbind } from './winbind.ts';
+import { clusterFqdn, ensureWinbind, nodeAds, vipAddresses } from './winbind.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
@@ -115,6 +115,13 @@ export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>
       for (const n of wb.nsswitch) (report.changes[n] ??= []).push('added winbind to nsswitch.conf');
       for (const n of wb.started) (report.changes[n] ??= []).push('started winbindd');
       cfg.ad = { ...cfg.ad, nsswitch_added: [...new Set([...cfg.ad.nsswitch_added, ...wb.nsswitch])] };
+      // the cluster's name in the domain's DNS follows its VIPs
+      const dns = vipAddresses(vips);
+      if (JSON.stringify(dns) !== JSON.stringify(cfg.ad.dns ?? [])) {
+        await nodeAds(probe, cfg.services).dnsSet(clusterFqdn(cfg.ad.netbios, cfg.ad.domain), dns);
+        report.changes[probe.name]!.push(`DNS ${clusterFqdn(cfg.ad.netbios, cfg.ad.domain)}: ${dns.join(' ') || 'removed'}`);
+        cfg.ad = { ...cfg.ad, dns };
+      }
     }
     await saveHaConfig(g.settings.storeDir, { ...cfg, vips, registry_shares: shares.map((s) => s.sharename) });
     const holders: Record<string, string> = {};
