@@ -27,7 +27,7 @@ const localState = (m: HaAdMembership): AdState => ({
   ...(m.dc ? { dc: m.dc } : {}),
 });
 
-/** The node that talks to the DC: this node when it is a member, else the first member. */
+/** The node that talks to the DC: this one (a member, checked). */
 function pickNode(g: Gateway, nodes: readonly HaNode[]): HaNode {
   return nodes.find((n) => n.name === g.settings.node) ?? nodes[0]!;
 }
@@ -47,6 +47,8 @@ export async function haAdJoin(g: Gateway, req: HaAdJoinRequest, runnerFor: (n: 
     if (cfg.ad) throw new GatewayError('exists', `domain: the HA cluster ${cfg.netbios_name} is already joined to ${cfg.ad.domain} (pve-smbgateway ha ad leave first)`, 'domain');
     const local = await readAdState(g.settings.stateDir);
     if (local) throw invalid('domain', `this node is joined to ${local.domain} on its own (pve-smbgateway ad leave first): a cluster node has the cluster's machine account only`);
+    // the checks before the join use a scratch config in this node's /tmp: run on a node of the cluster
+    if (!cfg.nodes.some((n) => n.name === g.settings.node)) throw invalid('node', `this node (${g.settings.node}) is not a node of the HA cluster (${cfg.nodes.map((n) => n.name).join(', ')}): run ha ad join on one of them`);
     const nodes: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: runnerFor(n) }));
     for (const n of nodes) if (!(await ctdbRunning(n))) throw new GatewayError('unavailable', `node ${n.name} (${n.address}): ctdbd is not running: every node must be up to join (pve-smbgateway ha status; ha deploy)`);
     const joiner = pickNode(g, nodes);
