@@ -1,13 +1,14 @@
 /**
  * HA on Ceph: the 3-node CTDB cluster of test/ha-cluster.test.ts (network namespaces, real ctdbd and
  * clustered smbd per node) with the cluster lock in RADOS (ctdb_mutex_ceph_rados_helper, its pool
- * created by `ha deploy`). The Ceph cluster (1 mon, 1 OSD, 1 MDS) runs on the namespaces' bridge: a
- * node cut off the bridge reaches neither the other nodes nor Ceph. The share's data is on the directory
- * all nodes see (CephFS through vfs_ceph on the clustered nodes is not working yet: docs/cephfs.md).
+ * created by `ha deploy`) and the share's data on CephFS, served by every node's clustered smbd through
+ * vfs_ceph (libcephfs, the gateway's CephX client; no mount on the nodes). The Ceph cluster (1 mon,
+ * 1 OSD, 1 MDS) runs on the namespaces' bridge: a node cut off the bridge reaches neither the other
+ * nodes nor Ceph. The test itself looks at CephFS through a ceph-fuse mount on the host.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execRunner } from '../src/core/exec.ts';
@@ -17,13 +18,13 @@ import { parseShare } from '../src/core/share.ts';
 import { ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { deployHa, haDeploySchema } from '../src/ha/service.ts';
 import { makeGateway } from '../src/provision/context.ts';
-import { startCephForCluster, type TestCeph } from './helpers/ceph.ts';
+import { cephShareDir, startCephForCluster, type TestCeph } from './helpers/ceph.ts';
 import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
 import { continuousWriter, readBackAll } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (t) => {
+test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs_ceph', { timeout: 300_000 }, async (t) => {
   const c: NetnsCluster = await startNetnsCluster({ nodes: 3 });
   let ceph: TestCeph | undefined;
   const user = `t${c.id}hc`;
@@ -38,18 +39,15 @@ test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (
   await execRunner('useradd', ['-M', '-s', '/usr/sbin/nologin', user]);
   const uid = Number((await execRunner('id', ['-u', user])).stdout.trim());
   const password = `Pw-${randomBytes(6).toString('hex')}`;
-  // The share's data on the directory all nodes see (as in test/ha-cluster.test.ts). Serving it from
-  // CephFS through vfs_ceph on the clustered nodes fails the tree connect (NT_STATUS_UNSUCCESSFUL):
-  // not solved yet, see docs/cephfs.md.
-  const data = join(c.shared, 'data');
-  await mkdir(data, { recursive: true });
-  await chown(data, uid, uid);
   const gwDir = join(c.dir, 'gw');
   const n1 = c.nodes[0]!;
   const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.dir], cephConf: ceph.conf };
   const gw = makeGateway(settings, n1.run);
+  // The share's directory in CephFS (/data, owned by the user), the gateway's CephX client with caps on
+  // it and its keyring, as `create` makes them for a CephFS share (test/cephfs.test.ts goes through the CLI).
+  const { data, rec } = await cephShareDir(ceph, c.dir, settings, n1.run, uid);
   const sharename = `hc${c.id}`;
-  await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto' })]);
+  await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto', backing: 'cephfs', created: [rec] }, { allowInternal: true })]);
   const members = c.nodes;
   const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
   const haNodes: HaNode[] = members.map((n) => ({ name: n.name, address: n.address, run: n.run }));
@@ -65,7 +63,7 @@ test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (
     return out;
   };
 
-  await t.test('deploy with the lock in RADOS (pool created by the gateway): every node OK, SMB answers at the VIP', async () => {
+  await t.test('deploy with the lock in RADOS (pool created by the gateway): every node OK, SMB at the VIP writes into CephFS', async () => {
     const t0 = Date.now();
     const r = await deployHa(gw, validate(haDeploySchema, {
       nodes: members.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: `rados:ceph:client.admin:smbgw_ctdb:lock${c.id}`, create_lock_pool: true,
@@ -77,11 +75,18 @@ test('HA on Ceph: the CTDB cluster lock in RADOS', { timeout: 300_000 }, async (
     assert.match(await readFile(join(n1.dir, 'etc-ctdb', 'ctdb.conf'), 'utf8'), new RegExp(`cluster lock = !/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper ceph client.admin smbgw_ctdb lock${c.id}`));
     const st = await ctdbStatus(n1.run);
     assert.deepEqual(st.map((s) => s.ok), [true, true, true]);
+    // every node serves the share from its directory inside CephFS through vfs_ceph
+    for (const n of members) {
+      const reg = (await n.run('net', ['conf', 'showshare', sharename])).stdout;
+      assert.match(reg, /^\s*path = \/data$/m, `${n.name}: ${reg}`);
+      assert.match(reg, /^\s*vfs objects = .*\bceph$/m, `${n.name}: ${reg}`);
+    }
     await n1.run('smbpasswd', ['-s', '-a', user], { input: `${password}\n${password}\n` });
-    await writeFile(join(local, 'hello.txt'), 'hello over the VIP\n');
+    await writeFile(join(local, 'hello.txt'), 'hello over the VIP into CephFS\n');
     const put = await c.smb(vip, sharename, auth, `put ${join(local, 'hello.txt')} hello.txt`);
     assert.ok(put.ok, put.output);
-    assert.equal(await readFile(join(data, 'hello.txt'), 'utf8'), 'hello over the VIP\n');
+    // the file is in CephFS (seen on the host's CephFS mount), on no node's disk
+    assert.equal(await readFile(join(data, 'hello.txt'), 'utf8'), 'hello over the VIP into CephFS\n');
   });
 
   const deployed = () => assert.ok(vip, 'the cluster was not deployed (see the first subtest)');

@@ -161,6 +161,16 @@ test('net conf commands put exactly the share\'s parameters into a Samba registr
     const shown2 = parseNetConfShare((await net(['conf', 'showshare', 'Team Data'])).stdout);
     assert.ok(registryMatches(s2, shown2));
     assert.equal(shown2.some(([k]) => k === 'comment'), false);
+    // A CephFS share: the registry's path is the directory inside CephFS that vfs_ceph opens, not the
+    // node's mount point of it (with the mount point the clustered tree connect failed)
+    const rec = { kind: 'cephx' as const, client: 'client.smbgateway', conf: '/etc/pve/priv/smbgateway/ceph/ceph.conf', fs: 'cephfs', cephpath: '/projects' };
+    const s3 = parseShare({ sharename: 'cfs', mode: 'native', path: '/mnt/pve/cephfs/projects', users: ['alice'], ha_enabled: true, ctdb_vip: 'auto', backing: 'cephfs', created: [rec] }, { allowInternal: true });
+    for (const args of netConfShareCommands(s3, false)) assert.equal((await net(args)).code, 0);
+    const shown3 = Object.fromEntries(parseNetConfShare((await net(['conf', 'showshare', 'cfs'])).stdout));
+    assert.equal(shown3.path, '/projects');
+    assert.match(shown3['vfs objects']!, /\bceph$/);
+    assert.equal(shown3['ceph:user_id'], 'smbgateway');
+    assert.ok(registryMatches(s3, parseNetConfShare((await net(['conf', 'showshare', 'cfs'])).stdout)), 'a re-deploy finds it unchanged');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
