@@ -21,7 +21,7 @@ import { defaultSettings, settingsJson } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { resolveVips, saveHaConfig, type HaConfig } from '../src/ha/config.ts';
 import {
-  clusterLockValue, judgeCluster, netConfShareCommands, nodesFromPveClusterStatus, parseClusterLock, parseCtdbIps,
+  clusterLockValue, type ClusterLock, judgeCluster, netConfShareCommands, nodesFromPveClusterStatus, parseClusterLock, parseCtdbIps,
   parseCtdbStatus, parseNodeList, parseNodesFile, parsePublicAddresses, pickVip, registryMatches,
   renderClusteredSmbConf, renderCtdbConf, renderNodesFile, renderPublicAddresses,
 } from '../src/ha/plan.ts';
@@ -58,6 +58,9 @@ test('HA without a cluster lock is refused unless forced (split brain)', () => {
   assert.throws(() => clusterLockValue({ kind: 'file', path: '/a b' }), /white space/);
   assert.throws(() => parseClusterLock('rados:ceph:admin'), /rados:<ceph cluster>/);
   assert.throws(() => clusterLockValue(parseClusterLock('rados:ceph:client.admin:pool:obj;rm')), /rados object/);
+  // the RADOS lock's lease is the helper's 5th argument, checked
+  assert.equal(clusterLockValue({ ...parseClusterLock('rados:ceph:client.admin:ctdb:lock1'), duration: 4 } as ClusterLock), '!/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper ceph client.admin ctdb lock1 4');
+  for (const d of [0, 1, 1.5, 121]) assert.throws(() => clusterLockValue({ ...parseClusterLock('rados:ceph:client.admin:ctdb:lock1'), duration: d } as ClusterLock), /cluster_lock_duration: must be a whole number of seconds, 2\.\.120/);
   assert.throws(() => renderCtdbConf({ lock: { kind: 'file', path: '/x' }, logLocation: 'file:/x\n[cluster]' }), /line break/);
 });
 
@@ -72,6 +75,12 @@ test('deploy refuses a cluster without a lock before touching any node', async (
     assert.deepEqual(calls, [], 'no command ran on any node');
     await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1', 'pve1=10.0.0.2'], interface: 'eth0', cluster_lock: '/s/l' }), () => spy), /nodes: node pve1 is listed twice/);
     await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1'], cluster_lock: '/s/l' }), () => spy), /interface: give the network interface/);
+    // a lease is a RADOS lock's: refused with a lock file, not ignored; out of range refused by the schema
+    await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1'], interface: 'eth0', cluster_lock: '/s/l', cluster_lock_duration: 4 }), () => spy),
+      (e: GatewayError) => e.field === 'cluster_lock_duration' && /rados: cluster lock; the cluster lock is a file/.test(e.message));
+    assert.throws(() => validate(haDeploySchema, { cluster_lock_duration: 1 }), /cluster_lock_duration/);
+    assert.throws(() => validate(haDeploySchema, { cluster_lock_duration: 600 }), /cluster_lock_duration/);
+    assert.deepEqual(calls, [], 'no command ran on any node');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -12,7 +12,9 @@ import { type Share } from '../core/share.ts';
 import { addressAnswers, loadHaConfig, resolveVips, saveHaConfig, type HaConfig } from './config.ts';
 import { snapshot, type HaNode } from './ctdb.ts';
 import { deployCluster, type DeployReport } from './deploy.ts';
-import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from './plan.ts';
+import {
+  nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, RADOS_LOCK_DURATION_DEFAULT, RADOS_LOCK_DURATION_MAX, RADOS_LOCK_DURATION_MIN, type ClusterNode,
+} from './plan.ts';
 import { sshRunner } from './transport.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
@@ -22,6 +24,7 @@ export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
   interface: { type: 'string', optional: true, description: 'Network interface that carries the VIPs on every node', pattern: /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, patternText: 'must be an interface name' },
   cluster_lock: { type: 'string', optional: true, description: 'CTDB cluster lock: a file on storage shared by all nodes, rados:<cluster>:<user>:<pool>:<object> for Ceph, or none (needs force_no_lock)' },
+  cluster_lock_duration: { type: 'integer', optional: true, minimum: RADOS_LOCK_DURATION_MIN, maximum: RADOS_LOCK_DURATION_MAX, description: `With a rados: cluster lock, the lock's lease in seconds (renewed every half of it): a dead leader's lock blocks its successor up to this long (default ${RADOS_LOCK_DURATION_DEFAULT}; kept from the last deploy unless given)` },
   create_lock_pool: { type: 'boolean', optional: true, description: 'With a rados: cluster lock, create its Ceph pool when it does not exist (as the admin of ceph_conf)' },
   force_no_lock: { type: 'boolean', optional: true, description: 'Accept running without a cluster lock (risk of split brain); kept from the last deploy unless given' },
   netbios_name: { type: 'string', optional: true, description: 'NetBIOS name all nodes answer to (default SMBGW)', pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,14}$/, patternText: 'must be 1..15 letters, digits or -' },
@@ -78,7 +81,12 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       vips: prev?.vips ?? {},
       registry_shares: prev?.registry_shares ?? [],
     };
-    const lock = parseClusterLock(cfg.cluster_lock);
+    const parsed = parseClusterLock(cfg.cluster_lock);
+    // A lease only a RADOS lock has: refused with another lock rather than ignored.
+    if (p.cluster_lock_duration !== undefined && parsed.kind !== 'rados')
+      throw invalid('cluster_lock_duration', `is the lease of a rados: cluster lock; the cluster lock is ${parsed.kind === 'file' ? 'a file' : 'none'}`);
+    if (parsed.kind === 'rados') cfg.cluster_lock_duration = p.cluster_lock_duration ?? prev?.cluster_lock_duration ?? RADOS_LOCK_DURATION_DEFAULT;
+    const lock = parsed.kind === 'rados' ? { ...parsed, duration: cfg.cluster_lock_duration } : parsed;
     if (lock.kind === 'rados' && p.create_lock_pool) {
       const ceph = new Ceph(runnerFor(nodes.find((n) => n.name === g.settings.node) ?? nodes[0]!), cephTarget(g.settings));
       if (!(await ceph.poolExists(lock.pool))) { await ceph.createPool(lock.pool); g.log(`created Ceph pool ${lock.pool} for the cluster lock`); }
