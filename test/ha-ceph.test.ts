@@ -7,6 +7,7 @@
  * nodes nor Ceph. The test itself looks at CephFS through a ceph-fuse mount on the host.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,10 +18,11 @@ import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { deployHa, haDeploySchema } from '../src/ha/service.ts';
+import { CEPH_EVICT_SCRIPT } from '../src/ha/cephevict.ts';
 import { makeGateway } from '../src/provision/context.ts';
 import { cephShareDir, startCephForCluster, type TestCeph } from './helpers/ceph.ts';
 import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
-import { continuousWriter, readBackAll } from './helpers/failover.ts';
+import { continuousWriter, readBackAll, sha } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,8 +77,10 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
     assert.match(await readFile(join(n1.dir, 'etc-ctdb', 'ctdb.conf'), 'utf8'), new RegExp(`cluster lock = !/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper ceph client.admin smbgw_ctdb lock${c.id}`));
     const st = await ctdbStatus(n1.run);
     assert.deepEqual(st.map((s) => s.ok), [true, true, true]);
-    // every node serves the share from its directory inside CephFS through vfs_ceph
+    // every node serves the share from its directory inside CephFS through vfs_ceph, and has the event
+    // script that evicts a dead node's CephFS sessions
     for (const n of members) {
+      assert.match(await readFile(join(n.dir, 'etc-ctdb', 'events', 'legacy', CEPH_EVICT_SCRIPT), 'utf8'), /client\.smbgateway/);
       const reg = (await n.run('net', ['conf', 'showshare', sharename])).stdout;
       assert.match(reg, /^\s*path = \/data$/m, `${n.name}: ${reg}`);
       assert.match(reg, /^\s*vfs objects = .*\bceph$/m, `${n.name}: ${reg}`);
@@ -95,11 +99,40 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
     const [victim] = await holderNode();
     assert.ok(victim);
     const target = { c, vip, share: sharename, auth };
+    // A client that has a file open on the victim when it dies (as Windows has its documents open): its
+    // libcephfs session holds capabilities on that file, which the MDS must take back before another
+    // node may write it.
+    const heldBody = randomBytes(64 * 1024);
+    await writeFile(join(local, 'held.bin'), heldBody);
+    const held = spawn('ip', ['netns', 'exec', c.client.ns, 'stdbuf', '-oL', '-eL', 'smbclient', '-s', '/dev/null', `//${vip}/${sharename}`, '-A', auth, '--option=client min protocol=SMB2_10'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let heldOut = '';
+    held.stdout.on('data', (d) => (heldOut += d));
+    held.stderr.on('data', (d) => (heldOut += d));
+    held.stdin.on('error', () => undefined);
+    t.after(() => { held.kill(); });
+    const heldPut = await c.smb(vip, sharename, auth, `put ${join(local, 'held.bin')} held.bin`);
+    assert.ok(heldPut.ok, heldPut.output);
+    held.stdin.write('open held.bin\n');
+    const heldDeadline = Date.now() + 60_000;
+    while (!/open file .*held\.bin/i.test(heldOut) && Date.now() < heldDeadline) await sleep(100);
+    t.diagnostic(`held session opened its file after ${((Date.now() - heldDeadline + 60_000) / 1000).toFixed(1)} s`);
+    assert.match(heldOut, /open file .*held\.bin/i, 'the held session opened its file');
     const w = continuousWriter(target, local);
     while (w.written.length < 5) await sleep(50);
     const killedAt = Date.now();
     const before = w.written.length;
     await c.killNode(victim);
+    held.kill();
+    // the client comes back through the VIP and writes the file it had open (a new version of it)
+    const heldV2 = randomBytes(64 * 1024);
+    await writeFile(join(local, 'held2.bin'), heldV2);
+    const heldWrite = (async () => {
+      for (;;) {
+        const r = await c.smb(vip, sharename, auth, `put ${join(local, 'held2.bin')} held.bin`, 6_000);
+        if (r.ok) return Date.now();
+        if (Date.now() - killedAt > 90_000) throw new Error(`the file held open on the dead node was not writable within 90 s: ${r.output}`);
+      }
+    })();
     const deadline = Date.now() + 60_000;
     while (w.after(killedAt).length < 3 && Date.now() < deadline) await sleep(100);
     t.diagnostic(`after the kill: ${w.after(killedAt).length} written, ${w.failures()} failures, holders ${(await holderNode()).map((n) => n.name)}`);
@@ -107,6 +140,15 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
     const after = w.after(killedAt);
     assert.ok(after.length >= 3, `the client wrote ${after.length} file(s) after the kill (failures ${w.failures()})`);
     t.diagnostic(`kill -9 of ${victim.name} (lock in RADOS): first write through the VIP after ${((after[0]!.at - killedAt) / 1000).toFixed(1)} s; ${w.failures()} failed attempt(s); ${before} file(s) written before the kill`);
+    const heldAt = await heldWrite;
+    t.diagnostic(`the file held open on ${victim.name}: written again through the VIP ${((heldAt - killedAt) / 1000).toFixed(1)} s after the kill`);
+    // The survivors' event script evicted the dead node's CephFS sessions (and so blocklisted them): the
+    // file was free long before the MDS would have timed the session out (session_timeout 30 s here;
+    // 29.9 s measured without the script)
+    assert.ok(heldAt - killedAt < 20_000, `the file held open on the dead node was writable only ${((heldAt - killedAt) / 1000).toFixed(1)} s after the kill`);
+    const bl = await ceph!.ceph(['osd', 'blocklist', 'ls']);
+    assert.match(bl.stdout + bl.stderr, new RegExp(`^${victim.address.replace(/\./g, '\\.')}:`, 'm'), 'the dead node\'s CephFS sessions were evicted (blocklisted)');
+    w.written.push({ name: 'held.bin', sum: sha(heldV2), at: heldAt });
     const holders = await holderNode();
     assert.equal(holders.length, 1);
     assert.notEqual(holders[0]!.name, victim.name, 'VIP moved off the dead node');

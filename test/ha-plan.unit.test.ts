@@ -26,6 +26,7 @@ import {
   renderClusteredSmbConf, renderCtdbConf, renderNodesFile, renderPublicAddresses,
 } from '../src/ha/plan.ts';
 import { shQuote, sshRunner } from '../src/ha/transport.ts';
+import { CEPH_EVICT_SCRIPT, renderCephEvictScript } from '../src/ha/cephevict.ts';
 import { CLI, sh } from './helpers/gateway.ts';
 
 const nodes = [
@@ -252,4 +253,26 @@ test('failover and HA status without a cluster: clear errors, on the CLI too', a
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('CephFS HA: the event script that evicts dead nodes\' CephFS sessions is valid python, acts only on "recovered", refuses unsafe values', async () => {
+  const nodes = [{ name: 'pve1', address: '10.0.0.1' }, { name: 'pve2', address: '10.0.0.2' }];
+  const text = renderCephEvictScript({ conf: '/etc/pve/ceph.conf', admin: 'admin', client: 'client.smbgateway', nodes });
+  assert.ok(text.startsWith('#!/usr/bin/python3\n'));
+  assert.match(text, /^CLIENT_ID = "smbgateway"$/m);
+  assert.match(text, /^NODES = \{"10\.0\.0\.1":"pve1","10\.0\.0\.2":"pve2"\}$/m);
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-evict-'));
+  try {
+    const f = join(dir, CEPH_EVICT_SCRIPT);
+    await writeFile(f, text);
+    assert.equal((await execRunner('python3', ['-m', 'py_compile', f], { allowFail: true })).code, 0);
+    // any other event: nothing runs (no ctdb, no ceph), exit 0 at once
+    const r = await execRunner('/usr/bin/python3', [f, 'monitor'], { allowFail: true, env: { PATH: '/nonexistent' } });
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => renderCephEvictScript({ conf: 'ceph.conf', admin: 'admin', client: 'client.x', nodes }), /ceph_conf/);
+  assert.throws(() => renderCephEvictScript({ conf: '/etc/ceph/ceph.conf"\nimport os', admin: 'admin', client: 'client.x', nodes }), /ceph_conf/);
+  assert.throws(() => renderCephEvictScript({ conf: '/etc/ceph/ceph.conf', admin: 'ad min', client: 'client.x', nodes }), /ceph_admin/);
 });

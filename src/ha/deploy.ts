@@ -19,6 +19,7 @@ import {
   renderNodesFile, renderPublicAddresses, type ClusteredSmbOptions, type CtdbConfOptions, type PublicAddress,
 } from './plan.ts';
 import { readNodeFile, removeNodeFile, syncNodeFile, writeNodeFile } from './transport.ts';
+import { CEPH_EVICT_SCRIPT, renderCephEvictScript, type CephEvictOptions } from './cephevict.ts';
 
 export interface DeployPaths {
   ctdbDir: string;
@@ -44,6 +45,8 @@ export interface HaDeployment {
   /** Registry shares the gateway put there before and that are no longer HA shares (removed). */
   dropShares?: string[];
   services: Services;
+  /** CephFS HA shares: the event script that evicts dead nodes' CephFS sessions (removed when absent). */
+  cephEvict?: CephEvictOptions;
   /** CTDB tunables written to ctdb.tunables (read by ctdbd at start). */
   tunables?: Record<string, number>;
   timeoutMs?: number;
@@ -79,6 +82,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
   const ctdbConf = renderCtdbConf(d.ctdb);
   const publicText = renderPublicAddresses(d.publicAddresses);
   const smbText = renderClusteredSmbConf(d.smb, d.smb.includes);
+  const evictText = d.cephEvict ? renderCephEvictScript(d.cephEvict) : undefined;
   const vips = d.publicAddresses.map((a) => a.address);
   const f = (name: string) => `${paths.ctdbDir}/${name}`;
 
@@ -96,7 +100,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
       if (which && !which.includes(path)) continue;
       if (!changedFiles.get(n.name)?.has(path)) continue;
       if (text === undefined) await removeNodeFile(n.run, path);
-      else await writeNodeFile(n.run, path, text);
+      else await writeNodeFile(n.run, path, text, path.endsWith('.script') ? '0755' : '0644');
     }
   };
 
@@ -132,10 +136,19 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
           const ch = new Set<string>();
           before.set(n.name, b);
           changedFiles.set(n.name, ch);
-          const files: [string, string][] = [[f('ctdb.conf'), ctdbConf], [f('nodes'), nodesText], [f('public_addresses'), publicText]];
+          const files: [string, string, string?][] = [[f('ctdb.conf'), ctdbConf], [f('nodes'), nodesText], [f('public_addresses'), publicText]];
           if (d.tunables) files.push([f('ctdb.tunables'), renderTunables(d.tunables)]);
-          for (const [path, text] of files) {
-            const r = await syncNodeFile(n.run, path, text);
+          const evictPath = `${paths.ctdbDir}/events/legacy/${CEPH_EVICT_SCRIPT}`;
+          // executable: CTDB runs the legacy event scripts that are
+          if (evictText !== undefined) files.push([evictPath, evictText, '0755']);
+          else if ((await readNodeFile(n.run, evictPath)) !== undefined) {
+            b.set(evictPath, await readNodeFile(n.run, evictPath));
+            ch.add(evictPath);
+            await removeNodeFile(n.run, evictPath);
+            note(n, `removed ${evictPath} (no CephFS HA share)`);
+          }
+          for (const [path, text, mode] of files) {
+            const r = await syncNodeFile(n.run, path, text, mode);
             b.set(path, r.before);
             if (r.changed) { ch.add(path); note(n, `wrote ${path}`); }
           }

@@ -19,6 +19,8 @@ import { sshRunner } from './transport.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
+import { cephfsRecord } from '../core/cephfs.ts';
+import type { CephEvictOptions } from './cephevict.ts';
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
@@ -104,6 +106,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
       publicAddresses: addrs,
       shares,
+      cephEvict: cephEvictFor(g, shares, nodes),
       dropShares: cfg.registry_shares,
       services: cfg.services,
       timeoutMs: p.timeout * 1000,
@@ -119,6 +122,14 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
     }
     return { nodes, vips, changes: report.changes, steps: report.steps, holders };
   });
+}
+
+/** With CephFS HA shares: what the event script that evicts dead nodes' CephFS sessions needs. */
+function cephEvictFor(g: Gateway, shares: readonly Share[], nodes: readonly ClusterNode[]): CephEvictOptions | undefined {
+  const rec = shares.map(cephfsRecord).find((r) => r !== undefined);
+  if (!rec) return undefined;
+  const t = cephTarget(g.settings);
+  return { conf: t.conf, admin: t.admin, client: rec.client, nodes };
 }
 
 /** The VIP (address only) of an HA share, as deployed. */
