@@ -192,4 +192,21 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
     await c.heal(victim);
     await waitHealthy(haNodes, [vip], 120_000, { checkInterfaces: true });
   });
+
+  await t.test('ha deploy names a node whose smbd could not reach Ceph (instead of tree connects failing there)', async () => {
+    deployed();
+    const leaderPnn = Number((await n1.run('ctdb', ['leader'])).stdout.trim());
+    const st = await ctdbStatus(n1.run);
+    const node = members.find((n) => st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
+    // the node's packets to the Ceph cluster go nowhere (CTDB between the nodes is untouched)
+    await node.run('ip', ['route', 'add', 'blackhole', `${ceph!.ip}/32`]);
+    try {
+      await assert.rejects(deployHa(gw, validate(haDeploySchema, {}), runnerFor),
+        new RegExp(`node ${node.name}: the Ceph cluster does not answer client\\.smbgateway with \\S+ceph\\.conf, so its smbd cannot serve the CephFS shares`));
+    } finally {
+      await node.run('ip', ['route', 'del', 'blackhole', `${ceph!.ip}/32`]);
+    }
+    const r = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
+    assert.deepEqual(Object.values(r.changes).flat(), [], 'nothing to change once the node reaches Ceph again');
+  });
 });

@@ -47,6 +47,11 @@ export interface HaDeployment {
   services: Services;
   /** CephFS HA shares: the event script that evicts dead nodes' CephFS sessions (removed when absent). */
   cephEvict?: CephEvictOptions;
+  /**
+   * CephFS HA shares: the files vfs_ceph reads on every node (the client's ceph.conf and its keyring,
+   * at the same paths as here), and the client that must reach the cluster with them from each node.
+   */
+  cephClient?: { client: string; conf: string; files: { path: string; text: string; mode: string }[] };
   /** CTDB tunables written to ctdb.tunables (read by ctdbd at start). */
   tunables?: Record<string, number>;
   timeoutMs?: number;
@@ -280,6 +285,27 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         },
       } satisfies Step;
     })(),
+    {
+      // Every node's smbd reaches CephFS as the gateway's client: its ceph.conf and keyring must be
+      // there (on Proxmox VE the private store is cluster-wide and nothing is written) and the cluster
+      // must answer it from that node, or every tree connect there fails without saying why.
+      name: 'ceph-client',
+      do: async () => {
+        const cc = d.cephClient;
+        if (!cc) return;
+        for (const n of d.nodes) {
+          for (const f of cc.files) {
+            const r = await syncNodeFile(n.run, f.path, f.text, f.mode);
+            if (r.changed) note(n, `wrote ${f.path}`);
+          }
+          const id = cc.client.replace(/^client\./, '');
+          const r = await n.run('ceph', ['--conf', cc.conf, '--id', id, '--connect-timeout', '15', 'fs', 'ls'], { allowFail: true, timeoutMs: 30_000 });
+          if (r.code !== 0) {
+            throw new GatewayError('failed', `node ${n.name}: the Ceph cluster does not answer ${cc.client} with ${cc.conf}, so its smbd cannot serve the CephFS shares: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`}`);
+          }
+        }
+      },
+    },
     {
       name: 'start-smbd',
       do: async () => {

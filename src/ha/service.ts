@@ -11,7 +11,8 @@ import { type Schema, type Infer } from '../core/schema.ts';
 import { type Share } from '../core/share.ts';
 import { addressAnswers, loadHaConfig, resolveVips, saveHaConfig, type HaConfig } from './config.ts';
 import { snapshot, type HaNode } from './ctdb.ts';
-import { deployCluster, type DeployReport } from './deploy.ts';
+import { deployCluster, type DeployReport, type HaDeployment } from './deploy.ts';
+import { readFile } from 'node:fs/promises';
 import {
   nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, RADOS_LOCK_DURATION_DEFAULT, RADOS_LOCK_DURATION_MAX, RADOS_LOCK_DURATION_MIN, type ClusterNode,
 } from './plan.ts';
@@ -107,6 +108,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       publicAddresses: addrs,
       shares,
       cephEvict: cephEvictFor(g, shares, nodes),
+      cephClient: await cephClientFor(g, shares),
       dropShares: cfg.registry_shares,
       services: cfg.services,
       timeoutMs: p.timeout * 1000,
@@ -130,6 +132,24 @@ function cephEvictFor(g: Gateway, shares: readonly Share[], nodes: readonly Clus
   if (!rec) return undefined;
   const t = cephTarget(g.settings);
   return { conf: t.conf, admin: t.admin, client: rec.client, nodes };
+}
+
+/** With CephFS HA shares: the client's ceph.conf and keyring (read here) that every node's smbd needs. */
+async function cephClientFor(g: Gateway, shares: readonly Share[]): Promise<HaDeployment['cephClient']> {
+  const rec = shares.map(cephfsRecord).find((r) => r !== undefined);
+  if (!rec) return undefined;
+  const ceph = new Ceph(g.run, cephTarget(g.settings));
+  const read = async (path: string) => readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new GatewayError('failed', `the CephFS shares' client files are missing here (${path}: ${e.code ?? e.message}); a CephFS share's create writes them`);
+  });
+  return {
+    client: rec.client,
+    conf: rec.conf,
+    files: [
+      { path: rec.conf, text: await read(rec.conf), mode: '0644' },
+      { path: ceph.keyring, text: await read(ceph.keyring), mode: '0600' },
+    ],
+  };
 }
 
 /** The VIP (address only) of an HA share, as deployed. */
