@@ -145,9 +145,10 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
           if (d.tunables) files.push([f('ctdb.tunables'), renderTunables(d.tunables)]);
           const evictPath = `${paths.ctdbDir}/events/legacy/${CEPH_EVICT_SCRIPT}`;
           // executable: CTDB runs the legacy event scripts that are
+          const evictBefore = evictText === undefined ? await readNodeFile(n.run, evictPath) : undefined;
           if (evictText !== undefined) files.push([evictPath, evictText, '0755']);
-          else if ((await readNodeFile(n.run, evictPath)) !== undefined) {
-            b.set(evictPath, await readNodeFile(n.run, evictPath));
+          else if (evictBefore !== undefined) {
+            b.set(evictPath, evictBefore);
             ch.add(evictPath);
             await removeNodeFile(n.run, evictPath);
             note(n, `removed ${evictPath} (no CephFS HA share)`);
