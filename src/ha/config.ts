@@ -25,6 +25,8 @@ export interface HaConfig {
   services: Services;
   /** ctdbd log location (syslog, or file:/path). */
   log_location?: string;
+  /** Lease of a rados: cluster lock (seconds), the helper's 5th argument. */
+  cluster_lock_duration?: number;
   /** ctdb.conf [cluster] leader timeout (seconds), when not CTDB's default. */
   leader_timeout?: number;
   /** Share name → VIP address/prefix given to it. */

@@ -11,18 +11,24 @@ import { type Schema, type Infer } from '../core/schema.ts';
 import { type Share } from '../core/share.ts';
 import { addressAnswers, loadHaConfig, resolveVips, saveHaConfig, type HaConfig } from './config.ts';
 import { snapshot, type HaNode } from './ctdb.ts';
-import { deployCluster, type DeployReport } from './deploy.ts';
-import { nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, type ClusterNode } from './plan.ts';
+import { deployCluster, type DeployReport, type HaDeployment } from './deploy.ts';
+import { readFile } from 'node:fs/promises';
+import {
+  nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, RADOS_LOCK_DURATION_DEFAULT, RADOS_LOCK_DURATION_MAX, RADOS_LOCK_DURATION_MIN, type ClusterNode,
+} from './plan.ts';
 import { sshRunner } from './transport.ts';
 import { clusterFqdn, ensureWinbind, nodeAds, vipAddresses } from './winbind.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
+import { cephfsRecord } from '../core/cephfs.ts';
+import type { CephEvictOptions } from './cephevict.ts';
 
 export const haDeploySchema = {
   nodes: { type: 'list', optional: true, description: 'Cluster nodes as name=address (private network); default: the Proxmox cluster members from /cluster/status, or the nodes deployed before' },
   interface: { type: 'string', optional: true, description: 'Network interface that carries the VIPs on every node', pattern: /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, patternText: 'must be an interface name' },
   cluster_lock: { type: 'string', optional: true, description: 'CTDB cluster lock: a file on storage shared by all nodes, rados:<cluster>:<user>:<pool>:<object> for Ceph, or none (needs force_no_lock)' },
+  cluster_lock_duration: { type: 'integer', optional: true, minimum: RADOS_LOCK_DURATION_MIN, maximum: RADOS_LOCK_DURATION_MAX, description: `With a rados: cluster lock, the lock's lease in seconds (renewed every half of it): a dead leader's lock blocks its successor up to this long (default ${RADOS_LOCK_DURATION_DEFAULT}; kept from the last deploy unless given)` },
   create_lock_pool: { type: 'boolean', optional: true, description: 'With a rados: cluster lock, create its Ceph pool when it does not exist (as the admin of ceph_conf)' },
   force_no_lock: { type: 'boolean', optional: true, description: 'Accept running without a cluster lock (risk of split brain); kept from the last deploy unless given' },
   netbios_name: { type: 'string', optional: true, description: 'NetBIOS name all nodes answer to (default SMBGW)', pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,14}$/, patternText: 'must be 1..15 letters, digits or -' },
@@ -85,7 +91,12 @@ export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>
       registry_shares: prev?.registry_shares ?? [],
       ...(prev?.ad ? { ad: prev.ad } : {}),
     };
-    const lock = parseClusterLock(cfg.cluster_lock);
+    const parsed = parseClusterLock(cfg.cluster_lock);
+    // A lease only a RADOS lock has: refused with another lock rather than ignored.
+    if (p.cluster_lock_duration !== undefined && parsed.kind !== 'rados')
+      throw invalid('cluster_lock_duration', `is the lease of a rados: cluster lock; the cluster lock is ${parsed.kind === 'file' ? 'a file' : 'none'}`);
+    if (parsed.kind === 'rados') cfg.cluster_lock_duration = p.cluster_lock_duration ?? prev?.cluster_lock_duration ?? RADOS_LOCK_DURATION_DEFAULT;
+    const lock = parsed.kind === 'rados' ? { ...parsed, duration: cfg.cluster_lock_duration } : parsed;
     if (lock.kind === 'rados' && p.create_lock_pool) {
       const ceph = new Ceph(runnerFor(nodes.find((n) => n.name === g.settings.node) ?? nodes[0]!), cephTarget(g.settings));
       if (!(await ceph.poolExists(lock.pool))) { await ceph.createPool(lock.pool); g.log(`created Ceph pool ${lock.pool} for the cluster lock`); }
@@ -103,6 +114,8 @@ export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>
       smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares), ...(cfg.ad ? { ad: cfg.ad } : {}) },
       publicAddresses: addrs,
       shares,
+      cephEvict: cephEvictFor(g, shares, nodes),
+      cephClient: await cephClientFor(g, shares),
       dropShares: cfg.registry_shares,
       services: cfg.services,
       timeoutMs: p.timeout * 1000,
@@ -132,6 +145,32 @@ export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>
     }
     return { nodes, vips, changes: report.changes, steps: report.steps, holders };
   }
+}
+
+/** With CephFS HA shares: what the event script that evicts dead nodes' CephFS sessions needs. */
+function cephEvictFor(g: Gateway, shares: readonly Share[], nodes: readonly ClusterNode[]): CephEvictOptions | undefined {
+  const rec = shares.map(cephfsRecord).find((r) => r !== undefined);
+  if (!rec) return undefined;
+  const t = cephTarget(g.settings);
+  return { conf: t.conf, admin: t.admin, client: rec.client, nodes };
+}
+
+/** With CephFS HA shares: the client's ceph.conf and keyring (read here) that every node's smbd needs. */
+async function cephClientFor(g: Gateway, shares: readonly Share[]): Promise<HaDeployment['cephClient']> {
+  const rec = shares.map(cephfsRecord).find((r) => r !== undefined);
+  if (!rec) return undefined;
+  const ceph = new Ceph(g.run, cephTarget(g.settings));
+  const read = async (path: string) => readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new GatewayError('failed', `the CephFS shares' client files are missing here (${path}: ${e.code ?? e.message}); a CephFS share's create writes them`);
+  });
+  return {
+    client: rec.client,
+    conf: rec.conf,
+    files: [
+      { path: rec.conf, text: await read(rec.conf), mode: '0644' },
+      { path: ceph.keyring, text: await read(ceph.keyring), mode: '0600' },
+    ],
+  };
 }
 
 /** The VIP (address only) of an HA share, as deployed. */
