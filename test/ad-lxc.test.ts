@@ -49,6 +49,8 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   assert.match(failed.stderr, /ads-join: CT \d+ joined LAB\.EXAMPLE as SMB-DOCS\$/, 'it had joined');
   assert.ok(!(await lab.computers()).includes('SMB-DOCS$'), 'the rollback deleted the computer account');
   assert.deepEqual([...g.sim.guests.values()].filter((x) => !x.template).map((x) => x.vmid), [], 'the rollback removed the container');
+  const lookup = async () => (await lab.client.run('getent', ['hosts', 'smb-docs.lab.example'], { allowFail: true })).stdout.trim().split(/\s+/)[0] ?? '';
+  assert.equal(await lookup(), '', 'and its DNS record');
 
   // The share.
   const c = await create('docs', path, ctIp);
@@ -97,6 +99,7 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   assert.match(bob.stdout + bob.stderr, /NT_STATUS_ACCESS_DENIED/);
 
   // alice over Kerberos, to the container's name (its DNS record made by the join)
+  assert.equal(await lookup(), ctIp, `the join registered the container's name in the domain's DNS: ${c.stderr}`);
   const cc = `FILE:${join(lab.client.dir, 'cc.alice')}`;
   await lab.client.run('kinit', ['alice@LAB.EXAMPLE'], { input: USER_PW + '\n', env: { KRB5CCNAME: cc } });
   const krb = await lab.client.run('smbclient', ['-s', '/dev/null', '//smb-docs.lab.example/docs', '--use-kerberos=required', '--option=client min protocol=SMB2_10',
@@ -122,6 +125,7 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   assert.deepEqual(d.json!.data.steps.slice(0, 1), ['ads-leave'], 'the leave comes first');
   assert.ok(!(await lab.computers()).includes('SMB-DOCS$'), 'the computer account is gone from the DC');
   assert.equal(g.sim.guests.has(share.vmid), false, 'the container is gone');
+  assert.equal(await lookup(), '', 'its DNS record is gone');
   assert.ok((await stat(join(path, 'alice-ntlm.txt'))).isFile(), 'the data stays');
   assert.doesNotMatch((await execRunner('getfacl', ['-n', '--absolute-names', path])).stdout, new RegExp(`user:${aliceHost}:`), 'alice\'s ACL entry is revoked');
   figures.totalSeconds = (Date.now() - t0) / 1000;

@@ -83,7 +83,7 @@ export async function planJoin(g: Gateway, req: JoinRequest, shares: () => reado
     {
       name: 'ads-join',
       shows: `net ads join ${realm} as ${state.workgroup}\\${req.cred.user} (password on stdin), computer account ${netbios}$`,
-      do: () => ads.join(realm, state.workgroup, req.cred, req.dc),
+      do: async () => { await ads.join(realm, state.workgroup, req.cred, req.dc); },
       // a later step failed: the computer account goes again
       undo: () => ads.leave(realm, state.workgroup, req.cred, req.dc),
     },

@@ -19,6 +19,7 @@ import { Ads, IDMAP, MAX_SKEW, nsswitchHasWinbind, nsswitchWithWinbind, type AdC
 import { resolvePrincipalsWith } from './ad.ts';
 import { LXC_ID_SHIFT, parseGuestUids, pctExec, pctPush, type GuestCtx, type MutableShare } from './guest.ts';
 import { aclSpec } from './permissions.ts';
+import { guestHostname } from './lxc.ts';
 
 /** A runner whose commands run inside CT `vmid` (`pct exec`; stdin passes through to the command). */
 export function ctRunner(run: Runner, vmid: () => number): Runner {
@@ -41,6 +42,11 @@ export function lxcNetbiosName(sharename: string): string {
   if (full.length <= 15) return full;
   const h = createHash('sha256').update(sharename.toLowerCase()).digest('hex').slice(0, 4).toUpperCase();
   return `${full.slice(0, 10).replace(/-+$/, '')}-${h}`;
+}
+
+/** The container's name in the domain's DNS (and its Kerberos service name): smb-<share>.<domain>. */
+export function lxcDnsName(s: Share): string {
+  return `${guestHostname(s.sharename)}.${s.ad_domain!.toLowerCase()}`;
 }
 
 /** Domain principals of a share: all its users and groups must be (the container has no local accounts for them). */
@@ -93,6 +99,9 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
   const domain = share.ad_domain!.toLowerCase();
   const realm = domain.toUpperCase();
   const netbios = lxcNetbiosName(share.sharename);
+  // The container's DNS name: its hostname in the domain (Proxmox puts hostname.searchdomain into its
+  // /etc/hosts; the join registers it in the domain's DNS and makes it the Kerberos service name).
+  const fqdn = lxcDnsName(share);
   let conf: AdConf | undefined;
   const before: Step[] = [
     {
@@ -127,11 +136,15 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       shows: `in the container: net ads join ${realm} as ${cred.user} (password on stdin), computer account ${netbios}$`,
       do: async () => {
         const t0 = Date.now();
-        await ads.join(realm, conf!.workgroup, cred);
-        log(`ads-join: CT ${vmid()} joined ${realm} as ${netbios}$ in ${secs(t0)} s`);
+        const said = await ads.join(realm, conf!.workgroup, cred, undefined, { dnsHostName: fqdn });
+        log(`ads-join: CT ${vmid()} joined ${realm} as ${netbios}$ in ${secs(t0)} s: ${said.replace(/\s*\n\s*/g, ' | ')}`);
       },
-      // a later step failed: the computer account goes again (the container goes with the clone's undo)
-      undo: () => ads.leave(realm, conf!.workgroup, cred),
+      // a later step failed: the computer account and its DNS record go again (the container goes with the clone's undo)
+      undo: async () => {
+        const dns = await ads.dnsUnregister(fqdn, cred);
+        if (dns) log(`ads-join undo: the DNS record of ${fqdn} stays: ${dns}`);
+        await ads.leave(realm, conf!.workgroup, cred);
+      },
     },
     {
       name: 'nsswitch-winbind',
@@ -212,6 +225,7 @@ export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: n
   const netbios = lxcNetbiosName(share.sharename);
   if (!cred) throw invalid('ad_password', `the container of ${share.sharename} is joined to ${domain} as ${netbios}$: give the credentials that may delete its computer account (ad_user, ad_password; on the command line --ad-user and --ad-password-file) so that it leaves the domain`);
   const ads = ctAds(ctx.run, () => vmid);
+  const fqdn = lxcDnsName(share);
   const wg = principalDomain([...share.users, ...share.read_users, ...share.groups, ...share.read_groups].find(isDomainPrincipal) ?? '');
   let left = false;
   return [{
@@ -222,13 +236,16 @@ export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: n
       if (st?.status !== 'running') throw new GatewayError('failed', `ad_domain: CT ${vmid} is ${st?.status ?? 'gone'}: it must run to leave ${domain} (start it, then delete the share again)`, 'ad_domain');
       const t0 = Date.now();
       if (!(await ads.computerExists(realm, wg, netbios, cred))) { ctx.log(`ads-leave: ${netbios}$ is not in ${domain} any more`); return; }
+      // its DNS record first (net ads leave keeps it; a later share of this name could not update it)
+      const dns = await ads.dnsUnregister(fqdn, cred);
+      if (dns) ctx.log(`ads-leave: the DNS record of ${fqdn} stays: ${dns}`);
       await ads.leave(realm, wg, cred);
       left = true;
       ctx.log(`ads-leave: CT ${vmid} left ${realm} (${netbios}$ deleted) in ${secs(t0)} s`);
     },
     undo: async () => {
       if (!left) return;
-      await ads.join(realm, wg, cred);
+      await ads.join(realm, wg, cred, undefined, { dnsHostName: fqdn });
       await ads.startWinbind();
     },
   }];

@@ -12,7 +12,7 @@
  */
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Made, type Share } from '../core/share.ts';
+import { isDomainPrincipal, shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
 import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
 import { renderManagedConf } from '../samba/render.ts';
@@ -120,7 +120,8 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   if (backing.kind === 'cephfs') throw invalid('mode', CEPHFS_GUEST_REFUSAL('lxc'));
   requireQuotaSupport(backing, req.quota);
-  const users = shareUsers(req);
+  // local accounts of the container (a domain share has none: winbind gives its principals their ids)
+  const users = shareUsers(req).filter((u) => !isDomainPrincipal(u));
   for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the container keeps its own Samba accounts (on the command line: --password-file)`);
   for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   bindMountSpec(path, req.read_only);

@@ -205,15 +205,27 @@ export class Ads {
     return Number(m[1]) > 0;
   }
 
-  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string): Promise<void> {
-    const r = await this.netAds(['join', ...Ads.dcArgs(dc)], cred, { timeoutMs: 120_000 });
+  /** The join; returns what net said (e.g. whether its DNS update worked). */
+  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string, opts: { dnsHostName?: string } = {}): Promise<string> {
+    const r = await this.netAds(['join', ...Ads.dcArgs(dc), ...(opts.dnsHostName ? [`dnshostname=${opts.dnsHostName}`] : [])], cred, { timeoutMs: 120_000 });
     if (r.code !== 0) throw adsFailure(`joining ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
+    return (r.stdout + r.stderr).split('\n').filter((l) => l.trim() && !/^Password for \[/.test(l)).join('\n');
   }
 
   /** Leave: the DC deletes the computer account; the machine secret and keytab entries go. */
   async leave(realm: string, workgroup: string, cred: AdCredentials, dc?: string): Promise<void> {
     const r = await this.netAds(['leave', ...Ads.dcArgs(dc)], cred, { timeoutMs: 60_000 });
     if (r.code !== 0) throw adsFailure(`leaving ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
+  }
+
+  /**
+   * Remove the host's DNS records (A/AAAA of `fqdn`) from the domain's DNS, as the join user: `net ads
+   * leave` leaves them, and a later join of the same name cannot update them (its DNS update fails), so
+   * the name would keep pointing at the old address. Returns the failure text, if any (callers go on).
+   */
+  async dnsUnregister(fqdn: string, cred: AdCredentials): Promise<string | undefined> {
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'unregister', fqdn, '-U', cred.user], { allowFail: true, timeoutMs: 30_000, input: `${cred.password}\n` });
+    return r.code === 0 ? undefined : (r.stdout + r.stderr).trim().split('\n').filter((l) => l && !/^Password for \[/.test(l)).slice(-1)[0] ?? `exit ${r.code}`;
   }
 
   /**

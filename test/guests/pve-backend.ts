@@ -184,6 +184,11 @@ export class RealGuestBackend implements GuestBackend {
       memoryMiB: Number(g.config.memory ?? 512), mounts: bindMounts(g.config), rootfs: { dir: s.rootfs },
       baseDir: join(s.dir, 'run'), ...(net ? { net } : {}),
     });
+    // Proxmox's /etc/hosts: with a searchdomain the hostname's FQDN comes first (hostname -f)
+    if (g.config.searchdomain && g.config.hostname) {
+      const h = g.config.hostname;
+      await writeFile(join(s.rootfs, 'etc/hosts'), `127.0.0.1 localhost\n127.0.1.1 ${h}.${g.config.searchdomain.split(' ')[0]} ${h}\n::1 localhost ip6-localhost ip6-loopback\n`);
+    }
     try {
       await s.ct.start();
     } catch (e) {
