@@ -93,7 +93,7 @@ const secs = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
  * nsswitch, winbind, the principals resolved, their ACL entries on the host path. `conf()` is
  * undefined until the checks have asked the DC for its NetBIOS domain.
  */
-export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, cred: AdCredentials, vmid: () => number): { before: Step[]; after: Step[]; conf: () => AdConf | undefined } {
+export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, cred: AdCredentials, vmid: () => number, warnings: string[]): { before: Step[]; after: Step[]; conf: () => AdConf | undefined } {
   const { run, log } = ctx;
   const ads = ctAds(run, vmid);
   const domain = share.ad_domain!.toLowerCase();
@@ -136,8 +136,11 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       shows: `in the container: net ads join ${realm} as ${cred.user} (password on stdin), computer account ${netbios}$`,
       do: async () => {
         const t0 = Date.now();
-        const said = await ads.join(realm, conf!.workgroup, cred, undefined, { dnsHostName: fqdn });
+        const said = await ads.join(realm, conf!.workgroup, cred, undefined, { dnsHostName: fqdn, noDnsUpdates: true });
         log(`ads-join: CT ${vmid()} joined ${realm} as ${netbios}$ in ${secs(t0)} s: ${said.replace(/\s*\n\s*/g, ' | ')}`);
+        const dns = await ads.dnsRegister(fqdn, share.guest_ip ? [share.guest_ip] : [], cred);
+        if (dns) warnings.push(`the DNS record ${fqdn} -> ${share.guest_ip} could not be registered in ${domain} (${dns}): clients reach the share by address (NTLM), Kerberos needs the name: add the record on the DNS server`);
+        else log(`ads-join: ${fqdn} -> ${share.guest_ip} registered in ${domain}'s DNS`);
       },
       // a later step failed: the computer account and its DNS record go again (the container goes with the clone's undo)
       undo: async () => {
@@ -245,7 +248,8 @@ export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: n
     },
     undo: async () => {
       if (!left) return;
-      await ads.join(realm, wg, cred, undefined, { dnsHostName: fqdn });
+      await ads.join(realm, wg, cred, undefined, { dnsHostName: fqdn, noDnsUpdates: true });
+      if (share.guest_ip) await ads.dnsRegister(fqdn, [share.guest_ip], cred);
       await ads.startWinbind();
     },
   }];

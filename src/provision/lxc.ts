@@ -139,7 +139,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const uids = parseGuestUids(guest_uids);
   const warnings: string[] = [];
   let vmid = 0;
-  const ad = req.ad_domain ? lxcJoinSteps(ctx, share, path, adCred!, () => vmid) : undefined;
+  const ad = req.ad_domain ? lxcJoinSteps(ctx, share, path, adCred!, () => vmid, warnings) : undefined;
   const serve: Step[] = ad ? lxcDomainServeSteps(ctx, () => vmid, Math.min(timeoutMs, 60_000)) : [{
     name: 'reload-samba',
     do: async () => {

@@ -206,8 +206,8 @@ export class Ads {
   }
 
   /** The join; returns what net said (e.g. whether its DNS update worked). */
-  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string, opts: { dnsHostName?: string } = {}): Promise<string> {
-    const r = await this.netAds(['join', ...Ads.dcArgs(dc), ...(opts.dnsHostName ? [`dnshostname=${opts.dnsHostName}`] : [])], cred, { timeoutMs: 120_000 });
+  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string, opts: { dnsHostName?: string; noDnsUpdates?: boolean } = {}): Promise<string> {
+    const r = await this.netAds(['join', ...Ads.dcArgs(dc), ...(opts.dnsHostName ? [`dnshostname=${opts.dnsHostName}`] : []), ...(opts.noDnsUpdates ? ['--no-dns-updates'] : [])], cred, { timeoutMs: 120_000 });
     if (r.code !== 0) throw adsFailure(`joining ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
     return (r.stdout + r.stderr).split('\n').filter((l) => l.trim() && !/^Password for \[/.test(l)).join('\n');
   }
@@ -219,10 +219,18 @@ export class Ads {
   }
 
   /**
-   * Remove the host's DNS records (A/AAAA of `fqdn`) from the domain's DNS, as the join user: `net ads
-   * leave` leaves them, and a later join of the same name cannot update them (its DNS update fails), so
-   * the name would keep pointing at the old address. Returns the failure text, if any (callers go on).
+   * Add (register) or remove (unregister) the A records of `fqdn` in the domain's DNS, as the join user
+   * (a secure update). Registered by the join user rather than by the new machine account, because a
+   * name that an earlier, deleted account registered stays owned by that account: the new one's update
+   * is refused (measured: `DNS Update ... failed: ERROR_DNS_UPDATE_FAILED` after a delete and create of
+   * the same share). `net ads leave` leaves the records: unregister them first. Each returns the
+   * failure text, if any (callers go on: SMB by address works without the record).
    */
+  async dnsRegister(fqdn: string, addresses: string[], cred: AdCredentials): Promise<string | undefined> {
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'register', fqdn, ...addresses, '-U', cred.user], { allowFail: true, timeoutMs: 30_000, input: `${cred.password}\n` });
+    return r.code === 0 ? undefined : (r.stdout + r.stderr).trim().split('\n').filter((l) => l && !/^Password for \[/.test(l)).slice(-1)[0] ?? `exit ${r.code}`;
+  }
+
   async dnsUnregister(fqdn: string, cred: AdCredentials): Promise<string | undefined> {
     const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'unregister', fqdn, '-U', cred.user], { allowFail: true, timeoutMs: 30_000, input: `${cred.password}\n` });
     return r.code === 0 ? undefined : (r.stdout + r.stderr).trim().split('\n').filter((l) => l && !/^Password for \[/.test(l)).slice(-1)[0] ?? `exit ${r.code}`;
