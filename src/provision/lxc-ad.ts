@@ -85,6 +85,9 @@ export function ctKrb5Conf(realm: string): string {
   return `# Written by pve-smbgateway (docs/ad.md)\n[libdefaults]\n    default_realm = ${realm}\n    dns_lookup_realm = false\n    dns_lookup_kdc = true\n    rdns = false\n`;
 }
 
+/** What a domain member container needs besides Samba (part of the template's LXC_TEMPLATE_PACKAGES). */
+const AD_PACKAGES = ['winbind', 'libnss-winbind', 'krb5-user'] as const;
+
 const secs = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
 
 /**
@@ -109,6 +112,10 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       shows: `in the container: a DC of ${realm} answers (DNS + CLDAP), clocks within ${MAX_SKEW} s, ${cred.user}'s credentials work, no computer account ${netbios}$ yet`,
       do: async () => {
         const t0 = Date.now();
+        // a template made before domain shares (docs/ad.md) has no winbind
+        const have = await pctExec(run, vmid(), ['dpkg-query', '-W', '-f=${Package} ${Status}\\n', ...AD_PACKAGES]).catch((e: Error) => e.message);
+        const missing = AD_PACKAGES.filter((p) => !new RegExp(`^${p} .*install ok installed`, 'm').test(have));
+        if (missing.length) throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
         await pctPush(run, vmid(), ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
         const dc = await ads.lookup(realm);
         if (dc.domain.toLowerCase() !== domain) throw invalid('ad_domain', `the domain controller that answers (${dc.dc}) is for ${dc.domain}, not ${domain}`);
