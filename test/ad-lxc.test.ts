@@ -112,6 +112,11 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   const tickets = (await lab.client.run('klist', [], { env: { KRB5CCNAME: cc } })).stdout;
   assert.match(tickets, /cifs\/smb-docs\.lab\.example@LAB\.EXAMPLE/, 'a service ticket for the container');
 
+  // status: the container serves the share (no logon probe: the gateway holds no domain password)
+  const st = await g.cli(['status', 'docs', '--json']);
+  assert.equal(st.code, 0, st.stdout + st.stderr);
+  assert.deepEqual([st.json!.data.in_config, st.json!.data.served], [true, true], st.stdout);
+
   // On the host: alice's files belong to her shifted winbind uid.
   for (const f of ['alice-ntlm.txt', 'alice-krb.txt']) assert.equal((await stat(join(path, f))).uid, aliceHost, f);
   figures.aliceHostUid = aliceHost;
