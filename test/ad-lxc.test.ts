@@ -5,7 +5,8 @@
  * LAB\alice and @LAB\staff (the container joins with its own computer account), a client writes and
  * reads over NTLMv2 and Kerberos, bob is refused, alice's file on the host belongs to
  * 100000 + 10000 + her RID; a failure after the join rolls everything back (no computer account, no
- * container); delete leaves the domain from inside the container, then removes it.
+ * container); delete leaves the domain from inside the container, then removes it (a failure after
+ * the leave joins it again).
  */
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -125,6 +126,14 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   const noCred = await g.cli(['delete', 'docs', '--json']);
   assert.equal(noCred.code, 2, noCred.stdout);
   assert.match(noCred.json!.error!.message, /^ad_password: the container of docs is joined to lab\.example as SMB-DOCS\$/);
+  // A failure after the leave (injected) joins the container again: the account is back, alice gets in.
+  const failedDel = await g.cli(['delete', 'docs', '--ad-password-file', pwf, '--json'], { env: { SMBGW_FAIL_AT: 'stop-container' } });
+  assert.equal(failedDel.code, 1, failedDel.stdout + failedDel.stderr);
+  assert.match(failedDel.json!.error!.message, /injected failure at step stop-container/);
+  assert.ok((await lab.computers()).includes('SMB-DOCS$'), 'the undo of the leave joined again');
+  assert.equal(await lookup(), ctIp, 'with its DNS record');
+  const again = await smb('alice', 'ls');
+  assert.equal(again.code, 0, again.stdout + again.stderr);
   // ... then the container leaves the domain, and goes.
   const t1 = Date.now();
   const d = await g.cli(['delete', 'docs', '--ad-password-file', pwf, '--json'], { env: { SMBGW_VERBOSE: '1' } });
