@@ -60,6 +60,10 @@ test('lxc share in Active Directory: the container joins, alice over NTLMv2 and 
   assert.equal(c.code, 0, c.stdout + c.stderr);
   assert.deepEqual(c.json!.data.warnings, [], 'the DNS record was registered');
   assert.doesNotMatch(c.stdout + c.stderr, new RegExp(ADMIN_PW.replace(/[.!]/g, '\\$&')), 'the join password is not printed');
+  // every pct command line the node ran (as Proxmox VE logs them): the password was on stdin only
+  const pct = g.sim.requests.filter((r) => r.method === 'PCT');
+  assert.ok(pct.some((r) => JSON.stringify(r.params).includes('"join"')), 'net ads join ran through pct exec');
+  assert.ok(!JSON.stringify(g.sim.requests).includes(ADMIN_PW), 'the join password is in no command line');
   const joinSecs = /ads-join: CT \d+ joined LAB\.EXAMPLE as SMB-DOCS\$ in ([\d.]+) s/.exec(c.stderr);
   assert.ok(joinSecs, c.stderr);
   figures.joinSeconds = Number(joinSecs[1]);

@@ -117,7 +117,12 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
         const missing = AD_PACKAGES.filter((p) => !new RegExp(`^${p} .*install ok installed`, 'm').test(have));
         if (missing.length) throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
         await pctPush(run, vmid(), ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
-        const dc = await ads.lookup(realm);
+        const dc = await ads.lookup(realm).catch((e: unknown) => {
+          // the container resolves the domain, not the node: say which setting to fix
+          if (!(e instanceof GatewayError) || e.code !== 'unreachable') throw e;
+          throw new GatewayError('unreachable', e.message.replace(/this host's DNS resolver must be the domain's DNS, or give the DC's address \(dc\)/,
+            `the container's DNS servers (nameserver: ${share.nameserver ?? 'the node\'s resolver'}) must answer for ${domain}, e.g. its DCs`), 'nameserver');
+        });
         if (dc.domain.toLowerCase() !== domain) throw invalid('ad_domain', `the domain controller that answers (${dc.dc}) is for ${dc.domain}, not ${domain}`);
         const wg = dc.workgroup.toUpperCase();
         for (const p of [...share.users, ...share.read_users, ...share.groups, ...share.read_groups]) {
