@@ -208,7 +208,8 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     },
     ...(ad?.after ?? []),
     ...serve,
-    store.storeSecretsStep(share.sharename, passwords),
+    // a domain share has no passwords of its own (its users log on against the DC)
+    ...(ad ? [] : [store.storeSecretsStep(share.sharename, passwords)]),
     store.saveStep(() => [...existing, share]),
     ...(ad ? [] : healthCheckStep(ctx, share, () => share.guest_ip, passwords, Math.min(timeoutMs, 60_000))),
   ];
