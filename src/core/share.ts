@@ -281,6 +281,10 @@ export const shareSchema = {
   ip: { type: 'string', optional: true, check: guestIpRule, description: 'Guest IPv4 address with prefix (e.g. 192.0.2.10/24), or dhcp (default)' },
   gateway: { type: 'string', optional: true, pattern: IPV4, patternText: 'must be an IPv4 address', description: 'Default gateway of the guest (with a static ip)' },
   ct_memory: { type: 'integer', optional: true, minimum: 16, maximum: 262144, description: 'Container memory in MiB (lxc mode; default 128)' },
+  nameserver: {
+    type: 'string', optional: true, check: (v) => (v.split(' ').length <= 3 && v.split(' ').every((a) => IPV4.test(a)) ? undefined : 'must be 1 to 3 IPv4 addresses separated by single spaces'),
+    description: 'DNS servers of the container (lxc mode; default: the node\'s, as Proxmox VE does); with ad_domain they must answer for the domain (e.g. its DCs, docs/ad.md)',
+  },
   clone: { type: 'string', optional: true, enum: ['linked', 'full'], description: 'Clone of the template: linked (where the storage allows; default) or full' },
   vm_attach: { type: 'string', optional: true, enum: ['auto', 'virtiofs', 'rbd', 'nfs'], description: 'How a VM reaches the share path: virtiofs (local filesystems), rbd (Ceph disk), nfs (default auto)' },
   vmid: { type: 'integer', optional: true, internal: true, minimum: 100, maximum: 999999999, description: 'The guest serving the share (lxc/vm mode)' },
@@ -312,7 +316,8 @@ export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly Sh
   },
   // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest
   // (lxc: who has access is changed inside the container, see provision/access-guest.ts).
-  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory'], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users'] },
+  // groups: domain groups only (with ad_domain, docs/ad.md); the container has no local groups to give
+  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory', 'nameserver', 'groups', 'read_groups'], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users'] },
   vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
 };
 

@@ -82,7 +82,7 @@ export async function haAdJoin(g: Gateway, req: HaAdJoinRequest, runnerFor: (n: 
       {
         name: 'ads-join',
         shows: `net ads join ${realm} on ${joiner.name} as ${membership.workgroup}\\${req.cred.user} (password on stdin): one computer account ${netbios}$ for the cluster`,
-        do: () => ads.join(realm, membership.workgroup, req.cred, req.dc),
+        do: async () => { await ads.join(realm, membership.workgroup, req.cred, req.dc); },
         undo: () => ads.leave(realm, membership.workgroup, req.cred, req.dc),
       },
       {

@@ -19,6 +19,8 @@ export async function planLxcAccess(ctx: GuestCtx, before: Share, next: Share, e
   const { run, store } = ctx;
   const vmid = before.vmid;
   if (vmid === undefined) throw new GatewayError('failed', `share ${before.sharename} has no container recorded`);
+  // A domain share's container maps its principals through winbind (provision/lxc-ad.ts): not changed here yet.
+  if (before.ad_domain) throw invalid('users', `changing who may access an lxc share with ad_domain is not supported yet: delete the share and create it again (docs/ad.md)`);
   if (next.groups.length || next.read_groups.length) throw invalid('groups', 'groups are not supported in lxc mode (the container has its own accounts): list the users');
   const diff = principalDiff(before, next);
   for (const u of diff.addedUsers) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the container keeps its own Samba accounts (on the command line: --password-file)`);

@@ -83,7 +83,7 @@ export async function planJoin(g: Gateway, req: JoinRequest, shares: () => reado
     {
       name: 'ads-join',
       shows: `net ads join ${realm} as ${state.workgroup}\\${req.cred.user} (password on stdin), computer account ${netbios}$`,
-      do: () => ads.join(realm, state.workgroup, req.cred, req.dc),
+      do: async () => { await ads.join(realm, state.workgroup, req.cred, req.dc); },
       // a later step failed: the computer account goes again
       undo: () => ads.leave(realm, state.workgroup, req.cred, req.dc),
     },
@@ -190,7 +190,11 @@ export async function adStatus(g: Gateway, shares: readonly Share[]): Promise<Ad
  * is refused naming its field.
  */
 export async function resolvePrincipals(g: Gateway, share: Share, state: AdState): Promise<Map<string, number>> {
-  const ads = adsOf(g);
+  return resolvePrincipalsWith(adsOf(g), share, state);
+}
+
+/** The same through any winbind (the host's, or an lxc share's container's). */
+export async function resolvePrincipalsWith(ads: Ads, share: Share, state: Pick<AdState, 'workgroup' | 'domain'>): Promise<Map<string, number>> {
   const ids = new Map<string, number>();
   const lists = [['users', share.users, 'user'], ['read_users', share.read_users, 'user'], ['groups', share.groups, 'group'], ['read_groups', share.read_groups, 'group']] as const;
   if (!lists.some(([, l]) => l.some(isDomainPrincipal))) return ids;
