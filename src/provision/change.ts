@@ -1,9 +1,10 @@
 /**
  * Changing an existing share (update, access, apply): one plan from the share as it is to the share as
  * it will be. Settings that live only in smb.conf are the config saved and smb.conf rendered again;
- * who has access (native mode) adds the account and permission steps of access.ts around them.
+ * who has access adds the account and permission steps of access.ts around them (native mode), or the
+ * steps inside the guest of access-guest.ts (lxc and vm: presets too, the guest's smb.conf).
  */
-import { GatewayError, invalid } from '../core/errors.ts';
+import { invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
 import { servedHere, smbConfSteps } from '../samba/apply.ts';
@@ -11,7 +12,8 @@ import { planNativeAccess, principalDiff } from './access.ts';
 import type { Gateway } from './context.ts';
 import { guestCtx, nativeCtx } from './index.ts';
 import { newAccountPasswords, type Passwords } from './native.ts';
-import { planLxcAccess } from './access-guest.ts';
+import { planGuestAccess } from './access-guest.ts';
+import { guestManagedConf } from './lxc.ts';
 
 export interface ChangeOptions {
   /** Passwords of users being added (new accounts, or the gateway's own set again). */
@@ -27,14 +29,12 @@ export async function planShareChange(g: Gateway, before: Share, next: Share, ex
   const privateToggled = before.presets.includes('private') !== next.presets.includes('private');
   const given: Passwords = o.passwords ?? { explicit: new Map() };
   const hasPasswords = given.blanket !== undefined || given.explicit.size > 0;
-  if (before.mode === 'vm' && (diff.changed || hasPasswords)) {
-    // The VM keeps its own accounts and smb.conf, set by cloud-init: refused, not half-done.
-    throw new GatewayError('unavailable', 'users: who has access to a vm share cannot be changed yet (its accounts and smb.conf live in the VM, set up by cloud-init); delete and create it again', 'users');
-  }
-  if (before.mode === 'lxc' && (diff.changed || hasPasswords)) {
-    if (o.adopt?.length) throw invalid('adopt', 'lxc shares have their own accounts inside the container: there is nothing on the host to adopt');
+  // Guests keep their own accounts and smb.conf: who has access and the presets are changed inside them.
+  if ((before.mode === 'lxc' || before.mode === 'vm') && (diff.changed || hasPasswords || guestManagedConf(before) !== guestManagedConf(next))) {
+    if (o.adopt?.length) throw invalid('adopt', `${before.mode} shares have their own accounts inside the guest: there is nothing on the host to adopt`);
     if (hasPasswords && !diff.addedUsers.length) throw invalid('password', 'passwords are given only for users being added');
-    const guest = await planLxcAccess(guestCtx(g), before, next, existing, newAccountPasswords(given, diff.addedUsers), { recursive: o.recursive });
+    if (o.recursive && !diff.changed) throw invalid('recursive', 'applies to a change of users or groups');
+    const guest = await planGuestAccess(guestCtx(g), before, next, existing, newAccountPasswords(given, diff.addedUsers), { recursive: o.recursive });
     const after = existing.map((s) => (s === before ? guest.share : s));
     return { steps: [...guest.before, g.store.saveStep(() => after), ...guest.after], warnings: guest.warnings, after };
   }

@@ -10,6 +10,8 @@ import { accountRule, checkShare, parsePasswords, passwordRule, shareSchema, sha
 import { requireShare } from '../../core/store.ts';
 import { editAccess, passwdSteps, type AccessEdits } from '../../provision/access.ts';
 import { planShareChange, type ChangeOptions } from '../../provision/change.ts';
+import { guestPasswdSteps } from '../../provision/access-guest.ts';
+import { guestCtx } from '../../provision/index.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { publicShare } from '../../provision/status.ts';
 import { changeSharePrivileges } from '../privileges.ts';
@@ -95,7 +97,7 @@ export const passwdOp = op({
   command: ['passwd'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/users/{user}/password',
-  description: 'Set the SMB password of a user the gateway made (native shares); the password is read from --password-file (- for stdin), never the command line.',
+  description: 'Set the SMB password of a user the gateway made, on the host and in the guest of each lxc/vm share the user has; the password is read from --password-file (- for stdin), never the command line.',
   parameters: {
     user: { type: 'string', check: accountRule, description: 'The user' },
     password: { type: 'string', keepSpace: true, check: passwordRule, description: 'The new password (on the command line: --password-file, - for stdin)' },
@@ -109,13 +111,18 @@ export const passwdOp = op({
     const shares = await g.store.list();
     const using = shares.filter((s) => shareUsers(s).includes(p.user));
     if (!using.length) throw new GatewayError('not_found', `user ${p.user} has access to no share`, 'user');
-    const guest = using.find((s) => s.mode !== 'native');
-    if (guest) throw new GatewayError('unavailable', `user: ${p.user} is a user of the ${guest.mode} share ${guest.sharename}, whose accounts live in the guest: passwd cannot change it there yet`, 'user');
-    const own = (await g.store.accounts()).find((a) => a.name === p.user && a.samba);
-    if (!own) throw invalid('user', `${p.user} is an account pve-smbgateway did not create (adopted): it does not change its password; use smbpasswd`);
-    if (!(await g.samba.userExists(p.user))) throw new GatewayError('failed', `user: ${p.user} has no Samba account (made by the gateway, but gone): run \`pve-smbgateway repair\` or give it access again`, 'user');
+    // Guest shares keep the user's account inside their guest: set there too (lxc: pct exec, vm: guest agent).
+    const guests = using.filter((s) => s.mode !== 'native');
+    const native = using.length > guests.length;
+    if (native) {
+      const own = (await g.store.accounts()).find((a) => a.name === p.user && a.samba);
+      if (!own) throw invalid('user', `${p.user} is an account pve-smbgateway did not create (adopted): it does not change its password; use smbpasswd`);
+      if (!(await g.samba.userExists(p.user))) throw new GatewayError('failed', `user: ${p.user} has no Samba account (made by the gateway, but gone): run \`pve-smbgateway repair\` or give it access again`, 'user');
+    }
     const names = using.map((s) => s.sharename);
-    const steps = await applyPlan(passwdSteps(g, p.user, p.password, names), { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('passwd') });
+    const [setHost, storeAll] = passwdSteps(g, p.user, p.password, names);
+    const inGuests = guests.length ? await guestPasswdSteps(guestCtx(g), p.user, p.password, guests) : [];
+    const steps = await applyPlan([...(native ? [setHost!] : []), ...inGuests, storeAll!], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('passwd') });
     return { user: p.user, shares: names, steps };
   }),
 });
