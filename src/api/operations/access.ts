@@ -6,7 +6,7 @@ import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, describePlan, failAtFromEnv } from '../../core/plan.ts';
 import { optionalNoDefault, type Schema } from '../../core/schema.ts';
-import { accountRule, checkShare, parsePasswords, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { accountRule, checkShare, parsePasswords, passwordRule, principalRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { editAccess, passwdSteps, type AccessEdits } from '../../provision/access.ts';
 import { planShareChange, type ChangeOptions } from '../../provision/change.ts';
@@ -14,7 +14,7 @@ import { guestPasswdSteps } from '../../provision/access-guest.ts';
 import { guestCtx } from '../../provision/index.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { publicShare } from '../../provision/status.ts';
-import { changeSharePrivileges } from '../privileges.ts';
+import { accessPrivileges } from '../privileges.ts';
 
 const op = defineOperation<Gateway>();
 
@@ -46,7 +46,8 @@ export function changeOptions(p: { password?: string; passwords?: Record<string,
   return { passwords: { explicit: new Map(Object.entries(p.passwords ?? {})), blanket: p.password }, adopt: p.adopt ?? [], recursive: p.recursive ?? false };
 }
 
-const listParam = (what: string) => ({ type: 'list' as const, optional: true as const, default: [] as string[], item: accountRule, description: what });
+// Local names, or DOMAIN\\name on a share with ad_domain (resolved through winbind when the change is planned).
+const listParam = (what: string) => ({ type: 'list' as const, optional: true as const, default: [] as string[], item: principalRule, description: what });
 
 export const accessOp = op({
   command: ['access'],
@@ -73,7 +74,7 @@ export const accessOp = op({
   },
   apiOnly: ['password', 'passwords'],
   returns: { description: 'The share after the change, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
-  privilege: changeSharePrivileges,
+  privilege: accessPrivileges,
   async: true,
   handler: async (p, g) => {
     const edits: AccessEdits = p;
