@@ -86,10 +86,12 @@ export const accessOp = op({
       const lists = editAccess(share, edits);
       const next: Share = checkShare({ ...share, ...lists });
       if (!next.guest_ok && shareUsers(next).length + next.groups.length + next.read_groups.length === 0) throw invalid('remove_users', 'the share would have nobody left with access: remove the share instead, or give someone else access');
-      const { steps: plan, warnings } = await planShareChange(g, share, next, existing, opts);
-      if (p.dry_run) return { dry_run: true, share: publicShare(next), plan: describePlan(plan), warnings };
+      const { steps: plan, warnings, after } = await planShareChange(g, share, next, existing, opts);
+      // The share as saved (a guest share's new users have their uids in the guest).
+      const saved = after.find((s) => s.sharename === share.sharename) ?? next;
+      if (p.dry_run) return { dry_run: true, share: publicShare(saved), plan: describePlan(plan), warnings };
       const steps = await applyPlan(plan, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('access', share.sharename) });
-      return { share: publicShare(next), steps, warnings };
+      return { share: publicShare(saved), steps, warnings };
     });
   },
 });
