@@ -495,7 +495,7 @@ describe('kill -9 during lxc create and delete (Proxmox VE simulator), then repa
     assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
   });
 
-  it('access killed at each step that changes the container (pct exec): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
+  it('access killed mid-plan (pct exec): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
     const ok = await lxcCreate({});
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     await guestAccessCrashes(t, fake, 'ct');
@@ -558,7 +558,7 @@ describe('kill -9 during vm create and delete (Proxmox VE simulator, API token),
     assert.ok((await stat(join(t.storage, 'vmx'))).isDirectory(), 'the data stays without --purge');
   });
 
-  it('access killed at each step that changes the VM (guest agent): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
+  it('access killed mid-plan (guest agent): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
     const ok = await t.cli(['create', 'vma', '--mode', 'vm', '--path', join(t.storage, 'vma'), '--user', 'alice', '--password-file', await t.passwordFile(PW), '--json']);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     await guestAccessCrashes(t, fake, 'vma');
