@@ -135,9 +135,9 @@ describe('day two: who has access', () => {
     const shares = await g.gw.store.list();
     await g.gw.store.write([...shares, { ...shares[0]!, sharename: 'invm', mode: 'vm', path: join(g.storage, 'invm'), vmid: 4242, groups: [], read_groups: [], backup_enabled: undefined as never, backing: undefined, created: [] }]);
     // vm shares are changed inside the VM (test/day2-vm.test.ts); groups are refused there.
-    const r = await g.cli(['access', 'invm', '--add-group', 'users', '--json']);
+    const r = await g.cli(['access', 'invm', '--add-group', 'designers', '--json']);
     assert.equal(r.code, 2, r.stdout);
-    assert.equal(r.json!.error!.field, 'groups');
+    assert.equal(r.json!.error!.field, 'groups', r.stdout);
     assert.match(r.json!.error!.message, /is not an option of vm shares/);
     await g.gw.store.write(shares);
   });
