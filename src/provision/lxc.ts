@@ -69,7 +69,8 @@ export function ctConfigParams(share: Share, hostPath: string, bridge: string): 
 
 /** The smb.conf fragment pushed into the container: the native renderer with the path inside. */
 export function guestManagedConf(share: Share, ad?: AdConf): string {
-  return renderManagedConf([share], { pathInside: () => PATH_INSIDE, ...(ad ? { ad } : {}) });
+  // The path as the guest sees it, also where a preset derives one from it (private: <path>/%u).
+  return renderManagedConf([{ ...share, path: PATH_INSIDE }], { pathInside: () => PATH_INSIDE, ...(ad ? { ad } : {}) });
 }
 
 /** Linked clones need a storage that can snapshot the template's volumes (ZFS, Ceph RBD, LVM-thin; for VMs also qcow2 on dir). */
