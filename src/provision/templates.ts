@@ -76,11 +76,12 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
     {
       name: 'install-samba',
       do: async () => {
-        const have = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba']).catch(() => '');
-        if (have.includes('install ok installed')) return;
+        // samba-vfs-modules: shadow_copy2 (Previous Versions); only recommended by samba.
+        const have = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}\n', 'samba', 'samba-vfs-modules']).catch(() => '');
+        if (have.split('\n').filter((l) => l.includes('install ok installed')).length === 2) return;
         await waitForIp(api, node, 'lxc', vmid, timeoutMs);
         await pctExec(run, vmid, ['apt-get', 'update', '-q']);
-        await pctExec(run, vmid, ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'samba', 'samba-common-bin']);
+        await pctExec(run, vmid, ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'samba', 'samba-common-bin', 'samba-vfs-modules']);
       },
     },
     {
@@ -114,7 +115,7 @@ ${conf}
     content: |
       # pve-smbgateway: replaced for each share
 runcmd:
-  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
+  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba samba-vfs-modules qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 3 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba samba-vfs-modules qemu-guest-agent)"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
   # Clones must run cloud-init as new instances (their own hostname, users, Samba config): forget this one.

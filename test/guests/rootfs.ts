@@ -24,9 +24,9 @@ export const SUITE = 'bookworm';
 const RECIPE_VERSION = 1;
 /**
  * Packages of the container rootfs: Samba (smbd, smbclient, pdbedit/smbpasswd from samba-common-bin),
- * iproute2 and procps for the tests, systemd as init like a Proxmox standard template.
+ * samba-vfs-modules (shadow_copy2: Previous Versions), iproute2 and procps for the tests, systemd as init like a Proxmox standard template.
  */
-export const ROOTFS_PACKAGES = ['samba', 'smbclient', 'samba-common-bin', 'iproute2', 'procps', 'systemd-sysv', 'acl'];
+export const ROOTFS_PACKAGES = ['samba', 'smbclient', 'samba-common-bin', 'samba-vfs-modules', 'iproute2', 'procps', 'systemd-sysv', 'acl'];
 
 export interface AptSource { uri: string; suites: string[]; components: string[] }
 
