@@ -1,6 +1,7 @@
 /**
  * Snapshots of native shares on real filesystems: backup, Previous Versions over SMB (shadow_copy2
- * on btrfs), restore with the quota kept, ZFS snapshots and rollback through zfs-fuse.
+ * on btrfs), restore with the quota kept, ZFS snapshots and rollback through zfs-fuse, and ZFS
+ * `restore --file` through a temporary clone of the snapshot (zfs-fuse has no .zfs directory).
  */
 import { strict as assert } from 'node:assert';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -8,6 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
+import { execRunner } from '../src/core/exec.ts';
+import { applyPlan } from '../src/core/plan.ts';
+import { zfsFileRestoreSteps } from '../src/backup/zfs-file.ts';
 
 describe('backup and restore of native shares', () => {
   let g: TestGateway;
@@ -161,6 +165,44 @@ describe('backup and restore of native shares', () => {
       assert.equal(ok.code, 0, ok.stdout);
       assert.deepEqual(ok.json!.data.destroyed, [s2]);
       assert.equal(await get('zdocs'), 'zfs w1');
+    });
+
+    it('restore --file copies the file back from a temporary clone of the snapshot, then destroys the clone', async () => {
+      const ds = `${fs.pool}/zdocs`;
+      const datasets = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'filesystem', '-r', fs.pool])).stdout.trim().split('\n');
+      const snaps = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', ds])).stdout.trim().split('\n').filter(Boolean);
+      const ds0 = await datasets();
+      await put('zdocs', 'zfs f1');
+      const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      await put('zdocs', 'zfs f2');
+      const r = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--file', 'doc.txt', '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await get('zdocs'), 'zfs f1', 'the client reads v1 over SMB');
+      assert.deepEqual(await datasets(), ds0, 'no clone is left');
+      assert.ok((await snaps()).includes(`${ds}@${r.json!.data.safety_snapshot}`), 'the state before is kept as a snapshot');
+
+      // A file the snapshot does not have: refused naming the file, the clone and the safety snapshot rolled back.
+      const n = (await snaps()).length;
+      const missing = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--file', 'nope.txt', '--json']);
+      assert.equal(missing.json!.error!.field, 'file', missing.stdout);
+      assert.match(missing.json!.error!.message, /nope\.txt is not in snapshot/);
+      assert.deepEqual(await datasets(), ds0);
+      assert.equal((await snaps()).length, n);
+    });
+
+    it('the clone is destroyed only while it is the clone this restore made', async () => {
+      const ds = `${fs.pool}/zdocs`;
+      const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      const [clone, copy, destroy] = zfsFileRestoreSteps(execRunner, { dataset: ds, snapshot: s1, rel: 'doc.txt', stateDir: g.settings.stateDir, now: 1 }, async () => undefined);
+      await applyPlan([clone!, copy!]);
+      const name = `${fs.pool}/${(await sh('zfs', ['list', '-H', '-o', 'name', '-r', fs.pool])).stdout.split('\n').map((l) => l.split('/')[1]).find((x) => x?.startsWith('smbgw-restore-'))}`;
+      // Someone destroys it and puts another dataset of that name in its place (a clone of the same snapshot).
+      const destroyed = async () => { for (let i = 0; i < 30; i++) { if ((await sh('zfs', ['destroy', name])).code === 0) return true; await new Promise((res) => setTimeout(res, 500)); } return false; };
+      assert.ok(await destroyed(), `zfs destroy ${name}`);
+      assert.equal((await sh('zfs', ['clone', `${ds}@${s1}`, name])).code, 0);
+      await assert.rejects(applyPlan([destroy!]), /is not the clone this restore made .*left as it is/);
+      assert.equal((await sh('zfs', ['list', '-H', '-o', 'name', name])).code, 0, 'the other dataset is left alone');
+      assert.ok(await destroyed(), `zfs destroy ${name}`);
     });
   });
 });

@@ -57,6 +57,11 @@ export function zfsSnapshot(run: Runner, dataset: string, snap: string): Promise
   return run('zfs', ['snapshot', `${dataset}@${snap}`]);
 }
 
+/** A clone of a snapshot (`zfs clone -o k=v ... SNAPSHOT TARGET`), mounted by ZFS where its mountpoint says. */
+export function zfsClone(run: Runner, snapshot: string, target: string, props: Readonly<Record<string, string>>): Promise<RunResult> {
+  return run('zfs', ['clone', ...Object.entries(props).flatMap(([k, v]) => ['-o', `${k}=${v}`]), snapshot, target]);
+}
+
 /** Roll back to a snapshot; `destroyNewer` lets ZFS destroy the snapshots taken after it (-r). */
 export function zfsRollback(run: Runner, dataset: string, snap: string, destroyNewer: boolean): Promise<RunResult> {
   return run('zfs', ['rollback', ...(destroyNewer ? ['-r'] : []), `${dataset}@${snap}`]);

@@ -193,6 +193,17 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
         }
       },
     },
+    ...(guestSnapshotMount(share) ? [{
+      name: 'check-snapshot-module',
+      do: async () => {
+        // shadow_copy2 is in samba-vfs-modules, which a template made by an earlier version lacks: smbd
+        // would refuse the share. Then no Previous Versions in the container, said, instead of no share.
+        const st = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba-vfs-modules']).catch(() => '');
+        if (st.includes('install ok installed')) return;
+        share.backing = undefined;
+        warnings.push(`the container template lacks samba-vfs-modules (shadow_copy2): no Previous Versions inside the container; make the template again (template create) or install it there, then re-create the share`);
+      },
+    }] : []),
     {
       name: 'push-smb-conf',
       do: async () => {
