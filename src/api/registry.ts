@@ -7,6 +7,7 @@ import { applyOperations } from './operations/apply.ts';
 import { doctorOp } from './operations/doctor.ts';
 import { adOperations } from './operations/ad.ts';
 import { backupOperations } from './operations/backup.ts';
+import { replicateOp } from './operations/replicate.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
 import { repairOp } from './operations/repair.ts';
@@ -26,6 +27,7 @@ export const operations: Operation<Gateway>[] = [
   doctorOp,
   metricsOp,
   ...backupOperations,
+  replicateOp,
   ...haOperations,
   ...templateOperations,
   ...tokenOperations,

@@ -66,3 +66,13 @@ export function zfsClone(run: Runner, snapshot: string, target: string, props: R
 export function zfsRollback(run: Runner, dataset: string, snap: string, destroyNewer: boolean): Promise<RunResult> {
   return run('zfs', ['rollback', ...(destroyNewer ? ['-r'] : []), `${dataset}@${snap}`]);
 }
+
+/** `zfs send` of a snapshot, incremental from `base` (a snapshot of the same dataset) when given. */
+export function zfsSendArgs(snapshot: string, base?: string): string[] {
+  return ['send', ...(base ? ['-i', base] : []), snapshot];
+}
+
+/** `zfs recv -u TARGET`: not mounted (a mounted replica that changes refuses the next increment). */
+export function zfsRecvArgs(target: string): string[] {
+  return ['recv', '-u', target];
+}
