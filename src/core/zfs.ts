@@ -67,9 +67,12 @@ export function zfsRollback(run: Runner, dataset: string, snap: string, destroyN
   return run('zfs', ['rollback', ...(destroyNewer ? ['-r'] : []), `${dataset}@${snap}`]);
 }
 
-/** `zfs send` of a snapshot, incremental from `base` (a snapshot of the same dataset) when given. */
-export function zfsSendArgs(snapshot: string, base?: string): string[] {
-  return ['send', ...(base ? ['-i', base] : []), snapshot];
+/**
+ * `zfs send` of a snapshot, incremental from `base` (a snapshot of the same dataset) when given;
+ * `intermediates`: with every snapshot between the two (-I instead of -i).
+ */
+export function zfsSendArgs(snapshot: string, base?: string, o: { intermediates?: boolean } = {}): string[] {
+  return ['send', ...(base ? [o.intermediates ? '-I' : '-i', base] : []), snapshot];
 }
 
 /** `zfs recv -u TARGET`: not mounted (a mounted replica that changes refuses the next increment). */

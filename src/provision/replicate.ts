@@ -80,7 +80,7 @@ export async function replicateShare(g: Gateway, sharename: string, targetText: 
     const sent: string[] = [];
     if (t.kind === 'zfs') {
       // -I: the snapshots between the base and the newest go too (the target keeps the same history).
-      const send = { tool: 'zfs', args: zfsSendArgs(`${t.dataset}@${latest}`, base ? `${t.dataset}@${base}` : undefined).map((a) => (a === '-i' ? '-I' : a)) };
+      const send = { tool: 'zfs', args: zfsSendArgs(`${t.dataset}@${latest}`, base ? `${t.dataset}@${base}` : undefined, { intermediates: true }) };
       log(`zfs send ${base ? `-I @${base} ` : ''}${t.dataset}@${latest} | zfs recv ${where}`);
       await runPipe(send, onTarget(target, { tool: 'zfs', args: zfsRecvArgs(target.path) }));
       sent.push(...(base ? mine.slice(mine.indexOf(base) + 1) : [latest]));
