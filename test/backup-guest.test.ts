@@ -59,6 +59,15 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
     await t?.cleanup();
   });
 
+  it('a create that fails later removes the snapshot directory it made (and nothing of another share\'s)', async () => {
+    const r = await t.cli(['create', 'gfail', '--mode', 'lxc', '--path', join(fs.mountpoint, 'gfail'), '--user', 'alice', '--password-file', await t.passwordFile(PW), '--json'], { env: { SMBGW_FAIL_AT: 'save-config' } });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.json!.error!.message, /injected failure at step save-config \(rolled back\)/);
+    const snapRoot = join(fs.mountpoint, '.smbgateway-snapshots');
+    const gdataDir = (snapshottable((await t.cli(['show', 'gdata', '--json'])).json!.data as Share) as { snapdir: string }).snapdir;
+    assert.deepEqual(await readdir(snapRoot), [gdataDir.split('/').pop()], 'only gdata\'s snapshot directory is left');
+  });
+
   it('backup snapshots the host-side data and backs up the container through vzdump, together', async () => {
     await writeFile(join(path(), 'doc.txt'), 'guest v1');
     const before = t.sim.requests.length;
