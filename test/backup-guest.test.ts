@@ -212,7 +212,7 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
 
     it('the VM gets the snapshot directory as a second, read-only virtiofs mount and shadow_copy2 in its smb.conf (testparm)', async () => {
       const g = t.sim.guests.get(vm)!;
-      assert.equal(g.config.virtiofs1, `dirid=smbgw-${vm}-snapshots,cache=auto`);
+      assert.equal(g.config.virtiofs1, `dirid=smbgw-${vm}-snapshots,cache=auto,expose-acl=1`);
       assert.deepEqual(t.sim.mappings.get(`smbgw-${vm}-snapshots`)?.map, [`node=pve1,path=${snapdir}`]);
       const ud = parseYaml(await readFile(join(t.sim.storagePath('local')!, 'snippets', `smbgw-${vm}-user.yaml`), 'utf8')) as { mounts: string[][]; write_files: { path: string; content: string }[] };
       assert.deepEqual(ud.mounts[1], [`smbgw-${vm}-snapshots`, '/srv/snapshots', 'virtiofs', 'ro,nofail', '0', '0']);

@@ -140,7 +140,7 @@ export function vmConfigParams(share: Share, o: { bridge: string; cicustom: stri
     tags: 'smbgateway-share',
   };
   if (o.attachment === 'virtiofs') p.virtiofs0 = `dirid=${o.dirid},cache=auto,expose-acl=1`;
-  if (o.attachment === 'virtiofs' && o.snapshotsDirid) p.virtiofs1 = `dirid=${o.snapshotsDirid},cache=auto`;
+  if (o.attachment === 'virtiofs' && o.snapshotsDirid) p.virtiofs1 = `dirid=${o.snapshotsDirid},cache=auto,expose-acl=1`; // the snapshots keep the share's ACLs
   if (o.attachment === 'rbd') p.scsi1 = `${o.rbd!.storage}:${o.rbd!.sizeGiB},backup=1,discard=on`;
   return p;
 }
