@@ -23,8 +23,12 @@ test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/re
   const backend = await realBackend(t, { vm: true });
   const g = await startSimGateway({ backend, transport: 'token', taskMs: 5, taskTimeout: 900 });
   const fs = await btrfsLoop(g.dir, join(g.storage, 'btrfs')).catch(async (e) => { await g.cleanup(); throw e; });
-  // The VM (virtiofsd holds the data) goes first, then the filesystem.
-  t.after(async () => { await g.cleanup(); await fs.cleanup(); });
+  // In this order: the VM (virtiofsd holds the data) goes first, then the filesystem, then the rest.
+  t.after(async () => {
+    await g.cli(['delete', 'media', '--json']);
+    await fs.cleanup();
+    await g.cleanup();
+  });
   const figures: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => { const t0 = Date.now(); try { return await fn(); } finally { figures[name] = (Date.now() - t0) / 1000; } };
 
