@@ -197,6 +197,36 @@ describe('Active Directory against a real Samba AD DC', () => {
     printed['idmap native'] = `LAB rid 1000000-1999999, * tdb 2000000-2099999; alice ${sid} -> uid ${uid}`;
   });
 
+  it('principals with spaces: @LAB\\Sales Team writes, LAB\\John Smith reads, a non-member is refused', async () => {
+    assert.equal((await lab.samba(['group', 'add', 'Sales Team'])).code, 0);
+    assert.equal((await lab.samba(['group', 'addmembers', 'Sales Team', 'carol'])).code, 0);
+    const jr = await lab.samba(['user', 'create', 'John Smith', USER_PW]);
+    assert.equal(jr.code, 0, jr.stdout + jr.stderr);
+    const path = join(storage, 'sales');
+    const c = await cli(['create', 'sales', '--mode', 'native', '--path', path, '--ad-domain', DOMAIN, '--group', 'LAB\\Sales Team', '--read-user', 'LAB\\John Smith']);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+    const show = await cli(['show', 'sales']);
+    assert.deepEqual([show.json!.data.groups, show.json!.data.read_users], [['LAB\\Sales Team'], ['LAB\\John Smith']], 'stored and read back as given');
+    assert.match(await gwFile('/etc/samba/smbgateway.conf'), /valid users = "@LAB\\Sales Team" "LAB\\John Smith"\n/);
+    // carol, a member of Sales Team, writes and reads back
+    const payload = join(lab.dir, 'sales.txt');
+    const back = join(lab.dir, 'sales-back.txt');
+    await writeFile(payload, `sales figures ${Date.now()}\n`);
+    const w = await smb('sales', 'carol', `put ${payload} q4.txt; get q4.txt ${back}`);
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    assert.equal(await readFile(back, 'utf8'), await readFile(payload, 'utf8'));
+    // John Smith (a name with a space) reads, and may not write
+    const jread = await smb('sales', 'John Smith', 'ls');
+    assert.equal(jread.code, 0, jread.stdout + jread.stderr);
+    assert.match(jread.stdout, /q4\.txt/);
+    const jw = await smb('sales', 'John Smith', 'put /etc/hostname john.txt');
+    assert.match(jw.stdout + jw.stderr, /NT_STATUS_ACCESS_DENIED/);
+    // bob is not in Sales Team
+    const bob = await smb('sales', 'bob', 'ls');
+    assert.match(bob.stdout + bob.stderr, /NT_STATUS_ACCESS_DENIED/);
+    assert.equal((await cli(['delete', 'sales'])).code, 0);
+  });
+
   it('DC down: open sessions keep working; new logons (Kerberos with a service ticket, or NTLM) are refused', async () => {
     // the client holds a service ticket for the gateway (as a Windows client does after its first access)
     const cc = `FILE:${join(lab.client.dir, 'cc.alice')}`;

@@ -89,6 +89,8 @@ export const cliOptions: Record<string, CliOptions> = {
   },
   'ad join': adPasswordOption,
   'ad leave': adPasswordOption,
+  'ha ad join': adPasswordOption,
+  'ha ad leave': adPasswordOption,
   metrics: {
     options: { watch: { type: 'boolean', optional: true, default: false, description: 'Refresh the display every interval until interrupted' } },
   },

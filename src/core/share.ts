@@ -58,15 +58,19 @@ export function accountRule(v: string): string | undefined {
   return undefined;
 }
 
-/** A domain principal as smb.conf and winbind name it: NETBIOSDOMAIN\\name (no spaces). */
-export const DOMAIN_PRINCIPAL_RE = /^([A-Za-z0-9][A-Za-z0-9-]{0,14})\\([A-Za-z0-9_][A-Za-z0-9_.$-]{0,63})$/;
+/**
+ * A domain principal as smb.conf and winbind name it: NETBIOSDOMAIN\\name. The name may hold single
+ * spaces between its characters (`LAB\\Domain Users`, `LAB\\John Smith`); smb.conf lists quote it.
+ */
+export const DOMAIN_PRINCIPAL_RE = /^([A-Za-z0-9][A-Za-z0-9-]{0,14})\\([A-Za-z0-9_](?:[A-Za-z0-9_.$-]| (?=[A-Za-z0-9_.$-])){0,63})$/;
 export const isDomainPrincipal = (v: string): boolean => DOMAIN_PRINCIPAL_RE.test(v);
 /** The NetBIOS domain of a DOMAIN\\name (upper case). */
 export const principalDomain = (v: string): string => (DOMAIN_PRINCIPAL_RE.exec(v)?.[1] ?? '').toUpperCase();
 
 /** users/read_users/groups/read_groups: a local name, or a domain principal DOMAIN\\name (docs/ad.md). */
 export function principalRule(v: string): string | undefined {
-  if (v.includes('\\')) return isDomainPrincipal(v) ? undefined : 'must be DOMAIN\\name for a domain principal (NetBIOS domain, then a name of letters, digits, _ . - $, no spaces)';
+  if (v.startsWith('@')) return 'must be given without @ (a group goes in groups/read_groups as DOMAIN\\group or name; smb.conf gets the @)';
+  if (v.includes('\\')) return isDomainPrincipal(v) ? undefined : 'must be DOMAIN\\name for a domain principal (NetBIOS domain, then a name of letters, digits, _ . - $ and single spaces between them)';
   return accountRule(v);
 }
 

@@ -285,7 +285,8 @@ export interface AdState extends AdConf {
   /** Whether the join added winbind to nsswitch.conf (leave removes it only then). */
   nsswitch_added: boolean;
   joined_at: string;
-  mode: 'native';
+  /** native: this host's own machine account; ha: the CTDB cluster's (ha ad join), this node one of its members. */
+  mode: 'native' | 'ha';
 }
 
 export const adStatePath = (stateDir: string): string => join(stateDir, 'ad.json');
