@@ -152,10 +152,10 @@ describe('Active Directory against a real Samba AD DC', () => {
 
     const c = await timed('create_domain_share', () => cli(['create', 'dom', '--mode', 'native', '--path', path, '--ad-domain', DOMAIN, '--user', 'LAB\\alice', '--group', 'LAB\\staff']));
     assert.equal(c.code, 0, c.stdout + c.stderr);
-    // changing the principals of a domain share is not supported yet: said plainly, nothing changes
-    const upd = await cli(['update', 'dom', '--read-users', 'LAB\\bob']);
+    // a principal added later must resolve too (access and update: test 'access adds and removes domain principals')
+    const upd = await cli(['update', 'dom', '--read-users', 'LAB\\nosuch']);
     assert.equal(upd.code, 2, upd.stdout + upd.stderr);
-    assert.match(upd.json!.error!.message, /^users: changing who may access a share with domain principals \(LAB\\alice\) is not supported yet/);
+    assert.equal(upd.json!.error!.field, 'read_users');
     const show = await cli(['show', 'dom']);
     assert.deepEqual([show.json!.data.users, show.json!.data.groups], [['LAB\\alice'], ['LAB\\staff']], 'stored and read back as given');
 
@@ -193,6 +193,37 @@ describe('Active Directory against a real Samba AD DC', () => {
     const acl = (await lab.gw.run('getfacl', ['-n', '--absolute-names', path])).stdout;
     assert.match(acl, new RegExp(`^user:${uid}:rwx`, 'm'), 'the share root grants alice\'s uid');
     printed['idmap native'] = `LAB rid 1000000-1999999, * tdb 2000000-2099999; alice ${sid} -> uid ${uid}`;
+  });
+
+  it('access adds and removes domain principals: resolved by winbind (an unknown name refused), ACL entries by winbind id, bob writes, alice and @staff are refused', async () => {
+    const path = join(storage, 'dom');
+    const bad = await cli(['access', 'dom', '--add-user', 'LAB\\nosuch']);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.equal(bad.json!.error!.field, 'users');
+    assert.match(bad.json!.error!.message, /LAB\\nosuch does not resolve in lab\.example/);
+    const id = async (name: string, kind: 'uid' | 'gid') => {
+      const sid = (await lab.gw.run('wbinfo', ['--name-to-sid', name])).stdout.split(' ')[0]!;
+      return Number((await lab.gw.run('wbinfo', [`--sid-to-${kind}`, sid])).stdout.trim());
+    };
+    const [alice, bob, staff] = [await id('LAB\\alice', 'uid'), await id('LAB\\bob', 'uid'), await id('LAB\\staff', 'gid')];
+    const acl = async () => (await lab.gw.run('getfacl', ['-n', '--absolute-names', path])).stdout;
+    const r = await timed('access_domain', () => cli(['access', 'dom', '--add-user', 'LAB\\bob', '--remove-user', 'LAB\\alice', '--remove-group', 'LAB\\staff']));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const a1 = await acl();
+    assert.match(a1, new RegExp(`^user:${bob}:rwx`, 'm'));
+    assert.doesNotMatch(a1, new RegExp(`^(default:)?user:${alice}:`, 'm'), 'alice\'s entries are gone');
+    assert.doesNotMatch(a1, new RegExp(`^(default:)?group:${staff}:`, 'm'), 'staff\'s entries are gone');
+    assert.equal((await smb('dom', 'bob', 'put /etc/hostname bob.txt')).code, 0, 'bob writes');
+    assert.equal((await stat(join(path, 'bob.txt'))).uid, bob);
+    for (const u of ['alice', 'carol']) { const x = await smb('dom', u, 'ls'); assert.match(x.stdout + x.stderr, /NT_STATUS_ACCESS_DENIED/, `${u} is refused`); }
+    // and back: alice and the group again (by gid), bob out
+    const back = await cli(['access', 'dom', '--add-user', 'LAB\\alice', '--add-group', 'LAB\\staff', '--remove-user', 'LAB\\bob']);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    const a2 = await acl();
+    assert.match(a2, new RegExp(`^group:${staff}:rwx`, 'm'));
+    assert.match(a2, new RegExp(`^user:${alice}:rwx`, 'm'));
+    assert.doesNotMatch(a2, new RegExp(`^user:${bob}:`, 'm'));
+    assert.equal((await smb('dom', 'carol', 'put /etc/hostname carol2.txt')).code, 0, 'carol writes through @LAB\\staff again');
   });
 
   it('principals with spaces: @LAB\\Sales Team writes, LAB\\John Smith reads, a non-member is refused', async () => {

@@ -291,7 +291,7 @@ export const shareSchema = {
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'json', parse: parseMade, default: [] as Made[], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
-  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
+  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (recorded by create): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
 } as const satisfies Schema;
 
 export type Share = Infer<typeof shareSchema>;
@@ -302,7 +302,7 @@ const PRESET_KEYS: readonly ShareKey[] = ['presets', 'timemachine_max_size', 're
 const ACCESS_KEYS: readonly ShareKey[] = ['users', 'read_users', 'groups', 'read_groups'];
 /** Backups of guest shares live on the host (data snapshot, vzdump through the API): update may change them. */
 const GUEST_BACKUP: readonly ShareKey[] = ['backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'];
-const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
+const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids', 'backing'];
 
 /**
  * Which options each mode takes and which of them `update` may change (as Proxmox's SectionConfig
@@ -315,10 +315,10 @@ export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly Sh
     updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', ...ACCESS_KEYS, ...PRESET_KEYS],
   },
   // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest
-  // (lxc: who has access is changed inside the container, see provision/access-guest.ts).
-  // groups: domain groups only (with ad_domain, docs/ad.md); the container has no local groups to give
-  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory', 'nameserver', 'groups', 'read_groups'], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users'] },
-  vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
+  // (lxc and vm: who has access and the presets are changed inside the guest, see provision/access-guest.ts).
+  // lxc groups: domain groups only (with ad_domain, docs/ad.md); the container has no local groups to give
+  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory', 'nameserver', 'groups', 'read_groups', ...PRESET_KEYS], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users', ...PRESET_KEYS] },
+  vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach', ...PRESET_KEYS], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users', ...PRESET_KEYS] },
 };
 
 const isDefault = (k: ShareKey, v: unknown) => {
@@ -370,5 +370,7 @@ function checkPresets(s: Share): void {
   if (s.recycle_keep_days !== undefined && !p.includes('recycle')) throw invalid('recycle_keep_days', 'applies to the recycle preset only (add --preset recycle)');
   if (p.includes('private') && s.guest_ok) throw invalid('presets', 'private gives each user a directory of their own: it cannot be combined with guest access');
   if (p.includes('private') && s.path.includes("'")) throw invalid('path', "must not contain ' with the private preset (the per-user directory is made by a command line)");
+  if (p.includes('audit') && s.mode !== 'native') throw invalid('presets', `audit is a native-mode preset: in ${s.mode} mode its records would stay in the guest's log, which the audit query and metrics do not read`);
+  if (s.recycle_keep_days !== undefined && s.mode === 'vm' && s.vm_attach === 'rbd') throw invalid('recycle_keep_days', 'the share\'s data is on an RBD disk inside the VM, where the daemon cannot purge the recycle bin');
   if (p.includes('timemachine') && s.read_only) throw invalid('presets', 'timemachine needs a writable share (read_only is set)');
 }

@@ -314,6 +314,34 @@ export class RealGuestBackend implements GuestBackend {
     }
   }
 
+  /** guest-exec through the agent (stdin as input-data, output captured), then guest-exec-status until it exits. */
+  async vmExec(g: SimGuest, argv: string[], stdin?: Buffer): Promise<ExecResult> {
+    const vm = this.vms.get(g.vmid)?.vm;
+    if (!vm || !alive(vm.pid)) throw new Error('QEMU guest agent is not running');
+    const { pid } = await vm.agent({ execute: 'guest-exec', arguments: { path: argv[0], arg: argv.slice(1), 'capture-output': true, ...(stdin ? { 'input-data': stdin.toString('base64') } : {}) } }, 10_000) as { pid: number };
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const st = await vm.agent({ execute: 'guest-exec-status', arguments: { pid } }, 10_000) as { exited: boolean; exitcode?: number; signal?: number; 'out-data'?: string; 'err-data'?: string };
+      if (st.exited) {
+        const dec = (x?: string) => (x ? Buffer.from(x, 'base64').toString('utf8') : '');
+        return { code: st.exitcode ?? 128 + (st.signal ?? 0), stdout: dec(st['out-data']), stderr: dec(st['err-data']) };
+      }
+      if (Date.now() > deadline) throw new Error(`guest-exec ${argv[0]} did not finish`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async vmWriteFile(g: SimGuest, path: string, data: Buffer): Promise<void> {
+    const vm = this.vms.get(g.vmid)?.vm;
+    if (!vm || !alive(vm.pid)) throw new Error('QEMU guest agent is not running');
+    const h = await vm.agent({ execute: 'guest-file-open', arguments: { path, mode: 'w' } }, 10_000) as number;
+    try {
+      await vm.agent({ execute: 'guest-file-write', arguments: { handle: h, 'buf-b64': data.toString('base64') } }, 10_000);
+    } finally {
+      await vm.agent({ execute: 'guest-file-close', arguments: { handle: h } }, 10_000);
+    }
+  }
+
   /** The forwarded 127.0.0.1 port of the running VM whose user-mode address is `host` (10.0.<n>.15). */
   vmPortFor(host: string, guestPort = 445): number | undefined {
     for (const v of this.vms.values()) if (v.vm && host === `10.0.${v.subnet}.15`) return v.vm.ports[guestPort];
