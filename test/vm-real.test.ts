@@ -4,7 +4,8 @@
  * snippet, power-off, convert) and creates the share: a linked clone booted with the gateway's
  * cloud-init snippet and the share path over virtiofs through the directory mapping. A client outside
  * the VM writes and reads over SMB (QEMU forwards the guest's port 445 to 127.0.0.1); the bytes land in
- * the host path with the uid the user has inside. Delete removes the VM, the snippet and the mapping.
+ * the host path with the uid the user has inside. An access change inside the VM through the guest agent
+ * (one user added, one removed) is proven over SMB. Delete removes the VM, the snippet and the mapping.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +17,7 @@ import { realBackend } from './guests/pve-backend.ts';
 import { sh } from './helpers/gateway.ts';
 import { startSimGateway } from './pve-sim/gateway.ts';
 
-test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/read from outside, delete', { timeout: 1_200_000 }, async (t) => {
+test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/read from outside, access change through the guest agent, delete', { timeout: 1_200_000 }, async (t) => {
   const backend = await realBackend(t, { vm: true });
   const g = await startSimGateway({ backend, transport: 'token', taskMs: 5, taskTimeout: 900 });
   t.after(() => g.cleanup());
@@ -55,6 +56,26 @@ test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/re
   const get = await smb(`lcd ${work}; get from-host.bin down.bin`);
   assert.equal(get.code, 0, get.stdout + get.stderr);
   assert.deepEqual(await readFile(join(work, 'down.bin')), hostBytes);
+
+  // Day two inside the VM through the guest agent: dave added (account, Samba password on the agent's
+  // stdin, smb.conf written and reloaded), carol removed; dave writes over SMB, carol is refused.
+  const pw2 = `Pw-${randomBytes(6).toString('hex')}`;
+  const pwf2 = join(g.dir, 'pw2');
+  await writeFile(pwf2, pw2 + '\n', { mode: 0o600 });
+  const acc = await timed('accessSeconds', () => g.cli(['access', 'media', '--add-user', 'dave', '--remove-user', 'carol', '--password-file', pwf2, '--json']));
+  assert.equal(acc.code, 0, acc.stdout + acc.stderr);
+  const daveUid = Number(acc.json!.data.share.guest_uids.find((e: string) => e.startsWith('dave:')).split(':')[1]);
+  const auth2 = join(work, 'auth2');
+  await writeFile(auth2, `username = dave\npassword = ${pw2}\n`, { mode: 0o600 });
+  const daveBytes = randomBytes(8192);
+  await writeFile(join(work, 'dave.bin'), daveBytes);
+  const davePut = await sh('smbclient', ['-s', '/dev/null', '-p', String(port), '//127.0.0.1/media', '-A', auth2, '-c', `lcd ${work}; put dave.bin dave.bin`]);
+  assert.equal(davePut.code, 0, davePut.stdout + davePut.stderr);
+  assert.deepEqual(await readFile(join(path, 'dave.bin')), daveBytes);
+  assert.equal((await stat(join(path, 'dave.bin'))).uid, daveUid);
+  const carol = await smb('ls');
+  assert.notEqual(carol.code, 0, 'carol is refused after her removal');
+  assert.match(carol.stdout + carol.stderr, /NT_STATUS_LOGON_FAILURE|NT_STATUS_ACCESS_DENIED/);
 
   const d = await timed('deleteSeconds', () => g.cli(['delete', 'media', '--json']));
   assert.equal(d.code, 0, d.stdout + d.stderr);

@@ -6,6 +6,7 @@ import { auditOp } from './operations/audit.ts';
 import { applyOperations } from './operations/apply.ts';
 import { doctorOp } from './operations/doctor.ts';
 import { adOperations } from './operations/ad.ts';
+import { haAdOperations } from './operations/ha-ad.ts';
 import { backupOperations } from './operations/backup.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
@@ -32,4 +33,5 @@ export const operations: Operation<Gateway>[] = [
   repairOp,
   ...sessionOperations,
   ...adOperations,
+  ...haAdOperations,
 ];

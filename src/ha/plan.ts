@@ -4,6 +4,7 @@
  * and the `net conf` commands that put a share into CTDB's replicated registry. They also parse what
  * `ctdb -X status` and `ctdb -X ip` print. Nothing here does I/O.
  */
+import { adGlobalParams, type AdConf } from '../samba/ads.ts';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { netConfShareArgs } from '../samba/netconf.ts';
 import { NODE_RE } from '../core/formats.ts';
@@ -295,6 +296,8 @@ export interface ClusteredSmbOptions {
   /** The same NetBIOS name on all nodes: clients see one server. */
   netbiosName: string;
   workgroup?: string;
+  /** The cluster's domain membership (docs/ad.md, HA): one machine account for the NetBIOS name. */
+  ad?: AdConf;
   /** Extra [global] lines kept by the deployment (e.g. private directories of a test node). */
   extra?: [string, string][];
 }
@@ -311,8 +314,8 @@ export function clusteredGlobalParams(o: ClusteredSmbOptions): [string, string][
   const p: [string, string][] = [
     ['clustering', 'yes'],
     ['netbios name', o.netbiosName.toUpperCase()],
-    ['workgroup', o.workgroup ?? 'WORKGROUP'],
-    ['server role', 'standalone server'],
+    ['workgroup', o.ad?.workgroup.toUpperCase() ?? o.workgroup ?? 'WORKGROUP'],
+    ['server role', o.ad ? 'member server' : 'standalone server'],
     ['vfs objects', 'fileid'],
     ['fileid:algorithm', 'fsid'],
     ['disable netbios', 'yes'],
@@ -321,6 +324,8 @@ export function clusteredGlobalParams(o: ClusteredSmbOptions): [string, string][
     ['printcap name', '/dev/null'],
     ['disable spoolss', 'yes'],
   ];
+  // a domain member: security = ads, realm, winbind's idmap (rid: the same ids on every node)
+  if (o.ad) p.push(...adGlobalParams(o.ad).filter(([k]) => k !== 'workgroup' && k !== 'server role'));
   for (const [k, v] of o.extra ?? []) {
     noBreak('smb_conf', k + v);
     p.push([k, v]);

@@ -17,6 +17,7 @@ import {
   nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, RADOS_LOCK_DURATION_DEFAULT, RADOS_LOCK_DURATION_MAX, RADOS_LOCK_DURATION_MIN, type ClusterNode,
 } from './plan.ts';
 import { sshRunner } from './transport.ts';
+import { ensureWinbind } from './winbind.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
@@ -62,7 +63,12 @@ export interface HaDeployResult {
  * Runner of each node (tests pass namespace runners; the default is SSH).
  */
 export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner = defaultRunnerFor(g)): Promise<HaDeployResult> {
-  return g.store.locked(async () => {
+  return g.store.locked(() => deployHaLocked(g, p, runnerFor));
+}
+
+/** deployHa, with the store's lock already held (ha ad join/leave deploy inside their own plan). */
+export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>, runnerFor: (n: ClusterNode) => Runner): Promise<HaDeployResult> {
+  {
     const prev = await loadHaConfig(g.settings.storeDir);
     const nodes = p.nodes?.length ? parseNodeList(p.nodes) : prev?.nodes ?? (g.settings.isPve ? await pveNodes(g) : undefined);
     if (!nodes) throw invalid('nodes', 'give the cluster nodes as name=address (no Proxmox cluster to read them from)');
@@ -83,6 +89,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       leader_timeout: p.leader_timeout ?? prev?.leader_timeout,
       vips: prev?.vips ?? {},
       registry_shares: prev?.registry_shares ?? [],
+      ...(prev?.ad ? { ad: prev.ad } : {}),
     };
     const parsed = parseClusterLock(cfg.cluster_lock);
     // A lease only a RADOS lock has: refused with another lock rather than ignored.
@@ -104,7 +111,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       removed,
       ctdb: { lock, forceNoLock: cfg.force_no_lock, logLocation: cfg.log_location, leaderTimeout: cfg.leader_timeout },
       // the same hardening as native mode ([global] of the security profiles), one NetBIOS name for all nodes
-      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares) },
+      smb: { netbiosName: cfg.netbios_name, extra: globalParams(shares), ...(cfg.ad ? { ad: cfg.ad } : {}) },
       publicAddresses: addrs,
       shares,
       cephEvict: cephEvictFor(g, shares, nodes),
@@ -115,6 +122,13 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       failAt: failAtFromEnv(),
       log: g.log,
     });
+    // a joined cluster: every node (a new or restarted one too) runs winbindd and resolves domain users
+    if (cfg.ad?.joined_at) {
+      const wb = await ensureWinbind(haNodes, cfg.services);
+      for (const n of wb.nsswitch) (report.changes[n] ??= []).push('added winbind to nsswitch.conf');
+      for (const n of wb.started) (report.changes[n] ??= []).push('started winbindd');
+      cfg.ad = { ...cfg.ad, nsswitch_added: [...new Set([...cfg.ad.nsswitch_added, ...wb.nsswitch])] };
+    }
     await saveHaConfig(g.settings.storeDir, { ...cfg, vips, registry_shares: shares.map((s) => s.sharename) });
     const holders: Record<string, string> = {};
     for (const [share, v] of Object.entries(vips)) {
@@ -123,7 +137,7 @@ export async function deployHa(g: Gateway, p: Infer<typeof haDeploySchema>, runn
       holders[share] = nodes.find((n) => n.address === st?.address)?.name ?? '-';
     }
     return { nodes, vips, changes: report.changes, steps: report.steps, holders };
-  });
+  }
 }
 
 /** With CephFS HA shares: what the event script that evicts dead nodes' CephFS sessions needs. */

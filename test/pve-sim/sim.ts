@@ -8,7 +8,7 @@
  * `permissions.check` for API tokens, plus the handler rules that matter here (bind mounts only for
  * root@pam). Faults can be injected per endpoint. PVE_SIM_LOG=<file> appends one JSON line per request.
  *
- * Node-local commands (`pvesh`, `pct`, and a fake `smbclient` for the fake backend) are shims in
+ * Node-local commands (`pvesh`, `pct`, `qm guest exec`, and a fake `smbclient` for the fake backend) are shims in
  * `binDir`: small scripts that talk to the simulator as root@pam of the local node.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -86,6 +86,8 @@ export class PveSim {
   certFile = '';
   binDir = '';
   private pidCounter = 0x1000;
+  private agentPidCounter = 4000;
+  private readonly agentProcs = new Map<number, { vmid: number; result?: { code: number; stdout: string; stderr: string } }>();
   private logFile: string | undefined;
 
   constructor(opts: SimOptions) {
@@ -278,7 +280,7 @@ export class PveSim {
 
   private record(method: string, path: string, params: Values, user: string): void {
     const p = { ...params };
-    for (const k of ['password', 'secret']) if (k in p) p[k] = '***';
+    for (const k of ['password', 'secret', 'input-data']) if (k in p) p[k] = '***';
     const entry = { method, path, params: p, user };
     this.requests.push(entry);
     if (this.logFile) appendFileSync(this.logFile, JSON.stringify(entry) + '\n');
@@ -320,6 +322,15 @@ export class PveSim {
   private guest(node: string, vmid: number, kind: 'lxc' | 'qemu'): SimGuest {
     const g = this.guests.get(vmid);
     if (!g || g.kind !== kind || g.node !== node) throw new HttpError(500, `Configuration file 'nodes/${node}/${kind}/${vmid}.conf' does not exist`);
+    return g;
+  }
+
+  /** A running VM with the agent configured and answering (what PVE's agent calls check). */
+  private async agentGuest(node: string, vmid: number): Promise<SimGuest> {
+    const g = this.guest(node, vmid, 'qemu');
+    if (g.status !== 'running') throw new HttpError(500, `VM ${vmid} is not running`);
+    if (!/^(1|enabled=1)/.test(g.config.agent ?? '')) throw new HttpError(500, 'No QEMU guest agent configured');
+    if (!this.backend.vmExec || !(await this.backend.vmAgentInterfaces(g))) throw new HttpError(500, 'QEMU guest agent is not running');
     return g;
   }
 
@@ -665,6 +676,37 @@ export class PveSim {
         return { result: r };
       }
 
+      // Guest agent commands: started asynchronously (a pid), followed with exec-status, as qemu-ga does.
+      case 'POST /nodes/{node}/qemu/{vmid}/agent/exec': {
+        const g = await this.agentGuest(node, vmid);
+        const argv = ([] as string[]).concat(v.command ?? []);
+        if (!argv.length) throw new HttpError(500, "no command specified");
+        const input = s('input-data');
+        const pid = ++this.agentPidCounter;
+        const proc: { vmid: number; result?: { code: number; stdout: string; stderr: string } } = { vmid };
+        this.agentProcs.set(pid, proc);
+        const fault = this.takeFault('AGENT', `${argv[0]} ${vmid}`) ?? this.takeFault('AGENT', argv[0]!);
+        const work = fault ? Promise.resolve({ code: 1, stdout: '', stderr: (fault.message ?? 'injected failure') + '\n' }) : this.backend.vmExec!(g, argv, input === undefined ? undefined : Buffer.from(input));
+        void work.then((r) => { proc.result = r; }, (e: Error) => { proc.result = { code: 127, stdout: '', stderr: e.message }; });
+        return { pid };
+      }
+      case 'GET /nodes/{node}/qemu/{vmid}/agent/exec-status': {
+        await this.agentGuest(node, vmid);
+        const pid = Number(s('pid'));
+        const p = this.agentProcs.get(pid);
+        if (!p || p.vmid !== vmid) throw new HttpError(500, `Agent error: Invalid parameter 'pid'`);
+        if (!p.result) return { exited: 0 };
+        this.agentProcs.delete(pid);
+        return { exited: 1, exitcode: p.result.code, ...(p.result.stdout ? { 'out-data': p.result.stdout } : {}), ...(p.result.stderr ? { 'err-data': p.result.stderr } : {}) };
+      }
+      case 'POST /nodes/{node}/qemu/{vmid}/agent/file-write': {
+        const g = await this.agentGuest(node, vmid);
+        const encode = s('encode') === undefined || TRUE(s('encode'));
+        const content = s('content') ?? '';
+        await this.backend.vmWriteFile!(g, s('file')!, encode ? Buffer.from(content, 'utf8') : Buffer.from(content, 'base64'));
+        return null;
+      }
+
       // --- cluster-wide config ---
       case 'GET /cluster/mapping/dir': return [...this.mappings.values()];
       case 'POST /cluster/mapping/dir': {
@@ -866,6 +908,23 @@ export class PveSim {
       }
       return { code: 255, stdout: '', stderr: `unknown command 'pct ${verb}'\n` };
     }
+    if (path === '/sim/qm') {
+      // qm guest exec <vmid> [--pass-stdin 1] [--timeout N] -- <command...>: the result as qm prints it (JSON).
+      const args = body.args as string[];
+      if (args[0] !== 'guest' || args[1] !== 'exec') return { code: 255, stdout: '', stderr: `unknown command 'qm ${args.slice(0, 2).join(' ')}'\n` };
+      const vmid = Number(args[2]);
+      const dd = args.indexOf('--');
+      const argv = dd >= 0 ? args.slice(dd + 1) : [];
+      const opts = args.slice(3, dd >= 0 ? dd : undefined);
+      const passStdin = opts.includes('--pass-stdin') && opts[opts.indexOf('--pass-stdin') + 1] === '1';
+      this.record('QM', `guest exec ${vmid}`, { args: argv }, 'root@pam');
+      let g: SimGuest;
+      try { g = await this.agentGuest(this.localNode, vmid); } catch (e) { return { code: 255, stdout: '', stderr: (e as Error).message + '\n' }; }
+      const fault = this.takeFault('AGENT', `${argv[0]} ${vmid}`) ?? this.takeFault('AGENT', argv[0] ?? '');
+      const r = fault ? { code: 1, stdout: '', stderr: (fault.message ?? 'injected failure') + '\n' }
+        : await this.backend.vmExec!(g, argv, passStdin && body.stdin ? Buffer.from(String(body.stdin), 'base64') : undefined);
+      return { code: 0, stdout: JSON.stringify({ exitcode: r.code, exited: 1, ...(r.stdout ? { 'out-data': r.stdout } : {}), ...(r.stderr ? { 'err-data': r.stderr } : {}) }, null, 2) + '\n', stderr: '' };
+    }
     if (path === '/sim/probe') {
       if (!this.backend.probe) return { ok: false, output: 'the backend has no fake probe' };
       return this.backend.probe(String(body.host), String(body.share), String(body.user), String(body.password));
@@ -946,6 +1005,18 @@ function readStdin() { try { return fs.readFileSync(0); } catch { return Buffer.
   process.exit(j.data.code);
 })().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(255); });
 `;
+    const qm = common + `
+(async () => {
+  const args = process.argv.slice(2);
+  const body = { args };
+  if (args.includes('--pass-stdin')) { const s = readStdin(); if (s.length) body.stdin = s.toString('base64'); }
+  const r = await call('POST', '/sim/qm', JSON.stringify(body));
+  const j = JSON.parse(r.body);
+  if (r.status !== 200) { process.stderr.write((j.message || r.reason) + '\\n'); process.exit(255); }
+  process.stdout.write(j.data.stdout || ''); process.stderr.write(j.data.stderr || '');
+  process.exit(j.data.code);
+})().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(255); });
+`;
     const smbclient = common + `
 (async () => {
   const a = process.argv.slice(2);
@@ -961,7 +1032,7 @@ function readStdin() { try { return fs.readFileSync(0); } catch { return Buffer.
   process.exit(r.ok ? 0 : 1);
 })().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(1); });
 `;
-    for (const [name, text] of [['pvesh', pvesh], ['pct', pct], ['smbclient', smbclient]] as const) {
+    for (const [name, text] of [['pvesh', pvesh], ['pct', pct], ['qm', qm], ['smbclient', smbclient]] as const) {
       const f = join(this.binDir, name);
       writeFileSync(f, text);
       chmodSync(f, 0o755);
