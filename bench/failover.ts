@@ -10,13 +10,15 @@
  *   node --import tsx bench/failover.ts [trials]      (default 10; root; npm run bench:failover)
  *   FAILOVER_LEADER_TIMEOUT=<s> sets ctdb.conf's leader timeout (CTDB default 5 s)
  *   --ceph: Ceph variant: a 1-mon/1-OSD/1-MDS cluster on the namespaces' bridge, the cluster lock in
- *   RADOS (ctdb_mutex_ceph_rados_helper, pool created by the deploy)
+ *   RADOS (ctdb_mutex_ceph_rados_helper, pool created by the deploy) and the share's data on CephFS,
+ *   served by every node's smbd through vfs_ceph
+ *   FAILOVER_LOCK_DURATION=<s> (with --ceph) sets the RADOS lock's lease (ha deploy --cluster-lock-duration)
  *
  * Last line: failover_median_s=<x> failover_max_s=<y> trials=<n>
  */
 import { randomBytes } from 'node:crypto';
 import { validate } from '../src/core/schema.ts';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeGateway } from '../src/provision/context.ts';
 import { deployHa, haDeploySchema } from '../src/ha/service.ts';
@@ -25,7 +27,7 @@ import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { ctdbStatus, moveVip, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { startNetnsCluster, type TestNode } from '../test/helpers/netns.ts';
-import { startCephForCluster, type TestCeph } from '../test/helpers/ceph.ts';
+import { cephShareDir, startCephForCluster, type TestCeph } from '../test/helpers/ceph.ts';
 
 const args = process.argv.slice(2);
 const onCeph = args.includes('--ceph');
@@ -56,18 +58,23 @@ async function main(): Promise<void> {
     const gwDir = join(c.dir, 'gw');
     const settings = { ...defaultSettings(), isPve: false, node: 'n1', storeDir: join(gwDir, 'etc'), lockDir: join(gwDir, 'lock'), stateDir: join(gwDir, 'state'), allowedRoots: [c.dir] };
     const sharename = `bench${c.id}`;
-    const data = join(c.shared, 'data');
+    let data = join(c.shared, 'data');
     const shareExtra: Record<string, unknown> = {};
     let clusterLock = join(c.shared, '.ctdb.lock');
     if (onCeph) {
-      // The data stays on the shared directory: CephFS through vfs_ceph on clustered nodes is not working yet (docs/cephfs.md).
       ceph = await startCephForCluster(c);
       out(`ceph cluster on the bridge started in ${(ceph.startMs / 1000).toFixed(1)} s`);
       Object.assign(settings, { cephConf: ceph.conf });
       clusterLock = `rados:ceph:client.admin:smbgw_ctdb:lock${c.id}`;
+      // the share's directory in CephFS and the gateway's CephX client, as create makes them
+      const uid = Number((await execRunner('id', ['-u', user])).stdout.trim());
+      const cfs = await cephShareDir(ceph, c.dir, settings, c.nodes[0]!.run, uid);
+      data = cfs.data;
+      Object.assign(shareExtra, { backing: 'cephfs', created: [cfs.rec] });
+    } else {
+      await mkdir(data, { recursive: true });
+      await execRunner('chown', [user, data]);
     }
-    await mkdir(data, { recursive: true });
-    await execRunner('chown', [user, data]);
     const gw = makeGateway(settings, c.nodes[0]!.run);
     await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto', ...shareExtra }, { allowInternal: true })]);
     const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
@@ -77,6 +84,7 @@ async function main(): Promise<void> {
       nodes: c.nodes.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: clusterLock, ...(onCeph ? { create_lock_pool: true } : {}),
       vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `BENCH${c.id}`,
       ...(process.env.FAILOVER_LEADER_TIMEOUT ? { leader_timeout: Number(process.env.FAILOVER_LEADER_TIMEOUT) } : {}),
+      ...(onCeph && process.env.FAILOVER_LOCK_DURATION ? { cluster_lock_duration: Number(process.env.FAILOVER_LOCK_DURATION) } : {}),
     }), runnerFor);
     const vip = dep.vips[sharename]!.split('/')[0]!;
     out(`cluster ${c.id} (${c.net}.0/24) deployed in ${((Date.now() - t0) / 1000).toFixed(1)} s; VIP ${vip} on ${dep.holders[sharename]}`);
@@ -126,7 +134,7 @@ async function main(): Promise<void> {
       if (i < trials) await deployHa(gw, validate(haDeploySchema, {}), runnerFor); // brings the dead node back (starts its ctdbd and smbd)
     }
     for (const [k, xs] of Object.entries(byKind)) if (xs.length) out(`holder ${k === 'leader' ? 'was' : 'was not'} the leader: median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s over ${xs.length}`);
-    if (onCeph) out('(Ceph variant: cluster lock in RADOS)');
+    if (onCeph) out(`(Ceph variant: cluster lock in RADOS, lease ${(await readFile(join(c.nodes[0]!.dir, 'etc-ctdb', 'ctdb.conf'), 'utf8')).match(/cluster lock = .* (\d+)$/m)?.[1] ?? '?'} s; data on CephFS through vfs_ceph)`);
     out(`failover_median_s=${median(results).toFixed(2)} failover_max_s=${Math.max(...results).toFixed(2)} trials=${results.length}`);
   } catch (e) {
     failed = true;

@@ -11,7 +11,10 @@ describe('AD: domain principals in shares', () => {
     assert.equal(principalRule('EXAMPLE-CORP\\j.doe'), undefined);
     assert.equal(principalRule('alice'), undefined);
     assert.match(principalRule('LAB\\')!, /DOMAIN\\name/);
-    assert.match(principalRule('LAB\\Domain Users')!, /no spaces/);
+    assert.equal(principalRule('LAB\\Domain Users'), undefined);
+    assert.match(principalRule('LAB\\Domain  Users') ?? '', /single spaces/);
+    assert.match(principalRule('LAB\\Domain ')!, /single spaces/);
+    assert.match(principalRule('@LAB\\staff')!, /without @/);
     assert.match(principalRule('\\alice')!, /DOMAIN\\name/);
     assert.match(principalRule('A\\B\\c')!, /DOMAIN\\name/);
     assert.match(principalRule('root')!, /system account/);
@@ -68,5 +71,18 @@ describe('AD: net ads output', () => {
     assert.doesNotMatch(bad.message, /Password for/);
     assert.match(adsFailure('joining', 'krb5: Clock skew too great', ctx).message, /clock differs/);
     assert.equal(adsFailure('joining', "Didn't find the cldap server!", ctx).code, 'unreachable');
+  });
+});
+
+describe('AD: the clustered smb.conf of a joined CTDB cluster', () => {
+  it('keeps clustering, the registry and the cluster\'s NetBIOS name, and becomes a member server with one workgroup', async () => {
+    const { renderClusteredSmbConf } = await import('../src/ha/plan.ts');
+    const text = renderClusteredSmbConf({ netbiosName: 'ha1', ad: { realm: 'lab.example', workgroup: 'lab', idmap: IDMAP.native } });
+    for (const l of ['clustering = yes', 'netbios name = HA1', 'workgroup = LAB', 'server role = member server', 'security = ads', 'realm = LAB.EXAMPLE', 'idmap config LAB : backend = rid', 'include = registry']) {
+      assert.ok(text.includes(`   ${l}\n`), `${l} in\n${text}`);
+    }
+    assert.equal(text.match(/workgroup =/g)!.length, 1);
+    assert.equal(text.match(/server role =/g)!.length, 1);
+    assert.doesNotMatch(renderClusteredSmbConf({ netbiosName: 'ha1' }), /security = ads|realm/);
   });
 });

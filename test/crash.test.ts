@@ -39,6 +39,41 @@ async function ownUidRange(g: TestGateway): Promise<void> {
 const BOB_PW = 'Crash-bob-456';
 const WHEN = ['SMBGW_KILL_BEFORE', 'SMBGW_KILL_AT'] as const;
 
+/**
+ * An access change of a guest share (alice out, bob in) killed once bob is added, as alice's removal
+ * starts, and once it is done (every guest step before it done), then repaired: the guest's accounts (Samba password included), its smb.conf, the host ACL, the secrets and
+ * shares.cfg as before, i.e. the guest consistent with the store again.
+ */
+async function guestAccessCrashes(t: SimGateway, fake: FakeBackend, name: string): Promise<void> {
+  const share = (await t.gw.store.get(name))!;
+  const st = fake.state(share.vmid!);
+  const guestState = async () => ({
+    cfg: await t.gw.store.readRaw(),
+    conf: st.files.get('/etc/samba/smbgateway.conf')?.data,
+    users: [...st.unixUsers].sort(),
+    samba: [...new Set([...st.sambaUsers.keys(), ...st.ntHashes.keys()])].sort(),
+    hashes: [...st.ntHashes].sort(),
+    acl: (await sh('getfacl', ['-R', '-n', '--absolute-names', share.path])).stdout,
+    secrets: [await t.gw.store.readSecret(name, 'alice'), await t.gw.store.readSecret(name, 'bob')],
+  });
+  const initial = await guestState();
+  assert.deepEqual(initial.users.map(([u]) => u), ['alice']);
+  assert.ok(initial.conf?.includes('valid users = alice'));
+  const pw = await t.passwordFile(BOB_PW);
+  for (const [when, step] of [['SMBGW_KILL_AT', 'add-guest-users'], ['SMBGW_KILL_BEFORE', 'remove-guest-users'], ['SMBGW_KILL_AT', 'remove-guest-users']] as const) {
+    const r = await t.cli(['access', name, '--add-user', 'bob', '--remove-user', 'alice', '--password-file', pw, '--json'], { env: { [when]: step } });
+    assert.equal(r.signal, 'SIGKILL', `${when}=${step}: ${r.stdout}${r.stderr}`);
+    assert.notDeepEqual(await guestState(), initial, `${when}=${step}: the kill left changes to repair`);
+    const rep = await t.cli(['repair', '--json']);
+    assert.equal(rep.code, 0, rep.stdout + rep.stderr);
+    const x = rep.json!.data.repaired[0];
+    assert.equal(x.direction, 'rolled back');
+    assert.equal(x.complete, true, JSON.stringify(x));
+    assert.deepEqual(await guestState(), initial, `${when}=${step}: repaired`);
+    if (st.sambaUsers.size) assert.equal(st.sambaUsers.get('alice'), PW, 'alice\'s password is hers again');
+  }
+}
+
 describe('the journal engine', () => {
   let dir: string;
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'smbgw-journal-')); });
@@ -459,12 +494,20 @@ describe('kill -9 during lxc create and delete (Proxmox VE simulator), then repa
     await assert.rejects(stat(join(t.storage, 'ct')));
     assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
   });
+
+  it('access killed mid-plan (pct exec): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
+    const ok = await lxcCreate({});
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    await guestAccessCrashes(t, fake, 'ct');
+  });
 });
 
 describe('kill -9 during vm create and delete (Proxmox VE simulator, API token), then repair', () => {
   let t: SimGateway;
+  let fake: FakeBackend;
   before(async () => {
-    t = await startSimGateway({ backend: new FakeBackend({ preinstalled: ['samba', 'qemu-guest-agent'] }), transport: 'token' });
+    fake = new FakeBackend({ preinstalled: ['samba', 'qemu-guest-agent'] });
+    t = await startSimGateway({ backend: fake, transport: 'token' });
     const r = await t.cli(['template', 'create', '--mode', 'vm', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
@@ -513,5 +556,11 @@ describe('kill -9 during vm create and delete (Proxmox VE simulator, API token),
     assert.deepEqual(await snippets(), []);
     assert.equal((await t.cli(['list', '--json'])).json!.data.length, 0);
     assert.ok((await stat(join(t.storage, 'vmx'))).isDirectory(), 'the data stays without --purge');
+  });
+
+  it('access killed mid-plan (guest agent): repair puts its accounts, smb.conf, ACL, secrets and config back', async () => {
+    const ok = await t.cli(['create', 'vma', '--mode', 'vm', '--path', join(t.storage, 'vma'), '--user', 'alice', '--password-file', await t.passwordFile(PW), '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    await guestAccessCrashes(t, fake, 'vma');
   });
 });

@@ -21,11 +21,12 @@ import { defaultSettings, settingsJson } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { resolveVips, saveHaConfig, type HaConfig } from '../src/ha/config.ts';
 import {
-  clusterLockValue, judgeCluster, netConfShareCommands, nodesFromPveClusterStatus, parseClusterLock, parseCtdbIps,
+  clusterLockValue, type ClusterLock, judgeCluster, netConfShareCommands, nodesFromPveClusterStatus, parseClusterLock, parseCtdbIps,
   parseCtdbStatus, parseNodeList, parseNodesFile, parsePublicAddresses, pickVip, registryMatches,
   renderClusteredSmbConf, renderCtdbConf, renderNodesFile, renderPublicAddresses,
 } from '../src/ha/plan.ts';
 import { shQuote, sshRunner } from '../src/ha/transport.ts';
+import { CEPH_EVICT_SCRIPT, renderCephEvictScript } from '../src/ha/cephevict.ts';
 import { CLI, sh } from './helpers/gateway.ts';
 
 const nodes = [
@@ -58,6 +59,9 @@ test('HA without a cluster lock is refused unless forced (split brain)', () => {
   assert.throws(() => clusterLockValue({ kind: 'file', path: '/a b' }), /white space/);
   assert.throws(() => parseClusterLock('rados:ceph:admin'), /rados:<ceph cluster>/);
   assert.throws(() => clusterLockValue(parseClusterLock('rados:ceph:client.admin:pool:obj;rm')), /rados object/);
+  // the RADOS lock's lease is the helper's 5th argument, checked
+  assert.equal(clusterLockValue({ ...parseClusterLock('rados:ceph:client.admin:ctdb:lock1'), duration: 4 } as ClusterLock), '!/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper ceph client.admin ctdb lock1 4');
+  for (const d of [0, 1, 1.5, 121]) assert.throws(() => clusterLockValue({ ...parseClusterLock('rados:ceph:client.admin:ctdb:lock1'), duration: d } as ClusterLock), /cluster_lock_duration: must be a whole number of seconds, 2\.\.120/);
   assert.throws(() => renderCtdbConf({ lock: { kind: 'file', path: '/x' }, logLocation: 'file:/x\n[cluster]' }), /line break/);
 });
 
@@ -72,6 +76,12 @@ test('deploy refuses a cluster without a lock before touching any node', async (
     assert.deepEqual(calls, [], 'no command ran on any node');
     await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1', 'pve1=10.0.0.2'], interface: 'eth0', cluster_lock: '/s/l' }), () => spy), /nodes: node pve1 is listed twice/);
     await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1'], cluster_lock: '/s/l' }), () => spy), /interface: give the network interface/);
+    // a lease is a RADOS lock's: refused with a lock file, not ignored; out of range refused by the schema
+    await assert.rejects(deployHa(g, validate(haDeploySchema, { nodes: ['pve1=10.0.0.1'], interface: 'eth0', cluster_lock: '/s/l', cluster_lock_duration: 4 }), () => spy),
+      (e: GatewayError) => e.field === 'cluster_lock_duration' && /rados: cluster lock; the cluster lock is a file/.test(e.message));
+    assert.throws(() => validate(haDeploySchema, { cluster_lock_duration: 1 }), /cluster_lock_duration/);
+    assert.throws(() => validate(haDeploySchema, { cluster_lock_duration: 600 }), /cluster_lock_duration/);
+    assert.deepEqual(calls, [], 'no command ran on any node');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -161,6 +171,16 @@ test('net conf commands put exactly the share\'s parameters into a Samba registr
     const shown2 = parseNetConfShare((await net(['conf', 'showshare', 'Team Data'])).stdout);
     assert.ok(registryMatches(s2, shown2));
     assert.equal(shown2.some(([k]) => k === 'comment'), false);
+    // A CephFS share: the registry's path is the directory inside CephFS that vfs_ceph opens, not the
+    // node's mount point of it (with the mount point the clustered tree connect failed)
+    const rec = { kind: 'cephx' as const, client: 'client.smbgateway', conf: '/etc/pve/priv/smbgateway/ceph/ceph.conf', fs: 'cephfs', cephpath: '/projects' };
+    const s3 = parseShare({ sharename: 'cfs', mode: 'native', path: '/mnt/pve/cephfs/projects', users: ['alice'], ha_enabled: true, ctdb_vip: 'auto', backing: 'cephfs', created: [rec] }, { allowInternal: true });
+    for (const args of netConfShareCommands(s3, false)) assert.equal((await net(args)).code, 0);
+    const shown3 = Object.fromEntries(parseNetConfShare((await net(['conf', 'showshare', 'cfs'])).stdout));
+    assert.equal(shown3.path, '/projects');
+    assert.match(shown3['vfs objects']!, /\bceph$/);
+    assert.equal(shown3['ceph:user_id'], 'smbgateway');
+    assert.ok(registryMatches(s3, parseNetConfShare((await net(['conf', 'showshare', 'cfs'])).stdout)), 'a re-deploy finds it unchanged');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -233,4 +253,26 @@ test('failover and HA status without a cluster: clear errors, on the CLI too', a
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('CephFS HA: the event script that evicts dead nodes\' CephFS sessions is valid python, acts only on "recovered", refuses unsafe values', async () => {
+  const nodes = [{ name: 'pve1', address: '10.0.0.1' }, { name: 'pve2', address: '10.0.0.2' }];
+  const text = renderCephEvictScript({ conf: '/etc/pve/ceph.conf', admin: 'admin', client: 'client.smbgateway', nodes });
+  assert.ok(text.startsWith('#!/usr/bin/python3\n'));
+  assert.match(text, /^CLIENT_ID = "smbgateway"$/m);
+  assert.match(text, /^NODES = \{"10\.0\.0\.1":"pve1","10\.0\.0\.2":"pve2"\}$/m);
+  const dir = await mkdtemp(join(tmpdir(), 'smbgw-evict-'));
+  try {
+    const f = join(dir, CEPH_EVICT_SCRIPT);
+    await writeFile(f, text);
+    assert.equal((await execRunner('python3', ['-m', 'py_compile', f], { allowFail: true })).code, 0);
+    // any other event: nothing runs (no ctdb, no ceph), exit 0 at once
+    const r = await execRunner('/usr/bin/python3', [f, 'monitor'], { allowFail: true, env: { PATH: '/nonexistent' } });
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => renderCephEvictScript({ conf: 'ceph.conf', admin: 'admin', client: 'client.x', nodes }), /ceph_conf/);
+  assert.throws(() => renderCephEvictScript({ conf: '/etc/ceph/ceph.conf"\nimport os', admin: 'admin', client: 'client.x', nodes }), /ceph_conf/);
+  assert.throws(() => renderCephEvictScript({ conf: '/etc/ceph/ceph.conf', admin: 'ad min', client: 'client.x', nodes }), /ceph_admin/);
 });

@@ -24,9 +24,10 @@ test('defaults are not carried into modes that do not use them; each mode keeps 
 
 test('what update may change is declared per mode; every mode option list only names schema keys', () => {
   // Guest shares: their Samba settings live in the guest; their backups (on the host) can change, and
-  // an lxc share's users (changed inside the container, provision/access-guest.ts).
-  assert.deepEqual(MODE_OPTIONS.lxc.updatable, ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage', 'users', 'read_users']);
-  assert.deepEqual(MODE_OPTIONS.vm.updatable, ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage']);
+  // their users and presets (changed inside the container or VM, provision/access-guest.ts).
+  const guest = ['monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage', 'users', 'read_users', 'presets', 'timemachine_max_size', 'recycle_keep_days'];
+  assert.deepEqual(MODE_OPTIONS.lxc.updatable, guest);
+  assert.deepEqual(MODE_OPTIONS.vm.updatable, guest);
   assert.ok(MODE_OPTIONS.native.updatable.includes('comment'));
   for (const m of Object.values(MODE_OPTIONS)) for (const k of m.updatable) assert.ok(m.options.includes(k), k);
 });

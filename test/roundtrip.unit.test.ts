@@ -193,4 +193,54 @@ describe('lossless config (property-based)', () => {
     }), { numRuns: 30 });
     assert.ok(checked > 60, `only ${checked} shares went through testparm`);
   });
+
+  it('domain principals with spaces (LAB\\Domain Users, LAB\\John Smith) survive shares.cfg and smb.conf as one item each, or are refused naming the field', async () => {
+    // names as AD has them: words with single spaces, $ of computer accounts, dots and dashes; and the
+    // shapes that must be refused: two spaces, a space at an end, @ given by hand, quotes, commas, tabs
+    const word = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,8}$/);
+    const domainName = fc.array(word, { minLength: 1, maxLength: 3 }).map((ws) => ws.join(' '));
+    const principal = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(fc.constantFrom('LAB', 'lab', 'CORP-1'), domainName).map(([d, n]) => `${d}\\${n}`) },
+      { weight: 3, arbitrary: fc.stringMatching(/^[a-z_][a-z0-9_.-]{0,8}$/) },
+      { weight: 2, arbitrary: fc.constantFrom('LAB\\Domain Users', 'LAB\\John Smith', 'LAB\\Domain Admins', 'LAB\\GW$') },
+      { weight: 1, arbitrary: fc.constantFrom('LAB\\Domain  Users', 'LAB\\John ', 'LAB\\ John', '@LAB\\Domain Users', 'LAB\\a"b', 'LAB\\a,b', 'LAB\\a\tb', 'LAB\\', '\\x', 'LAB\\x\\y', 'LAB\\a@b', 'LAB\\a;b', 'LAB\\a#b', 'LAB\\' + 'x'.repeat(65), 'LAB\\Domain\u00a0Users') },
+    );
+    const lists = fc.record({ users: fc.array(principal, { maxLength: 3 }), read_users: fc.array(principal, { maxLength: 2 }), groups: fc.array(principal, { maxLength: 3 }), read_groups: fc.array(principal, { maxLength: 2 }), read_only: fc.boolean() });
+    /** Samba's own split of a list as testparm prints it: items separated by blanks, quoted when they hold one. */
+    const samba = (v: string | undefined) => [...(v ?? '').matchAll(/"([^"]*)"|([^\s"]+)/g)].map((m) => m[1] ?? m[2]!);
+    let accepted = 0;
+    let spaced = 0;
+    await fc.assert(fc.asyncProperty(fc.array(lists, { minLength: 5, maxLength: 20 }), async (xs) => {
+      const shares: Share[] = [];
+      xs.forEach((x, i) => {
+        const s = accept({ sharename: `dom${i}`, path: `/srv/dom${i}`, ad_domain: 'lab.example', ...x });
+        if (!s) return;
+        accepted++;
+        if ([...s.users, ...s.read_users, ...s.groups, ...s.read_groups].some((n) => n.includes(' '))) spaced++;
+        for (const k of ['users', 'read_users', 'groups', 'read_groups'] as const) assert.deepEqual(s[k], [...new Set(x[k])], `${k} accepted as given`);
+        const back = viaSectionConfig(s);
+        assert.deepEqual(back, s);
+        shares.push(back);
+      });
+      if (!shares.length) return;
+      const f = join(dir, 'principals.conf');
+      await writeFile(f, renderManagedConf(shares));
+      const seen = parseTestparm(await testparm(f));
+      for (const s of shares) {
+        const sec = seen.get(s.sharename)!;
+        const writers = [...s.users, ...s.groups.map((g) => '@' + g)];
+        const all = [...writers, ...s.read_users, ...s.read_groups.map((g) => '@' + g)];
+        if (!all.length) { assert.equal(sec.get('available'), 'No'); continue; }
+        assert.deepEqual(samba(sec.get('valid users')), all, `valid users of ${s.sharename}`);
+        if (!s.read_only && writers.length) assert.deepEqual(samba(sec.get('write list')), writers, `write list of ${s.sharename}`);
+      }
+    }), { numRuns: 40 });
+    assert.ok(accepted > 100 && spaced > 50, `accepted ${accepted}, with a space ${spaced}: the generator tests too little`);
+    // the cases users meet, spelled out
+    const s = parseShare({ sharename: 'sales', mode: 'native', path: '/srv/sales', ad_domain: 'lab.example', users: ['LAB\\John Smith'], groups: ['LAB\\Domain Users'] });
+    assert.deepEqual(viaSectionConfig(s), s);
+    assert.match(renderManagedConf([s]), /valid users = "LAB\\John Smith" "@LAB\\Domain Users"\n/);
+    assert.throws(() => parseShare({ ...s, groups: ['@LAB\\Domain Users'] }), /^GatewayError: groups: "@LAB\\\\Domain Users": must be given without @/);
+    assert.throws(() => parseShare({ ...s, users: ['LAB\\John  Smith'] }), /^GatewayError: users: .*two white-space characters in a row/);
+  });
 });

@@ -13,8 +13,10 @@ const modules = {
   backup: () => import('./operations/backup.ts'),
   doctor: () => import('./operations/doctor.ts'),
   ha: () => import('./operations/ha.ts'),
+  "ha-ad": () => import('./operations/ha-ad.ts'),
   metrics: () => import('./operations/metrics.ts'),
   repair: () => import('./operations/repair.ts'),
+  replicate: () => import('./operations/replicate.ts'),
   sessions: () => import('./operations/sessions.ts'),
   shares: () => import('./operations/shares.ts'),
   templates: () => import('./operations/templates.ts'),
@@ -34,7 +36,7 @@ export const commands: CommandEntry[] = [
   { command: ["show"], description: "The configuration of one share, with the digest of the whole configuration (give it to update to refuse a change on top of another).", positional: ["sharename"], module: 'update' },
   { command: ["update"], description: "Change settings of a share (comment, read_only, guest_ok, security_profile, options, monitoring, backup and its schedule and retention, presets, and who has access: users, read_users, groups, read_groups).", positional: ["sharename"], module: 'update' },
   { command: ["access"], description: "Give or take access to a share: add or remove users, read users, groups and read groups. New accounts are made, accounts no share uses any more removed, the share root's ACL updated, and the connections of removed users closed.", positional: ["sharename"], module: 'access' },
-  { command: ["passwd"], description: "Set the SMB password of a user the gateway made (native shares); the password is read from --password-file (- for stdin), never the command line.", positional: ["user"], module: 'access' },
+  { command: ["passwd"], description: "Set the SMB password of a user the gateway made, on the host and in the guest of each lxc/vm share the user has; the password is read from --password-file (- for stdin), never the command line.", positional: ["user"], module: 'access' },
   { command: ["audit"], description: "Audit events of a share with the audit preset: files and directories created, renamed, deleted and written, with user and client address (from smbd's log, as far back as it reaches).", positional: ["sharename"], module: 'audit' },
   { command: ["show-all"], description: "Every share as a resource document (what `apply` takes); on the command line also `show --all`.", positional: [], module: 'apply' },
   { command: ["apply"], description: "Make the shares match a resource document (as `show --all` prints it): create, update, and remove those marked `intent: removed` (removals last); all or nothing.", positional: [], module: 'apply' },
@@ -43,6 +45,7 @@ export const commands: CommandEntry[] = [
   { command: ["backup"], description: "Take a snapshot of the share's data (ZFS dataset or btrfs subvolume, every mode), shown to Windows clients as a Previous Version, and apply the retention; lxc/vm shares with backup_storage: the guest too, through vzdump.", positional: ["sharename"], module: 'backup' },
   { command: ["snapshots"], description: "List the snapshots of a share, oldest first.", positional: ["sharename"], module: 'backup' },
   { command: ["restore"], description: "Put the whole share back to a snapshot, closing the clients' connections first (btrfs first takes a snapshot of the current state, so a restore can itself be undone); or, with --file, only one file or folder. lxc/vm shares: the guest is stopped meanwhile, and with --guest put back from the vzdump archive taken with the snapshot.", positional: ["sharename"], module: 'backup' },
+  { command: ["replicate"], description: "Send the share's snapshots to another pool or host: ZFS with zfs send | zfs recv (target: [host:]pool/dataset, received unmounted), btrfs with btrfs send | btrfs receive (target: [host:]/directory on btrfs); incremental from the newest snapshot both sides have. A host is reached with ssh as root (keys set up by the admin).", positional: ["sharename"], module: 'replicate' },
   { command: ["ha","deploy"], description: "Set up (or update) the CTDB cluster with clustered Samba on all nodes and serve the HA shares at their VIPs.", positional: [], module: 'ha' },
   { command: ["ha","status"], description: "State of the CTDB cluster: each node's flags and the problems seen.", positional: [], module: 'ha' },
   { command: ["failover"], description: "Move an HA share's VIP to another node (ctdb moveip), e.g. before maintenance.", positional: ["sharename"], module: 'ha' },
@@ -59,6 +62,8 @@ export const commands: CommandEntry[] = [
   { command: ["ad","join"], description: "Join this node to an Active Directory domain (security = ads, winbind with fixed idmap ranges). Everything is checked first; a failed join leaves nothing behind.", positional: ["domain"], module: 'ad' },
   { command: ["ad","leave"], description: "Leave the domain: the DC deletes the computer account, winbind stops, the config goes back. Refused while shares rely on the domain, unless forced.", positional: [], module: 'ad' },
   { command: ["ad","status"], description: "Whether this node is joined, to what, whether its machine account works and winbind reaches a DC, and which shares rely on the domain.", positional: [], module: 'ad' },
+  { command: ["ha","ad","join"], description: "Join the CTDB cluster to an Active Directory domain: one computer account for its NetBIOS name, joined once, the secret replicated by CTDB, winbind on every node. Everything is checked first; a failed join leaves nothing behind.", positional: ["domain"], module: 'ha-ad' },
+  { command: ["ha","ad","leave"], description: "Take the CTDB cluster out of the domain: the DC deletes its computer account, winbind stops on every node, smb.conf goes back. Refused while HA shares rely on the domain, unless forced.", positional: [], module: 'ha-ad' },
 ];
 
 function isOperation(v: unknown): v is Operation<Gateway> {

@@ -71,13 +71,17 @@ export const createPrivileges: PrivilegeRule<Gateway> = {
 };
 
 /** Any of `privs` on the storage holding the stored share (an unknown share: /storage; the handler answers 404). */
-export function onShareStorage(privs: string[], o: { guest?: 'delete' } = {}): PrivilegeRule<Gateway> {
+export function onShareStorage(privs: string[], o: { guest?: 'delete'; agent?: boolean } = {}): PrivilegeRule<Gateway> {
   return {
-    description: `${privs.join(' or ')} on /storage/<storage holding the share's path> (else /storage)${o.guest ? `; ${GUEST_TEXT}` : ''}`,
+    description: `${privs.join(' or ')} on /storage/<storage holding the share's path> (else /storage)${o.guest ? `; ${GUEST_TEXT}` : ''}${o.agent ? '; vm shares also VM.GuestAgent.Unrestricted on /vms/<vmid> (the change is made inside the VM through its guest agent)' : ''}`,
     required: async (p, g, acl) => {
       const share = await g.store.get(String(p.sharename));
       if (!share) return [on('/storage', ...privs)];
-      return [on(await acl.storage(share.path), ...privs), ...(o.guest ? guestPrivileges(share, o.guest, g.settings) : [])];
+      return [
+        on(await acl.storage(share.path), ...privs),
+        ...(o.guest ? guestPrivileges(share, o.guest, g.settings) : []),
+        ...(o.agent && share.mode === 'vm' && share.vmid ? [on(`/vms/${share.vmid}`, 'VM.GuestAgent.Unrestricted')] : []),
+      ];
     },
   };
 }
@@ -85,6 +89,8 @@ export function onShareStorage(privs: string[], o: { guest?: 'delete' } = {}): P
 export const deletePrivileges = onShareStorage(['Datastore.Allocate'], { guest: 'delete' });
 export const readSharePrivileges = onShareStorage(AUDIT_PRIVS);
 export const changeSharePrivileges = onShareStorage(['Datastore.Allocate']);
+/** access and update: as any change, and on a vm share what its guest agent asks (the change is made inside the VM). */
+export const accessPrivileges = onShareStorage(['Datastore.Allocate'], { agent: true });
 /** A snapshot takes space on the share's storage (as vzdump asks Datastore.AllocateSpace on its target). */
 export const backupPrivileges = onShareStorage(['Datastore.AllocateSpace', 'Datastore.Allocate']);
 /** Going back to a snapshot replaces the data (and with force destroys newer snapshots). */

@@ -20,7 +20,7 @@ export const TOKEN_NAME_RE = /^[A-Za-z][A-Za-z0-9._-]{1,63}$/;
 export const TOKEN_PRIVS = [
   'Datastore.Audit', 'Datastore.Allocate', 'Datastore.AllocateSpace', 'Sys.Audit', 'Sys.Modify', 'Sys.Console', 'Permissions.Modify',
   'VM.Audit', 'VM.Allocate', 'VM.Clone', 'VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options',
-  'VM.Config.Cloudinit', 'VM.PowerMgmt', 'Mapping.Modify', 'Mapping.Use', 'SDN.Use',
+  'VM.Config.Cloudinit', 'VM.PowerMgmt', 'Mapping.Modify', 'Mapping.Use', 'SDN.Use', 'VM.GuestAgent.Unrestricted',
 ] as const;
 
 export interface TokenEntry { name: string; hash: string; privs: string[]; comment?: string; created: number; expire?: number }

@@ -58,15 +58,19 @@ export function accountRule(v: string): string | undefined {
   return undefined;
 }
 
-/** A domain principal as smb.conf and winbind name it: NETBIOSDOMAIN\\name (no spaces). */
-export const DOMAIN_PRINCIPAL_RE = /^([A-Za-z0-9][A-Za-z0-9-]{0,14})\\([A-Za-z0-9_][A-Za-z0-9_.$-]{0,63})$/;
+/**
+ * A domain principal as smb.conf and winbind name it: NETBIOSDOMAIN\\name. The name may hold single
+ * spaces between its characters (`LAB\\Domain Users`, `LAB\\John Smith`); smb.conf lists quote it.
+ */
+export const DOMAIN_PRINCIPAL_RE = /^([A-Za-z0-9][A-Za-z0-9-]{0,14})\\([A-Za-z0-9_](?:[A-Za-z0-9_.$-]| (?=[A-Za-z0-9_.$-])){0,63})$/;
 export const isDomainPrincipal = (v: string): boolean => DOMAIN_PRINCIPAL_RE.test(v);
 /** The NetBIOS domain of a DOMAIN\\name (upper case). */
 export const principalDomain = (v: string): string => (DOMAIN_PRINCIPAL_RE.exec(v)?.[1] ?? '').toUpperCase();
 
 /** users/read_users/groups/read_groups: a local name, or a domain principal DOMAIN\\name (docs/ad.md). */
 export function principalRule(v: string): string | undefined {
-  if (v.includes('\\')) return isDomainPrincipal(v) ? undefined : 'must be DOMAIN\\name for a domain principal (NetBIOS domain, then a name of letters, digits, _ . - $, no spaces)';
+  if (v.startsWith('@')) return 'must be given without @ (a group goes in groups/read_groups as DOMAIN\\group or name; smb.conf gets the @)';
+  if (v.includes('\\')) return isDomainPrincipal(v) ? undefined : 'must be DOMAIN\\name for a domain principal (NetBIOS domain, then a name of letters, digits, _ . - $ and single spaces between them)';
   return accountRule(v);
 }
 
@@ -277,13 +281,17 @@ export const shareSchema = {
   ip: { type: 'string', optional: true, check: guestIpRule, description: 'Guest IPv4 address with prefix (e.g. 192.0.2.10/24), or dhcp (default)' },
   gateway: { type: 'string', optional: true, pattern: IPV4, patternText: 'must be an IPv4 address', description: 'Default gateway of the guest (with a static ip)' },
   ct_memory: { type: 'integer', optional: true, minimum: 16, maximum: 262144, description: 'Container memory in MiB (lxc mode; default 128)' },
+  nameserver: {
+    type: 'string', optional: true, check: (v) => (v.split(' ').length <= 3 && v.split(' ').every((a) => IPV4.test(a)) ? undefined : 'must be 1 to 3 IPv4 addresses separated by single spaces'),
+    description: 'DNS servers of the container (lxc mode; default: the node\'s, as Proxmox VE does); with ad_domain they must answer for the domain (e.g. its DCs, docs/ad.md)',
+  },
   clone: { type: 'string', optional: true, enum: ['linked', 'full'], description: 'Clone of the template: linked (where the storage allows; default) or full' },
   vm_attach: { type: 'string', optional: true, enum: ['auto', 'virtiofs', 'rbd', 'nfs'], description: 'How a VM reaches the share path: virtiofs (local filesystems), rbd (Ceph disk), nfs (default auto)' },
   vmid: { type: 'integer', optional: true, internal: true, minimum: 100, maximum: 999999999, description: 'The guest serving the share (lxc/vm mode)' },
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'json', parse: parseMade, default: [] as Made[], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
-  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
+  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (recorded by create): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
 } as const satisfies Schema;
 
 export type Share = Infer<typeof shareSchema>;
@@ -294,7 +302,7 @@ const PRESET_KEYS: readonly ShareKey[] = ['presets', 'timemachine_max_size', 're
 const ACCESS_KEYS: readonly ShareKey[] = ['users', 'read_users', 'groups', 'read_groups'];
 /** Backups of guest shares live on the host (data snapshot, vzdump through the API): update may change them. */
 const GUEST_BACKUP: readonly ShareKey[] = ['backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'];
-const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
+const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids', 'backing'];
 
 /**
  * Which options each mode takes and which of them `update` may change (as Proxmox's SectionConfig
@@ -307,9 +315,10 @@ export const MODE_OPTIONS: Record<(typeof MODES)[number], { options: readonly Sh
     updatable: ['comment', 'read_only', 'guest_ok', 'security_profile', 'options', 'monitoring_enabled', 'backup_enabled', 'backup_schedule', 'backup_prune', ...ACCESS_KEYS, ...PRESET_KEYS],
   },
   // The guest keeps its own smb.conf: its Samba settings are fixed until update can reach into the guest
-  // (lxc: who has access is changed inside the container, see provision/access-guest.ts).
-  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory'], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users'] },
-  vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach'], updatable: ['monitoring_enabled', ...GUEST_BACKUP] },
+  // (lxc and vm: who has access and the presets are changed inside the guest, see provision/access-guest.ts).
+  // lxc groups: domain groups only (with ad_domain, docs/ad.md); the container has no local groups to give
+  lxc: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'ct_memory', 'nameserver', 'groups', 'read_groups', ...PRESET_KEYS], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users', ...PRESET_KEYS] },
+  vm: { options: [...COMMON, ...GUEST, ...GUEST_BACKUP, 'vm_memory', 'vm_cores', 'vm_attach', ...PRESET_KEYS], updatable: ['monitoring_enabled', ...GUEST_BACKUP, 'users', 'read_users', ...PRESET_KEYS] },
 };
 
 const isDefault = (k: ShareKey, v: unknown) => {
@@ -361,5 +370,7 @@ function checkPresets(s: Share): void {
   if (s.recycle_keep_days !== undefined && !p.includes('recycle')) throw invalid('recycle_keep_days', 'applies to the recycle preset only (add --preset recycle)');
   if (p.includes('private') && s.guest_ok) throw invalid('presets', 'private gives each user a directory of their own: it cannot be combined with guest access');
   if (p.includes('private') && s.path.includes("'")) throw invalid('path', "must not contain ' with the private preset (the per-user directory is made by a command line)");
+  if (p.includes('audit') && s.mode !== 'native') throw invalid('presets', `audit is a native-mode preset: in ${s.mode} mode its records would stay in the guest's log, which the audit query and metrics do not read`);
+  if (s.recycle_keep_days !== undefined && s.mode === 'vm' && s.vm_attach === 'rbd') throw invalid('recycle_keep_days', 'the share\'s data is on an RBD disk inside the VM, where the daemon cannot purge the recycle bin');
   if (p.includes('timemachine') && s.read_only) throw invalid('presets', 'timemachine needs a writable share (read_only is set)');
 }

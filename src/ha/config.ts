@@ -10,6 +10,7 @@ import type { Runner } from '../core/exec.ts';
 import type { Share } from '../core/share.ts';
 import { atomicWrite } from '../core/store.ts';
 import type { Services } from './ctdb.ts';
+import type { AdConf } from '../samba/ads.ts';
 import { checkNodes, isIpv4, parseVip, parseVipRange, pickVip, type ClusterNode, type PublicAddress } from './plan.ts';
 
 export interface HaConfig {
@@ -24,12 +25,32 @@ export interface HaConfig {
   services: Services;
   /** ctdbd log location (syslog, or file:/path). */
   log_location?: string;
+  /** Lease of a rados: cluster lock (seconds), the helper's 5th argument. */
+  cluster_lock_duration?: number;
   /** ctdb.conf [cluster] leader timeout (seconds), when not CTDB's default. */
   leader_timeout?: number;
   /** Share name → VIP address/prefix given to it. */
   vips: Record<string, string>;
   /** Shares the gateway put into CTDB's registry. */
   registry_shares: string[];
+  /** The cluster's Active Directory membership (ha ad join; docs/ad.md). */
+  ad?: HaAdMembership;
+}
+
+/** One machine account for the cluster's NetBIOS name, joined once; secrets.tdb replicated by CTDB. */
+export interface HaAdMembership extends AdConf {
+  /** DNS domain (lower case). */
+  domain: string;
+  /** The computer account's name (the cluster's NetBIOS name). */
+  netbios: string;
+  dc?: string;
+  /** The node that ran `net ads join`. */
+  join_node: string;
+  /** The addresses `<netbios>.<domain>` has in the domain's DNS: the VIPs (ha deploy keeps them so). */
+  dns?: string[];
+  /** Nodes whose nsswitch.conf the join gave winbind (leave takes it back only there). */
+  nsswitch_added: string[];
+  joined_at: string;
 }
 
 export function haConfigPath(storeDir: string): string {

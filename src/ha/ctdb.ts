@@ -36,8 +36,9 @@ export async function ctdbReloadNodes(n: HaNode): Promise<{ ok: boolean; code: n
   return { ok: r.code === 0, code: r.code, why: (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? '' };
 }
 
+/** Every node re-reads its public_addresses (without a PNN list, CTDB 4.17 reloads only the node it runs on). */
 export async function ctdbReloadIps(n: HaNode): Promise<void> {
-  await n.run('ctdb', ['reloadips'], { timeoutMs: 60_000 });
+  await n.run('ctdb', ['reloadips', 'all'], { timeoutMs: 60_000 });
 }
 
 export async function smbdReload(n: HaNode): Promise<void> {

@@ -19,6 +19,7 @@ import {
   renderNodesFile, renderPublicAddresses, type ClusteredSmbOptions, type CtdbConfOptions, type PublicAddress,
 } from './plan.ts';
 import { readNodeFile, removeNodeFile, syncNodeFile, writeNodeFile } from './transport.ts';
+import { CEPH_EVICT_SCRIPT, renderCephEvictScript, type CephEvictOptions } from './cephevict.ts';
 
 export interface DeployPaths {
   ctdbDir: string;
@@ -44,6 +45,13 @@ export interface HaDeployment {
   /** Registry shares the gateway put there before and that are no longer HA shares (removed). */
   dropShares?: string[];
   services: Services;
+  /** CephFS HA shares: the event script that evicts dead nodes' CephFS sessions (removed when absent). */
+  cephEvict?: CephEvictOptions;
+  /**
+   * CephFS HA shares: the files vfs_ceph reads on every node (the client's ceph.conf and its keyring,
+   * at the same paths as here), and the client that must reach the cluster with them from each node.
+   */
+  cephClient?: { client: string; conf: string; files: { path: string; text: string; mode: string }[] };
   /** CTDB tunables written to ctdb.tunables (read by ctdbd at start). */
   tunables?: Record<string, number>;
   timeoutMs?: number;
@@ -79,6 +87,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
   const ctdbConf = renderCtdbConf(d.ctdb);
   const publicText = renderPublicAddresses(d.publicAddresses);
   const smbText = renderClusteredSmbConf(d.smb, d.smb.includes);
+  const evictText = d.cephEvict ? renderCephEvictScript(d.cephEvict) : undefined;
   const vips = d.publicAddresses.map((a) => a.address);
   const f = (name: string) => `${paths.ctdbDir}/${name}`;
 
@@ -96,7 +105,7 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
       if (which && !which.includes(path)) continue;
       if (!changedFiles.get(n.name)?.has(path)) continue;
       if (text === undefined) await removeNodeFile(n.run, path);
-      else await writeNodeFile(n.run, path, text);
+      else await writeNodeFile(n.run, path, text, path.endsWith('.script') ? '0755' : '0644');
     }
   };
 
@@ -132,10 +141,20 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
           const ch = new Set<string>();
           before.set(n.name, b);
           changedFiles.set(n.name, ch);
-          const files: [string, string][] = [[f('ctdb.conf'), ctdbConf], [f('nodes'), nodesText], [f('public_addresses'), publicText]];
+          const files: [string, string, string?][] = [[f('ctdb.conf'), ctdbConf], [f('nodes'), nodesText], [f('public_addresses'), publicText]];
           if (d.tunables) files.push([f('ctdb.tunables'), renderTunables(d.tunables)]);
-          for (const [path, text] of files) {
-            const r = await syncNodeFile(n.run, path, text);
+          const evictPath = `${paths.ctdbDir}/events/legacy/${CEPH_EVICT_SCRIPT}`;
+          // executable: CTDB runs the legacy event scripts that are
+          const evictBefore = evictText === undefined ? await readNodeFile(n.run, evictPath) : undefined;
+          if (evictText !== undefined) files.push([evictPath, evictText, '0755']);
+          else if (evictBefore !== undefined) {
+            b.set(evictPath, evictBefore);
+            ch.add(evictPath);
+            await removeNodeFile(n.run, evictPath);
+            note(n, `removed ${evictPath} (no CephFS HA share)`);
+          }
+          for (const [path, text, mode] of files) {
+            const r = await syncNodeFile(n.run, path, text, mode);
             b.set(path, r.before);
             if (r.changed) { ch.add(path); note(n, `wrote ${path}`); }
           }
@@ -267,6 +286,27 @@ export async function deployCluster(d: HaDeployment): Promise<DeployReport> {
         },
       } satisfies Step;
     })(),
+    {
+      // Every node's smbd reaches CephFS as the gateway's client: its ceph.conf and keyring must be
+      // there (on Proxmox VE the private store is cluster-wide and nothing is written) and the cluster
+      // must answer it from that node, or every tree connect there fails without saying why.
+      name: 'ceph-client',
+      do: async () => {
+        const cc = d.cephClient;
+        if (!cc) return;
+        for (const n of d.nodes) {
+          for (const f of cc.files) {
+            const r = await syncNodeFile(n.run, f.path, f.text, f.mode);
+            if (r.changed) note(n, `wrote ${f.path}`);
+          }
+          const id = cc.client.replace(/^client\./, '');
+          const r = await n.run('ceph', ['--conf', cc.conf, '--id', id, '--connect-timeout', '15', 'fs', 'ls'], { allowFail: true, timeoutMs: 30_000 });
+          if (r.code !== 0) {
+            throw new GatewayError('failed', `node ${n.name}: the Ceph cluster does not answer ${cc.client} with ${cc.conf}, so its smbd cannot serve the CephFS shares: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`}`);
+          }
+        }
+      },
+    },
     {
       name: 'start-smbd',
       do: async () => {

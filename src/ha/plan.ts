@@ -4,6 +4,7 @@
  * and the `net conf` commands that put a share into CTDB's replicated registry. They also parse what
  * `ctdb -X status` and `ctdb -X ip` print. Nothing here does I/O.
  */
+import { adGlobalParams, type AdConf } from '../samba/ads.ts';
 import { GatewayError, invalid } from '../core/errors.ts';
 import { netConfShareArgs } from '../samba/netconf.ts';
 import { NODE_RE } from '../core/formats.ts';
@@ -21,10 +22,22 @@ export interface ClusterNode {
 /** Where CTDB keeps its cluster lock (the split-brain guard). */
 export type ClusterLock =
   | { kind: 'file'; path: string }
-  | { kind: 'rados'; cluster: string; user: string; pool: string; object: string; helper?: string }
+  | { kind: 'rados'; cluster: string; user: string; pool: string; object: string; helper?: string; duration?: number }
   | { kind: 'none' };
 
 export const RADOS_HELPER = '/usr/libexec/ctdb/ctdb_mutex_ceph_rados_helper';
+
+/**
+ * The RADOS lock's lease (seconds): the helper takes the lock for this long and renews it every half of
+ * it, so a holder that dies without unlocking (kill -9, power loss) blocks the next leader for up to
+ * this long. The helper's own default is 10 s, which made failover from a dead leader 11-12 s (its
+ * successor waits for the leader timeout, 5 s, then for the lease). 4 s: the lease has run out by the
+ * time the survivors elect a new leader (measured: bench/README.md), while a renewal still has 2 s to
+ * reach Ceph before the lock is lost.
+ */
+export const RADOS_LOCK_DURATION_DEFAULT = 4;
+export const RADOS_LOCK_DURATION_MIN = 2;
+export const RADOS_LOCK_DURATION_MAX = 120;
 
 export interface CtdbConfOptions {
   lock: ClusterLock;
@@ -63,7 +76,10 @@ export function clusterLockValue(lock: ClusterLock, forceNoLock = false): string
         if (!LOCK_WORD.test(v)) throw invalid(`cluster_lock`, `rados ${k} ${JSON.stringify(v)} must be letters, digits and _ . : @ - only`);
       const helper = lock.helper ?? RADOS_HELPER;
       if (!helper.startsWith('/') || /\s/.test(helper)) throw invalid('cluster_lock', 'the RADOS helper must be an absolute path without spaces');
-      return `!${helper} ${lock.cluster} ${lock.user} ${lock.pool} ${lock.object}`;
+      const d = lock.duration;
+      if (d !== undefined && (!Number.isInteger(d) || d < RADOS_LOCK_DURATION_MIN || d > RADOS_LOCK_DURATION_MAX))
+        throw invalid('cluster_lock_duration', `must be a whole number of seconds, ${RADOS_LOCK_DURATION_MIN}..${RADOS_LOCK_DURATION_MAX}`);
+      return `!${helper} ${lock.cluster} ${lock.user} ${lock.pool} ${lock.object}${d !== undefined ? ` ${d}` : ''}`;
     }
     case 'none':
       if (!forceNoLock)
@@ -280,6 +296,8 @@ export interface ClusteredSmbOptions {
   /** The same NetBIOS name on all nodes: clients see one server. */
   netbiosName: string;
   workgroup?: string;
+  /** The cluster's domain membership (docs/ad.md, HA): one machine account for the NetBIOS name. */
+  ad?: AdConf;
   /** Extra [global] lines kept by the deployment (e.g. private directories of a test node). */
   extra?: [string, string][];
 }
@@ -296,8 +314,8 @@ export function clusteredGlobalParams(o: ClusteredSmbOptions): [string, string][
   const p: [string, string][] = [
     ['clustering', 'yes'],
     ['netbios name', o.netbiosName.toUpperCase()],
-    ['workgroup', o.workgroup ?? 'WORKGROUP'],
-    ['server role', 'standalone server'],
+    ['workgroup', o.ad?.workgroup.toUpperCase() ?? o.workgroup ?? 'WORKGROUP'],
+    ['server role', o.ad ? 'member server' : 'standalone server'],
     ['vfs objects', 'fileid'],
     ['fileid:algorithm', 'fsid'],
     ['disable netbios', 'yes'],
@@ -306,6 +324,8 @@ export function clusteredGlobalParams(o: ClusteredSmbOptions): [string, string][
     ['printcap name', '/dev/null'],
     ['disable spoolss', 'yes'],
   ];
+  // a domain member: security = ads, realm, winbind's idmap (rid: the same ids on every node)
+  if (o.ad) p.push(...adGlobalParams(o.ad).filter(([k]) => k !== 'workgroup' && k !== 'server role'));
   for (const [k, v] of o.extra ?? []) {
     noBreak('smb_conf', k + v);
     p.push([k, v]);

@@ -94,14 +94,14 @@ export interface AccessPlan {
  * `recursive`: grant the new entries on existing files and directories below the root too (the removed
  * principals' entries always go from the whole tree, before their accounts may go).
  */
-export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Share, others: readonly Share[], given: Passwords, adopt: readonly string[], opts: { recursive?: boolean; log?: (m: string) => void } = {}): Promise<AccessPlan> {
+export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Share, others: readonly Share[], given: Passwords, adopt: readonly string[], opts: { recursive?: boolean; log?: (m: string) => void; domain?: DomainIds } = {}): Promise<AccessPlan> {
   const { run, samba, store } = ctx;
   const diff = principalDiff(before, after);
-  // Domain principals (docs/ad.md) take their ACL entries by winbind id, which this path does not resolve yet.
+  // Domain principals (docs/ad.md) take their ACL entries by winbind id, resolved by the caller (change.ts).
   const domainIn = (x: Share) => [...x.users, ...x.read_users, ...x.groups, ...x.read_groups].find(isDomainPrincipal);
   const dom = domainIn(before) ?? domainIn(after);
-  if (dom && (diff.changed || before.presets.includes('private') !== after.presets.includes('private'))) {
-    throw invalid('users', `changing who may access a share with domain principals (${dom}) is not supported yet: delete the share and create it again (docs/ad.md)`);
+  if (dom && !opts.domain && (diff.changed || before.presets.includes('private') !== after.presets.includes('private'))) {
+    throw new GatewayError('failed', `users: the domain principals (${dom}) were not resolved through winbind`, 'users');
   }
   const warnings: string[] = [];
   // Only the principals that are new to this share are checked and given accounts, as create would.
@@ -164,15 +164,17 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
   // Numeric ids of the removed principals, read now (their accounts may be gone when the step undoes).
   const removedUids: number[] = [];
   const removedGids: number[] = [];
-  for (const u of diff.removedUsers) { const x = await getUnixUser(run, u); if (x) removedUids.push(x.uid); }
-  for (const g of diff.removedGroups) { const x = await getUnixGroup(run, g); if (x) removedGids.push(x.gid); }
+  for (const u of diff.removedUsers.filter((x) => !isDomainPrincipal(x))) { const x = await getUnixUser(run, u); if (x) removedUids.push(x.uid); }
+  for (const g of diff.removedGroups.filter((x) => !isDomainPrincipal(x))) { const x = await getUnixGroup(run, g); if (x) removedGids.push(x.gid); }
+  removedUids.push(...(opts.domain?.removedUids ?? []));
+  removedGids.push(...(opts.domain?.removedGids ?? []));
   // Entries other shares in the same tree grant stay.
   for (const o of others) {
     if (o.mode !== 'native' || !(within(o.path, after.path) || within(after.path, o.path))) continue;
-    for (const u of shareUsers(o)) { const x = await getUnixUser(run, u); if (x) removeFrom(removedUids, x.uid); }
-    for (const g of [...o.groups, ...o.read_groups]) { const x = await getUnixGroup(run, g); if (x) removeFrom(removedGids, x.gid); }
+    for (const u of shareUsers(o)) { const x = opts.domain?.others.get(u) ?? (isDomainPrincipal(u) ? undefined : (await getUnixUser(run, u))?.uid); if (x !== undefined) removeFrom(removedUids, x); }
+    for (const g of [...o.groups, ...o.read_groups]) { const x = opts.domain?.others.get(g) ?? (isDomainPrincipal(g) ? undefined : (await getUnixGroup(run, g))?.gid); if (x !== undefined) removeFrom(removedGids, x); }
   }
-  if (diff.changed || before.presets.includes('private') !== after.presets.includes('private')) steps.push(aclStep(run, after.path, aclSpec(after), revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log, after.presets.includes('private')));
+  if (diff.changed || before.presets.includes('private') !== after.presets.includes('private')) steps.push(aclStep(run, after.path, aclSpec(after, opts.domain?.ids), revokeList(removedUids, removedGids), !!opts.recursive, warnings, opts.log, after.presets.includes('private')));
 
   const stored = [...acc.passwords].filter(([u]) => diff.addedUsers.includes(u));
   if (stored.length) steps.push(store.storeSecretsStep(after.sharename, new Map(stored)));
@@ -188,7 +190,8 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
         if (n) opts.log?.(`closed ${n} connection(s) of removed users to ${after.sharename}`);
       },
     });
-    post.push(store.removeSecretsStep(after.sharename, diff.removedUsers));
+    const localRemoved = diff.removedUsers.filter((u) => !isDomainPrincipal(u));
+    if (localRemoved.length) post.push(store.removeSecretsStep(after.sharename, localRemoved));
     const stillUsed = new Set([...others, after].flatMap((s) => (s.mode === 'native' ? shareUsers(s) : [])));
     const gone = accounts.filter((a) => diff.removedUsers.includes(a.name) && !stillUsed.has(a.name));
     post.push(...accountRemovalSteps(ctx, gone));
@@ -196,6 +199,12 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
   }
   return { before: steps, after: post, accounts: () => accounts, warnings };
 }
+
+/**
+ * Winbind ids of the domain principals of an access change: of the share after it (its ACL entries), of
+ * those it removes (their entries go), and of other shares' domain principals (entries they still grant).
+ */
+export interface DomainIds { ids: ReadonlyMap<string, number>; removedUids: number[]; removedGids: number[]; others: ReadonlyMap<string, number> }
 
 function within(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith('/') ? root : root + '/');
@@ -268,8 +277,9 @@ export async function closeUserConnections(ctx: Pick<NativeCtx, 'samba'>, sharen
   const { samba } = ctx;
   if (!(await samba.running())) return 0;
   const st = await samba.status();
-  const name = (u: string) => u.split('\\').pop()!.toLowerCase();
-  const sessions = new Set(st.sessions.filter((s) => users.some((u) => name(s.username) === u.toLowerCase())).map((s) => s.id));
+  // A local user is matched by name (smbstatus may prefix the server's name); a domain user as DOMAIN\\name.
+  const same = (session: string, u: string) => (u.includes('\\') ? session.toLowerCase() === u.toLowerCase() : session.split('\\').pop()!.toLowerCase() === u.toLowerCase());
+  const sessions = new Set(st.sessions.filter((s) => users.some((u) => same(s.username, u))).map((s) => s.id));
   const pids = new Set(st.tcons.filter((t) => t.service.toLowerCase() === sharename.toLowerCase() && sessions.has(t.sessionId) && Number.isInteger(t.pid)).map((t) => t.pid));
   // A connection that ended since smbstatus looked is not an error.
   for (const pid of pids) await samba.closeShareOf(pid, sharename).catch(() => undefined);

@@ -31,7 +31,7 @@ export function domainShares(shares: readonly Share[]): Share[] {
 export interface JoinRequest { domain: string; cred: AdCredentials; dc?: string }
 
 /** What the idmap ranges must not touch: local accounts, and the ids of unprivileged containers. */
-async function checkIdmap(g: Gateway, ranges: Range[]): Promise<void> {
+export async function checkIdmap(g: Gateway, ranges: Range[]): Promise<void> {
   const accounts: Range = [g.settings.accountUidMin, g.settings.accountUidMax];
   for (const r of ranges) {
     if (overlaps(r, accounts)) throw new GatewayError('invalid', `idmap: winbind's range ${r[0]}-${r[1]} overlaps the local accounts' ${accounts[0]}-${accounts[1]} (account_uid_min/max)`, 'domain');
@@ -83,7 +83,7 @@ export async function planJoin(g: Gateway, req: JoinRequest, shares: () => reado
     {
       name: 'ads-join',
       shows: `net ads join ${realm} as ${state.workgroup}\\${req.cred.user} (password on stdin), computer account ${netbios}$`,
-      do: () => ads.join(realm, state.workgroup, req.cred, req.dc),
+      do: async () => { await ads.join(realm, state.workgroup, req.cred, req.dc); },
       // a later step failed: the computer account goes again
       undo: () => ads.leave(realm, state.workgroup, req.cred, req.dc),
     },
@@ -117,6 +117,7 @@ export async function planLeave(g: Gateway, cred: AdCredentials, shares: readonl
   const ads = adsOf(g);
   const state = await readAdState(g.settings.stateDir);
   if (!state) throw new GatewayError('not_found', 'this node is not joined to a domain (by pve-smbgateway)');
+  if (state.mode === 'ha') throw invalid('domain', `this node is joined to ${state.domain} as a member of the HA cluster ${state.netbios}: leave with pve-smbgateway ha ad leave`);
   const using = domainShares(shares);
   if (using.length && !force) {
     throw invalid('force', `shares still rely on ${state.domain}: ${using.map((s) => s.sharename).join(', ')} (their domain users would lose access): delete them first, or leave anyway with force`);
@@ -189,7 +190,11 @@ export async function adStatus(g: Gateway, shares: readonly Share[]): Promise<Ad
  * is refused naming its field.
  */
 export async function resolvePrincipals(g: Gateway, share: Share, state: AdState): Promise<Map<string, number>> {
-  const ads = adsOf(g);
+  return resolvePrincipalsWith(adsOf(g), share, state);
+}
+
+/** The same through any winbind (the host's, or an lxc share's container's). */
+export async function resolvePrincipalsWith(ads: Ads, share: Share, state: Pick<AdState, 'workgroup' | 'domain'>): Promise<Map<string, number>> {
   const ids = new Map<string, number>();
   const lists = [['users', share.users, 'user'], ['read_users', share.read_users, 'user'], ['groups', share.groups, 'group'], ['read_groups', share.read_groups, 'group']] as const;
   if (!lists.some(([, l]) => l.some(isDomainPrincipal))) return ids;
@@ -214,6 +219,8 @@ export async function resolvePrincipals(g: Gateway, share: Share, state: AdState
 export async function planShareDomain(g: Gateway, req: Share, existing: readonly Share[], cred: AdCredentials | undefined): Promise<{ steps: Step[]; ids: () => ReadonlyMap<string, number> }> {
   const domain = req.ad_domain!.toLowerCase();
   const state = await readAdState(g.settings.stateDir);
+  // an HA share is served by every node of the cluster: it needs the cluster's membership, not this node's own
+  if (req.ha_enabled && state?.mode !== 'ha') throw invalid('ad_domain', `an HA share uses the CTDB cluster's domain membership: join the cluster first (pve-smbgateway ha ad join ${domain}; docs/ad.md)`);
   if (state) {
     if (state.domain !== domain) throw invalid('ad_domain', `this node is joined to ${state.domain}, not ${domain}`);
     const ids = await resolvePrincipals(g, req, state);

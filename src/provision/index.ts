@@ -1,6 +1,6 @@
 /** One entry point per operation, dispatching on the share's mode (native, lxc, vm). */
 import type { Gateway } from './context.ts';
-import { shareUsers } from '../core/share.ts';
+import { isDomainPrincipal, shareUsers } from '../core/share.ts';
 import type { Step } from '../core/plan.ts';
 import type { Share } from '../core/share.ts';
 import { pveApi } from '../pve/connect.ts';
@@ -29,7 +29,8 @@ export function nativeCtx(g: Gateway): NativeCtx {
 export async function planCreate(g: Gateway, req: Share, existing: readonly Share[], passwords: Passwords, adopt: readonly string[] = [], adCred?: AdCredentials): Promise<CreatePlan> {
   if (req.mode !== 'native' && adopt.length) throw invalid('adopt', `${req.mode} shares have their own accounts inside the guest: there is nothing on the host to adopt`);
   // Guests keep their own accounts: every user is new there.
-  if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
+  // lxc with ad_domain: its container joins the domain itself (provision/lxc-ad.ts); domain principals get no password.
+  if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req).filter((u) => !isDomainPrincipal(u))), adCred);
   if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
   if (!req.ad_domain) return planNativeCreate(nativeCtx(g), req, existing, passwords, adopt);
   // A domain share: the node joins first if it is not joined yet; its DOMAIN\\names resolve through winbind.
@@ -38,8 +39,9 @@ export async function planCreate(g: Gateway, req: Share, existing: readonly Shar
   return { ...plan, steps: [...ad.steps, ...plan.steps] };
 }
 
-export async function planDelete(g: Gateway, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
+export async function planDelete(g: Gateway, share: Share, existing: readonly Share[], opts: { purge: boolean; adCred?: AdCredentials }): Promise<Step[]> {
   if (share.mode === 'lxc') return planLxcDelete(guestCtx(g), share, existing, opts);
+  if (opts.adCred) throw invalid('ad_password', 'is only used to delete an lxc share with ad_domain (its container leaves the domain)');
   if (share.mode === 'vm') return planVmDelete(guestCtx(g), share, existing, opts);
   return planNativeDelete(nativeCtx(g), share, existing, opts);
 }

@@ -12,16 +12,20 @@
  */
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Step } from '../core/plan.ts';
-import { shareUsers, type Made, type Share } from '../core/share.ts';
+import { isDomainPrincipal, shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Params } from '../pve/client.ts';
 import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
 import { renderManagedConf } from '../samba/render.ts';
 import { assignGuestUids, checkGuestShare, firstWriter, findTemplate, GUEST_MANAGED_CONF, guestAclSpec, guestPermissionSteps, healthCheckStep, LXC_ID_SHIFT, parseGuestUids, PATH_INSIDE, pctExec, pctPush, revokeSteps, waitForIp, type GuestCtx, type MutableShare } from './guest.ts';
 import type { CreatePlan } from './native.ts';
+import type { AdConf, AdCredentials } from '../samba/ads.ts';
+import { checkLxcDomainShare, domainAclSpec, lxcDomainServeSteps, lxcJoinSteps, lxcLeaveSteps } from './lxc-ad.ts';
 import { checkPurge, purgeStep } from './purge.ts';
 import type { GuestRecord, GuestRunningRecord } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { placeNewShare, requireQuotaSupport } from './storage.ts';
+import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
+import { guestSnapshotMount, SNAPSHOTS_INSIDE } from '../samba/guestshadow.ts';
+import { snapshotDirSteps } from './guest-snapshots.ts';
 
 export const CT_DEFAULT_MEMORY = 128;
 
@@ -47,8 +51,20 @@ export function bindMountSpec(hostPath: string, readOnly: boolean): string {
   return `${hostPath},mp=${PATH_INSIDE},backup=0${readOnly ? ',ro=1' : ''}`;
 }
 
+/**
+ * mp1: the share's snapshot directory on the host (btrfs), read-only at SNAPSHOTS_INSIDE, so that
+ * Samba in the container shows the snapshots as Previous Versions; not in backups either.
+ */
+export function snapshotMountSpec(share: Share): string | undefined {
+  const m = guestSnapshotMount(share);
+  if (m?.kind !== 'btrfs') return undefined;
+  if (/[,=]/.test(m.host)) throw invalid('path', 'must not contain "," or "=" in lxc mode (Proxmox mount point syntax)');
+  return `${m.host},mp=${SNAPSHOTS_INSIDE},backup=0,ro=1`;
+}
+
 /** Parameters for PUT /nodes/{node}/lxc/{vmid}/config after the clone (pure). */
 export function ctConfigParams(share: Share, hostPath: string, bridge: string): Params {
+  const mp1 = snapshotMountSpec(share);
   return {
     hostname: guestHostname(share.sharename),
     cores: 1,
@@ -56,15 +72,20 @@ export function ctConfigParams(share: Share, hostPath: string, bridge: string): 
     swap: 0,
     net0: netSpec('lxc', bridge, share.ip, share.gateway),
     mp0: bindMountSpec(hostPath, share.read_only),
+    ...(mp1 ? { mp1 } : {}),
     onboot: 1,
+    // a domain share's container resolves the domain through these (e.g. its DCs, docs/ad.md)
+    ...(share.nameserver ? { nameserver: share.nameserver } : {}),
+    ...(share.ad_domain ? { searchdomain: share.ad_domain.toLowerCase() } : {}),
     description: `SMB share ${share.sharename} (pve-smbgateway)`,
     tags: 'smbgateway-share',
   };
 }
 
 /** The smb.conf fragment pushed into the container: the native renderer with the path inside. */
-export function guestManagedConf(share: Share): string {
-  return renderManagedConf([share], { pathInside: () => PATH_INSIDE });
+export function guestManagedConf(share: Share, ad?: AdConf): string {
+  // The path as the guest sees it, also where a preset derives one from it (private: <path>/%u).
+  return renderManagedConf([{ ...share, path: PATH_INSIDE }], { pathInside: () => PATH_INSIDE, ...(ad ? { ad } : {}) });
 }
 
 /** Linked clones need a storage that can snapshot the template's volumes (ZFS, Ceph RBD, LVM-thin; for VMs also qcow2 on dir). */
@@ -104,13 +125,19 @@ export function assertConfined(config: Record<string, unknown>, vmid: number): v
   if (/(^|,)nesting=1/.test(String(config.features ?? ''))) throw new GatewayError('failed', `CT ${vmid}: nesting is enabled in the template, which relaxes the AppArmor profile`);
 }
 
-export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
+export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>, adCred?: AdCredentials): Promise<CreatePlan> {
   const { run, store, api, settings } = ctx;
   checkGuestShare(req);
+  // A domain share (docs/ad.md): its container joins with its own computer account; domain principals only.
+  if (req.ad_domain) {
+    checkLxcDomainShare(req, existing);
+    if (!adCred) throw invalid('ad_password', `the container of an lxc share joins ${req.ad_domain.toLowerCase()} itself: give the join credentials (ad_user, ad_password; on the command line --ad-user and --ad-password-file)`);
+  } else if (adCred) throw invalid('ad_password', 'is only used with ad_domain');
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   if (backing.kind === 'cephfs') throw invalid('mode', CEPHFS_GUEST_REFUSAL('lxc'));
   requireQuotaSupport(backing, req.quota);
-  const users = shareUsers(req);
+  // local accounts of the container (a domain share has none: winbind gives its principals their ids)
+  const users = shareUsers(req).filter((u) => !isDomainPrincipal(u));
   for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the container keeps its own Samba accounts (on the command line: --password-file)`);
   for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
   bindMountSpec(path, req.read_only);
@@ -123,16 +150,29 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
   const timeoutMs = (settings.pveTaskTimeout ?? 600) * 1000;
 
   const created: Made[] = [];
-  const guest_uids = await assignGuestUids(run, req, existing);
-  const share: MutableShare = { ...req, path, node, created, guest_uids };
+  const guest_uids = req.ad_domain ? [] : await assignGuestUids(run, req, existing);
+  // The backing is recorded as for a native share: the guest's smb.conf shows the snapshots from it.
+  const share: MutableShare = { ...req, path, node, created, guest_uids, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
   const uids = parseGuestUids(guest_uids);
   const warnings: string[] = [];
   let vmid = 0;
+  const ad = req.ad_domain ? lxcJoinSteps(ctx, share, path, adCred!, () => vmid, warnings) : undefined;
+  const serve: Step[] = ad ? lxcDomainServeSteps(ctx, () => vmid, Math.min(timeoutMs, 60_000)) : [{
+    name: 'reload-samba',
+    do: async () => {
+      // Right after the start, systemd in the container may not have started smbd yet: it then reads
+      // the pushed config when it starts, and the health check below waits for it to answer.
+      await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']).catch((e: Error) => {
+        if (!/Can't find pid for destination 'smbd'/.test(e.message)) throw e;
+      });
+    },
+  }];
 
   const steps: Step[] = [
     ...preStorageQuotaSteps(run, backing, share.quota),
     ...storageSteps(run, path, backing, created),
     ...quotaSteps(run, path, backing, share.quota),
+    ...snapshotDirSteps(share),
     ...guestPermissionSteps(run, path, guestAclSpec(share, uids, LXC_ID_SHIFT), firstWriter(share, uids, LXC_ID_SHIFT, exists)),
     {
       name: 'allocate-vmid',
@@ -165,6 +205,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
       name: 'wait-network',
       do: async () => { share.guest_ip = await waitForIp(api, node, 'lxc', vmid, timeoutMs); },
     },
+    ...(ad?.before ?? []),
     {
       name: 'add-guest-users',
       do: async () => {
@@ -176,26 +217,30 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
         }
       },
     },
+    ...(guestSnapshotMount(share) ? [{
+      name: 'check-snapshot-module',
+      do: async () => {
+        // shadow_copy2 is in samba-vfs-modules, which a template made by an earlier version lacks: smbd
+        // would refuse the share. Then no Previous Versions in the container, said, instead of no share.
+        const st = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba-vfs-modules']).catch(() => '');
+        if (st.includes('install ok installed')) return;
+        share.backing = undefined;
+        warnings.push(`the container template lacks samba-vfs-modules (shadow_copy2): no Previous Versions inside the container; make the template again (template create) or install it there, then re-create the share`);
+      },
+    }] : []),
     {
       name: 'push-smb-conf',
       do: async () => {
-        await pctPush(run, vmid, guestManagedConf(share), GUEST_MANAGED_CONF, '0644');
+        await pctPush(run, vmid, guestManagedConf(share, ad?.conf()), GUEST_MANAGED_CONF, '0644');
         await pctExec(run, vmid, ['testparm', '-s', '--suppress-prompt', '/etc/samba/smb.conf']);
       },
     },
-    {
-      name: 'reload-samba',
-      do: async () => {
-        // Right after the start, systemd in the container may not have started smbd yet: it then reads
-        // the pushed config when it starts, and the health check below waits for it to answer.
-        await pctExec(run, vmid, ['smbcontrol', 'smbd', 'reload-config']).catch((e: Error) => {
-          if (!/Can't find pid for destination 'smbd'/.test(e.message)) throw e;
-        });
-      },
-    },
-    store.storeSecretsStep(share.sharename, passwords),
+    ...(ad?.after ?? []),
+    ...serve,
+    // a domain share has no passwords of its own (its users log on against the DC)
+    ...(ad ? [] : [store.storeSecretsStep(share.sharename, passwords)]),
     store.saveStep(() => [...existing, share]),
-    ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, Math.min(timeoutMs, 60_000)),
+    ...(ad ? [] : healthCheckStep(ctx, share, () => share.guest_ip, passwords, Math.min(timeoutMs, 60_000))),
   ];
   return { steps, share, warnings };
 }
@@ -212,13 +257,16 @@ export function guestPurgeStep(ctx: GuestCtx, share: Share, existing: readonly S
   return purgeStep({ run: ctx.run, allowedRoots: ctx.settings.allowedRoots }, share, () => existing.filter((s) => s !== share));
 }
 
-export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
+export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean; adCred?: AdCredentials }): Promise<Step[]> {
   const { api } = ctx;
   const node = share.node ?? ctx.settings.node;
   const vmid = share.vmid;
   const wasRunning = { v: false };
-  const steps = await planGuestDeleteCommon(ctx, share, existing, opts);
-  if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
+  const ours = vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid);
+  if (opts.adCred && !(share.ad_domain && ours)) throw invalid('ad_password', 'is only used to delete an lxc share with ad_domain (its container leaves the domain)');
+  // A domain share's container leaves the domain first, while everything else is still in place.
+  const steps = [...(share.ad_domain && ours ? lxcLeaveSteps(ctx, share, node, vmid!, opts.adCred) : []), ...await planGuestDeleteCommon(ctx, share, existing, opts)];
+  if (ours) {
     steps.push({
       name: 'stop-container',
       journal: async () => [{ kind: 'guest-running', node, type: 'lxc', vmid, wasRunning: (await api.status(node, 'lxc', vmid).catch(() => undefined))?.status === 'running' } satisfies GuestRunningRecord],
@@ -229,8 +277,8 @@ export async function planLxcDelete(ctx: GuestCtx, share: Share, existing: reado
       undo: async () => { if (wasRunning.v) await api.start(node, 'lxc', vmid); },
     });
   }
-  steps.push(...revokeSteps(ctx.run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
-  if (vmid !== undefined && share.created.some((m) => m.kind === 'ct' && m.vmid === vmid)) {
+  steps.push(...revokeSteps(ctx.run, share.path, share.ad_domain ? domainAclSpec(share) : guestAclSpec(share, parseGuestUids(share.guest_uids), LXC_ID_SHIFT)));
+  if (ours) {
     // Irreversible: after everything that can be undone.
     steps.push({ name: 'destroy-container', irreversible: true, redo: [guestRecord(node, 'lxc', vmid, share.sharename)], do: () => api.removeGuest(node, 'lxc', vmid) });
   }

@@ -2,7 +2,7 @@
  * The recycle preset's retention: files deleted over SMB wait in `<share>/.recycle/<user>/` (vfs_recycle
  * touches their mtime when it moves them there) and are removed once older than `recycle_keep_days`.
  * The daemon runs the purge on a schedule (api/daemon.ts). It reaches only the recycle directory of a
- * native share with the preset, checked as it goes: the directory must be a real directory (not a
+ * share with the preset (native, lxc, or a vm share whose data is in the host path), checked as it goes: the directory must be a real directory (not a
  * symbolic link put in its place), links are removed as links and never followed.
  */
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
@@ -14,7 +14,9 @@ export interface PurgeResult { share: string; removed: number; kept: number }
 
 export async function purgeRecycle(share: Share, now = Date.now()): Promise<PurgeResult> {
   const out: PurgeResult = { share: share.sharename, removed: 0, kept: 0 };
-  if (share.mode !== 'native' || !share.presets.includes('recycle') || share.recycle_keep_days === undefined) return out;
+  if (!share.presets.includes('recycle') || share.recycle_keep_days === undefined) return out;
+  // Guest shares hold their data in the host path too (bind mount, virtiofs, NFS), except on an RBD disk.
+  if (share.mode === 'vm' && share.vm_attach === 'rbd') return out;
   const root = join(share.path, RECYCLE_DIR);
   const st = await lstat(root).catch(() => undefined);
   if (!st?.isDirectory()) return out;

@@ -16,6 +16,7 @@ import type { GuestKind, PveApi } from '../pve/api.ts';
 import { sambaRepairers } from '../samba/repair.ts';
 import type { Samba } from '../samba/samba.ts';
 import { undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
+import { guestRepairers } from './guest-exec.ts';
 import { purgeNow, type PurgeRecord } from './purge.ts';
 import { undoBtrfsQuota, undoDataset, undoDir, undoQuota, undoSubvolume, type BtrfsQuotaRecord, type DatasetRecord, type DirRecord, type QuotaRecord, type SubvolumeRecord } from './quota.ts';
 
@@ -138,6 +139,7 @@ export interface RepairCtx {
 export const repairers: RepairRegistry<RepairCtx> = {
   ...fileRepairers,
   ...sambaRepairers,
+  ...guestRepairers,
   dir: { undo: (r, _c, s) => undoDir(r as DirRecord, s.startedAt) },
   subvolume: { undo: (r, c, s) => undoSubvolume(c.run, r as SubvolumeRecord, s.startedAt) },
   dataset: { undo: (r, c, s) => undoDataset(c.run, r as DatasetRecord, s.startedAt) },

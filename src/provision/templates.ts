@@ -8,7 +8,7 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import { type Step } from '../core/plan.ts';
 import { atomicWrite } from '../core/store.ts';
 import type { PveApi } from '../pve/api.ts';
-import { guestBaseSmbConf, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from './guest.ts';
+import { guestBaseSmbConf, LXC_TEMPLATE_PACKAGES, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from './guest.ts';
 import { guestCtx } from './index.ts';
 import type { Gateway } from './context.ts';
 
@@ -68,7 +68,7 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
       do: () => api.create(node, 'lxc', {
         vmid, ostemplate: source, hostname: name, unprivileged: 1, rootfs: `${storage}:2`, cores: 1, memory: 256, swap: 0,
         net0: `name=eth0,bridge=${p.bridge ?? g.settings.pveBridge ?? 'vmbr0'},ip=dhcp,type=veth`, ostype: 'debian', tags: TEMPLATE_TAG,
-        description: 'pve-smbgateway lxc template: Debian with Samba',
+        description: 'pve-smbgateway lxc template: Debian with Samba and winbind',
       }),
       undo: () => api.removeGuest(node, 'lxc', vmid),
     },
@@ -76,11 +76,12 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
     {
       name: 'install-samba',
       do: async () => {
-        const have = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba']).catch(() => '');
-        if (have.includes('install ok installed')) return;
+        // every package installed already (a template image that carries them): nothing to fetch
+        const have = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}\\n', ...LXC_TEMPLATE_PACKAGES]).catch(() => '');
+        if (have.split('\n').filter((l) => l.includes('install ok installed')).length === LXC_TEMPLATE_PACKAGES.length) return;
         await waitForIp(api, node, 'lxc', vmid, timeoutMs);
         await pctExec(run, vmid, ['apt-get', 'update', '-q']);
-        await pctExec(run, vmid, ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'samba', 'samba-common-bin']);
+        await pctExec(run, vmid, ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...LXC_TEMPLATE_PACKAGES]);
       },
     },
     {
@@ -90,6 +91,8 @@ export async function lxcTemplatePlan(g: Gateway, p: { node: string; storage?: s
         await pctPush(run, vmid, '# pve-smbgateway: replaced for each share\n', '/etc/samba/smbgateway.conf', '0644');
         await pctExec(run, vmid, ['systemctl', 'enable', 'smbd']);
         await pctExec(run, vmid, ['systemctl', 'disable', 'nmbd']).catch(() => undefined);
+        // winbindd runs only in the containers of domain shares: their join enables it (docs/ad.md)
+        await pctExec(run, vmid, ['systemctl', 'disable', 'winbind']).catch(() => undefined);
       },
     },
     { name: 'stop-container', do: () => api.stop(node, 'lxc', vmid) },
@@ -114,7 +117,7 @@ ${conf}
     content: |
       # pve-smbgateway: replaced for each share
 runcmd:
-  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
+  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba samba-vfs-modules qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 3 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba samba-vfs-modules qemu-guest-agent)"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
   # Clones must run cloud-init as new instances (their own hostname, users, Samba config): forget this one.

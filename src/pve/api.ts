@@ -15,6 +15,7 @@ export type GuestConfig = Record<string, string | number | undefined> & { digest
 export interface GuestStatus { status: 'running' | 'stopped'; vmid: number; name?: string; template?: number; mem?: number; maxmem?: number; uptime?: number; agent?: number }
 export interface CtInterface { name: string; inet?: string; inet6?: string; hwaddr?: string }
 export interface AgentInterfaces { result: { name: string; 'ip-addresses'?: { 'ip-address': string; 'ip-address-type': string; prefix?: number }[] }[] }
+export interface AgentExecStatus { exited: boolean | number; exitcode?: number; signal?: number; 'out-data'?: string; 'err-data'?: string; 'out-truncated'?: boolean; 'err-truncated'?: boolean }
 export interface DirMapping { id: string; description?: string; map: string[] }
 export interface HaResource { sid: string; type?: string; state?: string; comment?: string }
 
@@ -68,6 +69,15 @@ export class PveApi {
   }
   ctInterfaces(node: string, vmid: number): Promise<CtInterface[]> { return this.c.get(`/nodes/${enc(node)}/lxc/${vmid}/interfaces`); }
   agentInterfaces(node: string, vmid: number): Promise<AgentInterfaces> { return this.c.get(`/nodes/${enc(node)}/qemu/${vmid}/agent/network-get-interfaces`); }
+  /** Start a command in the VM through the guest agent; `input` is its standard input (the request body, never argv). */
+  agentExec(node: string, vmid: number, command: readonly string[], input?: string): Promise<{ pid: number }> {
+    return this.c.post(`/nodes/${enc(node)}/qemu/${vmid}/agent/exec`, { command, 'input-data': input });
+  }
+  agentExecStatus(node: string, vmid: number, pid: number): Promise<AgentExecStatus> { return this.c.get(`/nodes/${enc(node)}/qemu/${vmid}/agent/exec-status`, { pid }); }
+  /** Write a file in the VM through the guest agent (the API base64-encodes it for the agent). */
+  agentFileWrite(node: string, vmid: number, file: string, content: string): Promise<void> {
+    return this.c.post(`/nodes/${enc(node)}/qemu/${vmid}/agent/file-write`, { file, content });
+  }
 
   /**
    * A backup of guests through vzdump (POST /nodes/{node}/vzdump), followed to its end; its task log

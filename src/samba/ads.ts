@@ -41,12 +41,15 @@ export interface AdConf {
   realm: string;
   workgroup: string;
   idmap: Idmap;
+  /** The computer name, where the gateway chooses it (an lxc share's container); native: the admin's smb.conf. */
+  netbios?: string;
 }
 
 /** The [global] parameters of a domain member (rendered after the hardening block). */
 export function adGlobalParams(ad: AdConf): Params {
   const wg = ad.workgroup.toUpperCase();
   return [
+    ...(ad.netbios ? [['netbios name', ad.netbios.toUpperCase()] as [string, string]] : []),
     ['security', 'ads'],
     ['server role', 'member server'],
     ['workgroup', wg],
@@ -124,7 +127,12 @@ export interface AdsTarget { smbConf: string }
 export interface AdCredentials { user: string; password: string }
 
 export class Ads {
-  constructor(private readonly run: Runner, private readonly target: AdsTarget, private readonly control: WinbindControl = 'systemd') {}
+  /**
+   * `scratchVia`: where the throwaway config of the checks is written: `local` (this host's /tmp) or
+   * `runner` (through the runner itself, e.g. inside a container reached with `pct exec`).
+   */
+  constructor(private readonly run: Runner, private readonly target: AdsTarget, private readonly control: WinbindControl = 'systemd',
+    private readonly scratchVia: 'local' | 'runner' = 'local') {}
 
   /** `net ads` with the admin password on stdin; `conf` defaults to the host's smb.conf. */
   private async netAds(args: string[], cred: AdCredentials | undefined, opts: { conf?: string; timeoutMs?: number } = {}) {
@@ -140,14 +148,32 @@ export class Ads {
    * there would outlive the DC's outage).
    */
   private async scratch<T>(globals: Record<string, string>, f: (conf: string) => Promise<T>): Promise<T> {
+    if (this.scratchVia === 'runner') return this.scratchViaRunner(globals, f);
     const dir = await mkdtemp(join(tmpdir(), 'smbgw-adcheck-'));
     try {
       const conf = join(dir, 'smb.conf');
-      const dirs = ['lock directory', 'state directory', 'cache directory', 'private dir', 'pid directory', 'ncalrpc dir'].map((k) => `  ${k} = ${dir}`);
-      await writeFile(conf, ['[global]', ...Object.entries(globals).map(([k, v]) => `  ${k} = ${v}`), ...dirs, ''].join('\n'), { mode: 0o600 });
+      await writeFile(conf, Ads.scratchConf(dir, globals), { mode: 0o600 });
       return await f(conf);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private static scratchConf(dir: string, globals: Record<string, string>): string {
+    const dirs = ['lock directory', 'state directory', 'cache directory', 'private dir', 'pid directory', 'ncalrpc dir'].map((k) => `  ${k} = ${dir}`);
+    return ['[global]', ...Object.entries(globals).map(([k, v]) => `  ${k} = ${v}`), ...dirs, ''].join('\n');
+  }
+
+  /** The same scratch config made where the runner runs (mktemp, a 0600 file written from stdin, rm). */
+  private async scratchViaRunner<T>(globals: Record<string, string>, f: (conf: string) => Promise<T>): Promise<T> {
+    const dir = (await this.run('mktemp', ['-d', '/tmp/smbgw-adcheck-XXXXXX'])).stdout.trim();
+    if (!/^\/tmp\/smbgw-adcheck-[A-Za-z0-9]+$/.test(dir)) throw new GatewayError('failed', `mktemp gave an unexpected directory: ${dir}`);
+    try {
+      const conf = `${dir}/smb.conf`;
+      await this.run('sh', ['-c', 'umask 077 && cat > "$1"', 'sh', conf], { input: Ads.scratchConf(dir, globals) });
+      return await f(conf);
+    } finally {
+      await this.run('rm', ['-rf', '--', dir], { allowFail: true });
     }
   }
 
@@ -179,15 +205,35 @@ export class Ads {
     return Number(m[1]) > 0;
   }
 
-  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string): Promise<void> {
-    const r = await this.netAds(['join', ...Ads.dcArgs(dc)], cred, { timeoutMs: 120_000 });
+  /** The join; returns what net said (e.g. whether its DNS update worked). */
+  async join(realm: string, workgroup: string, cred: AdCredentials, dc?: string, opts: { dnsHostName?: string; noDnsUpdates?: boolean } = {}): Promise<string> {
+    const r = await this.netAds(['join', ...Ads.dcArgs(dc), ...(opts.dnsHostName ? [`dnshostname=${opts.dnsHostName}`] : []), ...(opts.noDnsUpdates ? ['--no-dns-updates'] : [])], cred, { timeoutMs: 120_000 });
     if (r.code !== 0) throw adsFailure(`joining ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
+    return (r.stdout + r.stderr).split('\n').filter((l) => l.trim() && !/^Password for \[/.test(l)).join('\n');
   }
 
   /** Leave: the DC deletes the computer account; the machine secret and keytab entries go. */
   async leave(realm: string, workgroup: string, cred: AdCredentials, dc?: string): Promise<void> {
     const r = await this.netAds(['leave', ...Ads.dcArgs(dc)], cred, { timeoutMs: 60_000 });
     if (r.code !== 0) throw adsFailure(`leaving ${realm}`, r.stdout + r.stderr, { realm, user: `${workgroup}\\${cred.user}` });
+  }
+
+  /**
+   * Add (register) or remove (unregister) the A records of `fqdn` in the domain's DNS, as the join user
+   * (a secure update). Registered by the join user rather than by the new machine account, because a
+   * name that an earlier, deleted account registered stays owned by that account: the new one's update
+   * is refused (measured: `DNS Update ... failed: ERROR_DNS_UPDATE_FAILED` after a delete and create of
+   * the same share). `net ads leave` leaves the records: unregister them first. Each returns the
+   * failure text, if any (callers go on: SMB by address works without the record).
+   */
+  async dnsRegister(fqdn: string, addresses: string[], cred: AdCredentials): Promise<string | undefined> {
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'register', fqdn, ...addresses, '-U', cred.user], { allowFail: true, timeoutMs: 30_000, input: `${cred.password}\n` });
+    return r.code === 0 ? undefined : (r.stdout + r.stderr).trim().split('\n').filter((l) => l && !/^Password for \[/.test(l)).slice(-1)[0] ?? `exit ${r.code}`;
+  }
+
+  async dnsUnregister(fqdn: string, cred: AdCredentials): Promise<string | undefined> {
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'unregister', fqdn, '-U', cred.user], { allowFail: true, timeoutMs: 30_000, input: `${cred.password}\n` });
+    return r.code === 0 ? undefined : (r.stdout + r.stderr).trim().split('\n').filter((l) => l && !/^Password for \[/.test(l)).slice(-1)[0] ?? `exit ${r.code}`;
   }
 
   /**
@@ -202,6 +248,19 @@ export class Ads {
   /** Put the machine's keytab entries back (undo of a flush while still joined). */
   async keytabCreate(): Promise<void> {
     await this.run('net', ['-s', this.target.smbConf, 'ads', 'keytab', 'create', '-P'], { allowFail: true, timeoutMs: 30_000 });
+  }
+
+  /**
+   * The A records of `fqdn` in the domain's DNS become exactly `ips` (none: removed), as the machine
+   * account (-P). `net ads join` registers the joining host's own addresses; a cluster's name must
+   * point at its floating addresses instead.
+   */
+  async dnsSet(fqdn: string, ips: readonly string[]): Promise<void> {
+    // no record yet is fine
+    await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'unregister', fqdn, '-P'], { allowFail: true, timeoutMs: 30_000 });
+    if (!ips.length) return;
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'register', fqdn, ...ips, '-P'], { allowFail: true, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new GatewayError('failed', `registering ${fqdn} -> ${ips.join(' ')} in the domain's DNS failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-1)[0]}`);
   }
 
   /** Whether the machine account works (`net ads testjoin`: Kerberos with the machine secret). */
@@ -285,7 +344,8 @@ export interface AdState extends AdConf {
   /** Whether the join added winbind to nsswitch.conf (leave removes it only then). */
   nsswitch_added: boolean;
   joined_at: string;
-  mode: 'native';
+  /** native: this host's own machine account; ha: the CTDB cluster's (ha ad join), this node one of its members. */
+  mode: 'native' | 'ha';
 }
 
 export const adStatePath = (stateDir: string): string => join(stateDir, 'ad.json');

@@ -14,11 +14,16 @@ export function parseNetConfShare(text: string): [string, string][] {
   return out;
 }
 
-/** The `net` argument lists that make a registry share with these parameters (dropping it first when it exists). */
+/**
+ * The `net` argument lists that make a registry share with these parameters (dropping it first when it
+ * exists). The share's `path` parameter, when given, wins over `path`: a share served through a VFS
+ * module that is not the local file system (vfs_ceph) has its path inside that file system, not the
+ * node's mount point of it (with the mount point, vfs_ceph's tree connect failed: no such directory).
+ */
 export function netConfShareArgs(name: string, path: string, params: readonly [string, string][], exists: boolean): string[][] {
   const cmds: string[][] = [];
   if (exists) cmds.push(['conf', 'delshare', name]);
-  cmds.push(['conf', 'addshare', name, path, 'writeable=n', 'guest_ok=n']);
+  cmds.push(['conf', 'addshare', name, params.find(([k]) => k === 'path')?.[1] ?? path, 'writeable=n', 'guest_ok=n']);
   for (const [k, v] of params) if (k !== 'path') cmds.push(['conf', 'setparm', name, k, v]);
   return cmds;
 }

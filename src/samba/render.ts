@@ -10,6 +10,7 @@ import { adGlobalParams, type AdConf } from './ads.ts';
 import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 import { withTconAudit } from './tconaudit.ts';
+import { guestShadowCopyParams } from './guestshadow.ts';
 import { dataPathParams } from './tuning.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -26,14 +27,23 @@ function section(name: string, params: Params): string {
   return [`[${name}]`, ...params.map(([k, v]) => line(k, v))].join('\n');
 }
 
+/**
+ * One item of an smb.conf user list: Samba splits lists at blanks and commas unless the item is in
+ * double quotes ("@LAB\\Domain Users"); principals never contain a quote or a comma (share.ts).
+ */
+export function listItem(name: string): string {
+  if (/["\r\n]/.test(name)) throw new Error(`refusing to render ${JSON.stringify(name)} in an smb.conf list`);
+  return /[\s,]/.test(name) ? `"${name}"` : name;
+}
+
 /** The smb.conf parameters of one share, in a fixed order. `pathInside` overrides the path (guest modes). */
 export function shareParams(s: Share, pathInside?: string): Params {
   // A CephFS share is served through libcephfs: its path is the directory inside CephFS.
   const ceph = pathInside === undefined ? cephfsRecord(s) : undefined;
   const p: Params = [['path', ceph ? ceph.cephpath : pathInside ?? s.path]];
   if (s.comment) p.push(['comment', s.comment]);
-  const writers = [...s.users, ...s.groups.map((g) => '@' + g)];
-  const readers = [...s.read_users, ...s.read_groups.map((g) => '@' + g)];
+  const writers = [...s.users, ...s.groups.map((g) => '@' + g)].map(listItem);
+  const readers = [...s.read_users, ...s.read_groups.map((g) => '@' + g)].map(listItem);
   p.push(['read only', 'yes']);
   if (!s.read_only && writers.length) p.push(['write list', writers.join(' ')]);
   if (!s.guest_ok) {
@@ -46,6 +56,7 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
   if (pathInside === undefined) p.push(...(ceph ? cephVfsParams(s, ceph) : withTconAudit(s, shadowCopyParams(s))));
+  else p.push(...guestShadowCopyParams(s, pathInside));
   p.push(...dataPathParams());
   p.push(...shareOptions(s.options));
   return withPresets(s, p);

@@ -72,7 +72,7 @@ export async function createNetwork(opts: { name?: string; subnet?: string } = {
   };
   const addAddress = async (cidr: string) => {
     const r = await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', bridge], { allowFail: true });
-    if (r.code !== 0 && !/exists/i.test(r.stderr)) throw new Error(`ip addr add ${cidr}: ${r.stderr.trim()}`);
+    if (r.code !== 0 && !/exists|already assigned/i.test(r.stderr)) throw new Error(`ip addr add ${cidr}: ${r.stderr.trim()}`);
   };
   return { ns, bridge, hostIp, prefix: 24, guestIp: (n) => `${subnet}.${n}`, exec, plug, addAddress, destroy };
 }

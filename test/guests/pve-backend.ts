@@ -21,7 +21,7 @@
  * probe(host, ...) runs smbclient: into the bridge namespace for a container address, to the forwarded
  * port for a VM address.
  */
-import { chmod, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecResult, GuestBackend, SimGuest, VmStartContext } from '../pve-sim/backend.ts';
 import { alive, run, uid } from './common.ts';
@@ -172,11 +172,23 @@ export class RealGuestBackend implements GuestBackend {
       s.net = network;
       s.ip = cidr.split('/')[0];
     }
+    // What Proxmox writes from the CT's nameserver/searchdomain options before the start (else the node's resolver)
+    if (g.config.nameserver || g.config.searchdomain) {
+      const resolv = join(s.rootfs, 'etc/resolv.conf');
+      await rm(resolv, { force: true });
+      await writeFile(resolv, [...(g.config.searchdomain ? [`search ${g.config.searchdomain}`] : []), ...(g.config.nameserver ?? '').split(' ').filter(Boolean).map((a) => `nameserver ${a}`), ''].join('\n'));
+      await chown(resolv, toHost(s.idmap, 'u', 0) ?? 0, toHost(s.idmap, 'g', 0) ?? 0);
+    }
     s.ct = await createContainer({
       name: `smbgw-ct${g.vmid}-${uid(2)}`, hostname: g.config.hostname ?? `CT${g.vmid}`, idmap: s.idmap,
       memoryMiB: Number(g.config.memory ?? 512), mounts: bindMounts(g.config), rootfs: { dir: s.rootfs },
       baseDir: join(s.dir, 'run'), ...(net ? { net } : {}),
     });
+    // Proxmox's /etc/hosts: with a searchdomain the hostname's FQDN comes first (hostname -f)
+    if (g.config.searchdomain && g.config.hostname) {
+      const h = g.config.hostname;
+      await writeFile(join(s.rootfs, 'etc/hosts'), `127.0.0.1 localhost\n127.0.1.1 ${h}.${g.config.searchdomain.split(' ')[0]} ${h}\n::1 localhost ip6-localhost ip6-loopback\n`);
+    }
     try {
       await s.ct.start();
     } catch (e) {
@@ -299,6 +311,34 @@ export class RealGuestBackend implements GuestBackend {
       return r.map((i) => ({ name: i.name, 'ip-addresses': i['ip-addresses'] ?? [] }));
     } catch {
       return undefined;
+    }
+  }
+
+  /** guest-exec through the agent (stdin as input-data, output captured), then guest-exec-status until it exits. */
+  async vmExec(g: SimGuest, argv: string[], stdin?: Buffer): Promise<ExecResult> {
+    const vm = this.vms.get(g.vmid)?.vm;
+    if (!vm || !alive(vm.pid)) throw new Error('QEMU guest agent is not running');
+    const { pid } = await vm.agent({ execute: 'guest-exec', arguments: { path: argv[0], arg: argv.slice(1), 'capture-output': true, ...(stdin ? { 'input-data': stdin.toString('base64') } : {}) } }, 10_000) as { pid: number };
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const st = await vm.agent({ execute: 'guest-exec-status', arguments: { pid } }, 10_000) as { exited: boolean; exitcode?: number; signal?: number; 'out-data'?: string; 'err-data'?: string };
+      if (st.exited) {
+        const dec = (x?: string) => (x ? Buffer.from(x, 'base64').toString('utf8') : '');
+        return { code: st.exitcode ?? 128 + (st.signal ?? 0), stdout: dec(st['out-data']), stderr: dec(st['err-data']) };
+      }
+      if (Date.now() > deadline) throw new Error(`guest-exec ${argv[0]} did not finish`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async vmWriteFile(g: SimGuest, path: string, data: Buffer): Promise<void> {
+    const vm = this.vms.get(g.vmid)?.vm;
+    if (!vm || !alive(vm.pid)) throw new Error('QEMU guest agent is not running');
+    const h = await vm.agent({ execute: 'guest-file-open', arguments: { path, mode: 'w' } }, 10_000) as number;
+    try {
+      await vm.agent({ execute: 'guest-file-write', arguments: { handle: h, 'buf-b64': data.toString('base64') } }, 10_000);
+    } finally {
+      await vm.agent({ execute: 'guest-file-close', arguments: { handle: h } }, 10_000);
     }
   }
 

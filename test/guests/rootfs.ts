@@ -17,16 +17,18 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { withLock } from '../../src/core/lock.ts';
 import { cacheRoot, note, pipe, run, since, uid } from './common.ts';
+import { LXC_TEMPLATE_PACKAGES } from '../../src/provision/guest.ts';
 import { ensureSubids, idmapKey, PROXMOX_IDMAP, toHost, usernsexecArgs, type IdMap } from './idmap.ts';
 
 export const SUITE = 'bookworm';
 /** Bump when the recipe below changes in a way the package list does not show. */
 const RECIPE_VERSION = 1;
 /**
- * Packages of the container rootfs: Samba (smbd, smbclient, pdbedit/smbpasswd from samba-common-bin),
- * iproute2 and procps for the tests, systemd as init like a Proxmox standard template.
+ * Packages of the container rootfs: the gateway template's (Samba, samba-vfs-modules for shadow_copy2,
+ * and winbind, libnss-winbind and krb5-user for Active Directory shares: src/provision/guest.ts), smbclient,
+ * iproute2 and procps for the tests, systemd as init like a Proxmox standard template. The cache key hashes this list.
  */
-export const ROOTFS_PACKAGES = ['samba', 'smbclient', 'samba-common-bin', 'iproute2', 'procps', 'systemd-sysv', 'acl'];
+export const ROOTFS_PACKAGES = [...LXC_TEMPLATE_PACKAGES, 'smbclient', 'iproute2', 'procps', 'systemd-sysv', 'acl'];
 
 export interface AptSource { uri: string; suites: string[]; components: string[] }
 
@@ -153,7 +155,7 @@ export async function maskUnit(dir: string, unit: string): Promise<void> {
 
 /**
  * The cached Debian rootfs with Samba (built with debootstrap on first use, ~1 min).
- * Samba is installed but only smbd is enabled (nmbd, samba-ad-dc masked); /etc/machine-id is empty
+ * Samba and winbind are installed but only smbd is enabled (nmbd, samba-ad-dc masked, winbind disabled); /etc/machine-id is empty
  * (a template: systemd makes one at first boot). Its apt lists are kept for `buildVmImage`.
  */
 export async function buildRootfs(): Promise<Built> {
@@ -164,6 +166,9 @@ export async function buildRootfs(): Promise<Built> {
     await run('debootstrap', ['--variant=minbase', `--include=${ROOTFS_PACKAGES.join(',')}`, SUITE, tmp, mirror], { timeoutMs: 12 * 60_000 });
     // Services that do not belong in a gateway guest or fail in an unprivileged container.
     for (const u of ['nmbd.service', 'samba-ad-dc.service', 'sys-kernel-debug.mount']) await maskUnit(tmp, u);
+    // winbindd runs only in the containers of domain shares: the join enables and starts it (as the
+    // gateway's template create leaves it disabled)
+    await unlink(join(tmp, 'etc/systemd/system/multi-user.target.wants/winbind.service')).catch(() => undefined);
     await truncate(join(tmp, 'etc/machine-id'), 0);
     await writeFile(join(tmp, 'etc/hostname'), 'localhost\n');
     await rm(join(tmp, 'var/cache/apt/archives'), { recursive: true, force: true });

@@ -27,6 +27,8 @@ export interface LabNode { name: string; ns: string; address: string; dir: strin
 export interface AdLab {
   id: string;
   dir: string;
+  /** The network namespace holding the lab's bridge br0 (to plug more into it, e.g. a guest network). */
+  sw: string;
   dc: LabNode;
   gw: LabNode;
   client: LabNode;
@@ -169,7 +171,7 @@ export async function startAdLab(): Promise<AdLab> {
       for (const pid of await pidsIn(dc.ns)) if (pid !== dc.holderPid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     };
     const computers = async () => (await samba(['computer', 'list'])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
-    return { id, dir, dc, gw, client, startDc, stopDc, samba, computers, cleanup };
+    return { id, dir, sw, dc, gw, client, startDc, stopDc, samba, computers, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

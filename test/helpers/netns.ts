@@ -49,6 +49,8 @@ export interface NetnsCluster {
   heal: (n: TestNode) => Promise<void>;
   /** "The machine died": kill -9 its ctdbd and smbd (whole process groups) and drop the addresses only it answered for. */
   killNode: (n: TestNode) => Promise<void>;
+  /** Plug another namespace (e.g. an AD DC's, test/helpers/adlab.ts) into the cluster's bridge as `ifname` with `address`. */
+  attach: (ns: string, ifname: string, address: string) => Promise<void>;
   /** Whether an address is configured on the node's eth0. */
   hasAddress: (n: TestNode, ip: string) => Promise<boolean>;
   cleanup: () => Promise<void>;
@@ -86,7 +88,11 @@ async function readPid(file: string): Promise<number | undefined> {
   return Number.isInteger(n) && n > 1 ? n : undefined;
 }
 
-export async function startNetnsCluster(opts: { nodes?: number } = {}): Promise<NetnsCluster> {
+/**
+ * `privateEtc`: each node's /etc is an overlay of the host's (writes stay the node's own: nsswitch.conf,
+ * krb5.conf, krb5.keytab, resolv.conf for a domain member), under the bind mounts above.
+ */
+export async function startNetnsCluster(opts: { nodes?: number; privateEtc?: boolean } = {}): Promise<NetnsCluster> {
   const count = opts.nodes ?? 3;
   const id = randomBytes(2).toString('hex');
   const net = `10.${randomInt(64, 250)}.${randomInt(1, 254)}`;
@@ -113,13 +119,13 @@ export async function startNetnsCluster(opts: { nodes?: number } = {}): Promise<
     await ip(['-n', switchNs, 'link', 'set', 'lo', 'up']);
     await ip(['-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
     await ip(['-n', switchNs, 'link', 'set', 'br0', 'up']);
-    const plug = async (ns: string, port: string, address: string) => {
+    const plug = async (ns: string, port: string, address: string, ifname = 'eth0') => {
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      await ip(['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
+      await ip(['-n', ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
       await ip(['-n', switchNs, 'link', 'set', port, 'master', 'br0']);
       await ip(['-n', switchNs, 'link', 'set', port, 'up']);
-      await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
-      await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', ifname]);
+      await ip(['-n', ns, 'link', 'set', ifname, 'up']);
     };
     for (let i = 1; i <= count; i++) {
       const ns = `smbgw${id}n${i}`;
@@ -138,6 +144,10 @@ export async function startNetnsCluster(opts: { nodes?: number } = {}): Promise<
       const holderPid = holder.pid!;
       await new Promise((r) => setTimeout(r, 100));
       const inNs = prefixRunner(execRunner, `node n${i}`, 'nsenter', ['-t', String(holderPid), '-m', '-n', '--']);
+      if (opts.privateEtc) {
+        for (const sub of ['etc-upper', 'etc-work']) await mkdir(join(ndir, sub), { recursive: true });
+        await inNs('mount', ['-t', 'overlay', `smbgw${id}n${i}-etc`, '-o', `lowerdir=/etc,upperdir=${ndir}/etc-upper,workdir=${ndir}/etc-work`, '/etc']);
+      }
       for (const [mnt, sub] of BINDS) {
         await execRunner('mkdir', ['-p', mnt]);
         await inNs('mount', ['--bind', join(ndir, sub), mnt]);
@@ -179,6 +189,7 @@ export async function startNetnsCluster(opts: { nodes?: number } = {}): Promise<
       partition: async (n) => { await ip(['-n', switchNs, 'link', 'set', n.port, 'nomaster']); },
       heal: async (n) => { await ip(['-n', switchNs, 'link', 'set', n.port, 'master', 'br0']); },
       killNode, hasAddress, cleanup,
+      attach: async (ns, ifname, address) => { await plug(ns, `va${randomBytes(3).toString('hex')}`, address, ifname); },
     };
   } catch (e) {
     await cleanup();

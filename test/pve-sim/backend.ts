@@ -44,6 +44,10 @@ export interface GuestBackend {
   vmRunning?(g: SimGuest): Promise<boolean>;
   /** undefined while the guest agent does not answer. */
   vmAgentInterfaces(g: SimGuest): Promise<{ name: string; 'ip-addresses': { 'ip-address': string; 'ip-address-type': string; prefix: number }[] }[] | undefined>;
+  /** A command through the VM's guest agent (guest-exec; stdin as its input-data); rejects while the agent does not answer. */
+  vmExec?(g: SimGuest, argv: string[], stdin?: Buffer): Promise<ExecResult>;
+  /** A file written through the guest agent (guest-file-open/write/close). */
+  vmWriteFile?(g: SimGuest, path: string, data: Buffer): Promise<void>;
   /** Whether an SMB logon to host/share with user/password would work (fake backend; real ones use smbclient). */
   probe?(host: string, share: string, user: string, password: string): Promise<{ ok: boolean; output: string }>;
   close(): Promise<void>;
@@ -55,6 +59,8 @@ export interface FakeGuestState {
   packages: Set<string>;
   unixUsers: Map<string, { uid: number; gid: number }>;
   sambaUsers: Map<string, string>;
+  /** VMs: NT hashes of the Samba accounts (from the cloud-init passdb, then smbpasswd and pdbedit -x). */
+  ntHashes: Map<string, string>;
   reloads: number;
   ip?: string;
   userData?: string;
@@ -79,7 +85,7 @@ export class FakeBackend implements GuestBackend {
   state(vmid: number): FakeGuestState {
     let s = this.guests.get(vmid);
     if (!s) {
-      s = { files: new Map(), exec: [], packages: new Set(this.opts.preinstalled ?? []), unixUsers: new Map(), sambaUsers: new Map(), reloads: 0, virtiofs: [] };
+      s = { files: new Map(), exec: [], packages: new Set(this.opts.preinstalled ?? []), unixUsers: new Map(), sambaUsers: new Map(), ntHashes: new Map(), reloads: 0, virtiofs: [] };
       this.guests.set(vmid, s);
     }
     return s;
@@ -89,7 +95,7 @@ export class FakeBackend implements GuestBackend {
     const a = this.state(src);
     this.guests.set(dst, {
       files: new Map(a.files), exec: [], packages: new Set(a.packages), unixUsers: new Map(a.unixUsers),
-      sambaUsers: new Map(a.sambaUsers), reloads: 0, virtiofs: [],
+      sambaUsers: new Map(a.sambaUsers), ntHashes: new Map(a.ntHashes), reloads: 0, virtiofs: [],
     });
   }
 
@@ -121,13 +127,22 @@ export class FakeBackend implements GuestBackend {
     const need = (pkg: string) => s.packages.has(pkg);
     switch (cmd) {
       case 'dpkg-query': {
-        const pkg = args[args.length - 1]!;
-        return need(pkg) ? ok('install ok installed') : fail(`dpkg-query: no packages found matching ${pkg}`);
+        // As dpkg-query -W: the status of each package asked for, exit 1 if one is not there.
+        const pkgs = args.filter((a) => !a.startsWith('-'));
+        const missing = pkgs.find((p) => !need(p));
+        if (missing) return fail(`dpkg-query: no packages found matching ${missing}`);
+        return ok(pkgs.map(() => 'install ok installed').join('\n') + (pkgs.length > 1 ? '\n' : ''));
       }
       case 'apt-get':
         if (args.includes('install')) for (const p of args.filter((a) => !a.startsWith('-') && a !== 'install')) s.packages.add(p);
         return ok();
       case 'groupadd': return ok();
+      case 'groupdel': return ok();
+      case 'getent': {
+        const u = s.unixUsers.get(args[1]!);
+        return args[0] === 'passwd' && u ? ok(`${args[1]}:x:${u.uid}:${u.gid}::/nonexistent:/usr/sbin/nologin\n`) : fail('', 2);
+      }
+      case 'chmod': { const f = s.files.get(args[1]!); if (!f) return fail(`chmod: cannot access '${args[1]}': No such file or directory`); f.mode = parseInt(args[0]!, 8); return ok(); }
       case 'useradd': {
         const name = args[args.length - 1]!;
         const uid = Number(args[args.indexOf('--uid') + 1] ?? args[args.indexOf('-u') + 1]);
@@ -140,11 +155,14 @@ export class FakeBackend implements GuestBackend {
         if (!need('samba')) return fail('smbpasswd: command not found', 127);
         const name = args[args.length - 1]!;
         if (!s.unixUsers.has(name)) return fail(`Failed to add entry for user ${name}.`);
-        s.sambaUsers.set(name, (input ?? '').split('\n')[0] ?? '');
-        return ok(`Added user ${name}.`);
+        const pw = (input ?? '').split('\n')[0] ?? '';
+        if (!args.includes('-a') && !s.sambaUsers.has(name) && !s.ntHashes.has(name)) return fail(`Failed to find entry for user ${name}.`);
+        s.sambaUsers.set(name, pw);
+        s.ntHashes.set(name, (await import('../../src/samba/nthash.ts')).ntHash(pw));
+        return ok(args.includes('-a') ? `Added user ${name}.` : '');
       }
       case 'pdbedit':
-        if (args.includes('-x')) s.sambaUsers.delete(args[args.length - 1]!);
+        if (args.includes('-x')) { s.sambaUsers.delete(args[args.length - 1]!); s.ntHashes.delete(args[args.length - 1]!); }
         return ok();
       case 'testparm': {
         if (!need('samba')) return fail('testparm: command not found', 127);
@@ -155,8 +173,9 @@ export class FakeBackend implements GuestBackend {
       case 'smbcontrol': if (!need('samba')) return fail('smbcontrol: command not found', 127); s.reloads++; return ok();
       case 'smbstatus': return need('samba') ? ok(JSON.stringify({ sessions: {}, tcons: {}, open_files: {} })) : fail('smbstatus: command not found', 127);
       case 'cat': {
-        const f = s.files.get(args[0]!);
-        return f ? ok(f.data) : fail(`cat: ${args[0]}: No such file or directory`);
+        const file = args[args.length - 1]!;
+        const f = s.files.get(file);
+        return f ? ok(f.data) : fail(`cat: ${file}: No such file or directory`);
       }
       case 'rm': for (const a of args) if (!a.startsWith('-')) s.files.delete(a); return ok();
       default: return ok();
@@ -167,6 +186,14 @@ export class FakeBackend implements GuestBackend {
   async vmClone(src: SimGuest, dst: SimGuest): Promise<void> { this.copy(src.vmid, dst.vmid); }
   async vmStart(g: SimGuest, ctx: VmStartContext): Promise<void> {
     const s = this.state(g.vmid);
+    if (ctx.userData !== undefined && s.userData === undefined) {
+      // First boot: cloud-init's write_files and the passdb import (NT hashes), as the guest would hold them.
+      for (const m of ctx.userData.matchAll(/^  - path: "([^"]+)"\n    permissions: "(\d+)"\n    content: \|\n((?:      .*\n?)*)/gm)) {
+        s.files.set(m[1]!, { data: m[3]!.split('\n').map((l) => l.slice(6)).join('\n').replace(/\n*$/, '\n'), mode: parseInt(m[2]!, 8) });
+      }
+      for (const m of ctx.userData.matchAll(/^      ([^:\s]+):(\d+):X{32}:([0-9A-F]{32}):/gm)) { s.ntHashes.set(m[1]!, m[3]!); s.unixUsers.set(m[1]!, { uid: Number(m[2]), gid: Number(m[2]) }); }
+      if (s.packages.has('samba')) s.reloads++;
+    }
     s.userData = ctx.userData;
     s.virtiofs = ctx.virtiofs;
     s.ip = staticIp(g.config.ipconfig0) ?? fakeDhcp(g.vmid);
@@ -175,6 +202,16 @@ export class FakeBackend implements GuestBackend {
   async vmRunning(g: SimGuest): Promise<boolean> {
     const s = this.state(g.vmid);
     return !(s.userData?.includes('power_state:') && s.agentUpAt !== undefined && Date.now() >= s.agentUpAt);
+  }
+  async vmExec(g: SimGuest, argv: string[], stdin?: Buffer): Promise<ExecResult> {
+    const s = this.state(g.vmid);
+    if (!s.agentUpAt || Date.now() < s.agentUpAt) throw new Error('QEMU guest agent is not running');
+    return this.ctExec(g, argv, stdin);
+  }
+  async vmWriteFile(g: SimGuest, path: string, data: Buffer): Promise<void> {
+    const s = this.state(g.vmid);
+    if (!s.agentUpAt || Date.now() < s.agentUpAt) throw new Error('QEMU guest agent is not running');
+    s.files.set(path, { data: data.toString('utf8'), mode: s.files.get(path)?.mode ?? 0o644 });
   }
   async vmStop(g: SimGuest): Promise<void> { const s = this.state(g.vmid); s.ip = undefined; s.agentUpAt = undefined; }
   async vmDestroy(g: SimGuest): Promise<void> { this.guests.delete(g.vmid); }
@@ -193,12 +230,14 @@ export class FakeBackend implements GuestBackend {
     if (!entry) return { ok: false, output: `do_connect: Connection to ${host} failed (Error NT_STATUS_HOST_UNREACHABLE)` };
     const [, s] = entry;
     if (s.userData !== undefined) {
-      // VM: the cloud-init user-data carries the config and the users' NT hashes.
+      // VM: the config and the users' NT hashes as cloud-init left them, changed since through the guest agent.
       const { ntHash } = await import('../../src/provision/guest.ts');
-      const hasShare = s.userData.includes(`[${share}]`);
-      const hashOk = s.userData.includes(`${user}:`) && s.userData.includes(ntHash(password));
-      if (!hasShare) return { ok: false, output: 'tree connect failed: NT_STATUS_BAD_NETWORK_NAME' };
-      return hashOk ? { ok: true, output: '  .   D   0  Thu Jan  1 00:00:00 2026' } : { ok: false, output: 'session setup failed: NT_STATUS_LOGON_FAILURE' };
+      const conf = s.files.get('/etc/samba/smbgateway.conf')?.data ?? s.userData;
+      if (!conf.includes(`[${share}]`)) return { ok: false, output: 'tree connect failed: NT_STATUS_BAD_NETWORK_NAME' };
+      if (s.ntHashes.get(user) !== ntHash(password)) return { ok: false, output: 'session setup failed: NT_STATUS_LOGON_FAILURE' };
+      const valid = /^\s*valid users = (.*)$/m.exec(conf)?.[1]?.split(' ') ?? [];
+      if (!valid.includes(user)) return { ok: false, output: 'tree connect failed: NT_STATUS_ACCESS_DENIED' };
+      return { ok: true, output: '  .   D   0  Thu Jan  1 00:00:00 2026' };
     }
     const conf = [...s.files.values()].map((f) => f.data).join('\n');
     if (!s.reloads || !conf.includes(`[${share}]`)) return { ok: false, output: 'tree connect failed: NT_STATUS_BAD_NETWORK_NAME' };

@@ -50,7 +50,7 @@ export interface SimGatewayOptions {
 }
 
 export const TOKEN_PRIVS = ['VM.Allocate', 'VM.Clone', 'VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options',
-  'VM.Config.Cloudinit', 'VM.Config.HWType', 'VM.PowerMgmt', 'VM.Audit', 'VM.GuestAgent.Audit', 'Datastore.AllocateSpace', 'Datastore.Audit', 'Datastore.Allocate', 'Mapping.Modify', 'Mapping.Use', 'Mapping.Audit', 'Sys.Audit'];
+  'VM.Config.Cloudinit', 'VM.Config.HWType', 'VM.PowerMgmt', 'VM.Audit', 'VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted', 'Datastore.AllocateSpace', 'Datastore.Audit', 'Datastore.Allocate', 'Mapping.Modify', 'Mapping.Use', 'Mapping.Audit', 'Sys.Audit'];
 
 export async function startSimGateway(opts: SimGatewayOptions = {}): Promise<SimGateway> {
   const id = randomBytes(3).toString('hex');
@@ -101,6 +101,7 @@ export async function startSimGateway(opts: SimGatewayOptions = {}): Promise<Sim
     SMBGATEWAY_CONFIG: settingsFile,
     SMBGW_BIN_PVESH: join(sim.binDir, 'pvesh'),
     SMBGW_BIN_PCT: join(sim.binDir, 'pct'),
+    SMBGW_BIN_QM: join(sim.binDir, 'qm'),
     SMBGW_BIN_SMBCLIENT: opts.realSmbclient ?? join(sim.binDir, 'smbclient'),
     ...opts.extraEnv,
   };

@@ -8,7 +8,7 @@
  * `permissions.check` for API tokens, plus the handler rules that matter here (bind mounts only for
  * root@pam). Faults can be injected per endpoint. PVE_SIM_LOG=<file> appends one JSON line per request.
  *
- * Node-local commands (`pvesh`, `pct`, and a fake `smbclient` for the fake backend) are shims in
+ * Node-local commands (`pvesh`, `pct`, `qm guest exec`, and a fake `smbclient` for the fake backend) are shims in
  * `binDir`: small scripts that talk to the simulator as root@pam of the local node.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -86,6 +86,8 @@ export class PveSim {
   certFile = '';
   binDir = '';
   private pidCounter = 0x1000;
+  private agentPidCounter = 4000;
+  private readonly agentProcs = new Map<number, { vmid: number; result?: { code: number; stdout: string; stderr: string } }>();
   private logFile: string | undefined;
 
   constructor(opts: SimOptions) {
@@ -278,7 +280,7 @@ export class PveSim {
 
   private record(method: string, path: string, params: Values, user: string): void {
     const p = { ...params };
-    for (const k of ['password', 'secret']) if (k in p) p[k] = '***';
+    for (const k of ['password', 'secret', 'input-data']) if (k in p) p[k] = '***';
     const entry = { method, path, params: p, user };
     this.requests.push(entry);
     if (this.logFile) appendFileSync(this.logFile, JSON.stringify(entry) + '\n');
@@ -320,6 +322,15 @@ export class PveSim {
   private guest(node: string, vmid: number, kind: 'lxc' | 'qemu'): SimGuest {
     const g = this.guests.get(vmid);
     if (!g || g.kind !== kind || g.node !== node) throw new HttpError(500, `Configuration file 'nodes/${node}/${kind}/${vmid}.conf' does not exist`);
+    return g;
+  }
+
+  /** A running VM with the agent configured and answering (what PVE's agent calls check). */
+  private async agentGuest(node: string, vmid: number): Promise<SimGuest> {
+    const g = this.guest(node, vmid, 'qemu');
+    if (g.status !== 'running') throw new HttpError(500, `VM ${vmid} is not running`);
+    if (!/^(1|enabled=1)/.test(g.config.agent ?? '')) throw new HttpError(500, 'No QEMU guest agent configured');
+    if (!this.backend.vmExec || !(await this.backend.vmAgentInterfaces(g))) throw new HttpError(500, 'QEMU guest agent is not running');
     return g;
   }
 
@@ -395,21 +406,26 @@ export class PveSim {
     return out;
   }
 
-  /** pct restore through the API: the archive's config replaces the container's (which must be stopped; force to overwrite). */
-  private restoreCt(node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
+  /**
+   * pct restore / qmrestore through the API: the archive's config replaces the guest's (which must be
+   * stopped; force to overwrite). An archive of the other kind of guest is refused.
+   */
+  private restoreGuest(kind: 'lxc' | 'qemu', node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
     const g = this.guests.get(vmid);
-    if (g && !force) throw new HttpError(500, `unable to restore CT ${vmid} - CT ${vmid} already exists on node '${g.node}'`);
-    if (g && g.status === 'running') throw new HttpError(500, `unable to restore CT ${vmid} - CT is running`);
+    const what = kind === 'lxc' ? 'CT' : 'VM';
+    if (g && !force) throw new HttpError(500, `unable to restore ${what} ${vmid} - ${what} ${vmid} already exists on node '${g.node}'`);
+    if (g && g.kind !== kind) throw new HttpError(500, `unable to restore ${what} ${vmid} - ${vmid} is a ${g.kind === 'lxc' ? 'container' : 'VM'}`);
+    if (g && g.status === 'running') throw new HttpError(500, `unable to restore ${what} ${vmid} - ${what} is running`);
     if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Backup')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Backup)`);
     const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/(.+)$/i.exec(archive);
     const st = m ? this.storages.get(m[1]!) : undefined;
     if (!m || !st?.path || !(this.volumes.get(st.id) ?? []).some((x) => x.volid === archive)) throw new HttpError(500, `volume '${archive}' does not exist`);
     const file = join(st.path, 'dump', m[2]!);
-    return this.task(node, 'vzrestore', String(vmid), user, async (log) => {
+    return this.task(node, kind === 'lxc' ? 'vzrestore' : 'qmrestore', String(vmid), user, async (log) => {
       log(`restoring '${archive}' now..`);
       const saved = JSON.parse(readFileSync(file, 'utf8')) as { vmid: number; kind: string; config: Record<string, string> };
-      if (saved.kind !== 'lxc') throw new Error(`${archive} is not a container backup`);
-      const target = g ?? { vmid, kind: 'lxc' as const, node, config: {}, status: 'stopped' as const, template: false };
+      if (saved.kind !== kind) throw new Error(`${archive} is not a ${kind === 'lxc' ? 'container' : 'VM'} backup`);
+      const target = g ?? { vmid, kind, node, config: {}, status: 'stopped' as const, template: false };
       for (const k of Object.keys(target.config)) delete target.config[k];
       Object.assign(target.config, saved.config);
       this.guests.set(vmid, target as SimGuest);
@@ -484,7 +500,7 @@ export class PveSim {
       case 'POST /nodes/{node}/lxc': {
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         this.checkMounts(user, v);
-        if (TRUE(s('restore'))) return this.restoreCt(node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
+        if (TRUE(s('restore'))) return this.restoreGuest('lxc', node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
         if (this.guests.has(vmid)) throw new HttpError(500, `CT ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         const ost = s('ostemplate')!;
         const stId = ost.split(':')[0]!;
@@ -505,6 +521,7 @@ export class PveSim {
         }, fault, () => { this.guests.delete(vmid); this.freeVolumes(vmid); });
       }
       case 'POST /nodes/{node}/qemu': {
+        if (s('archive') !== undefined) return this.restoreGuest('qemu', node, vmid, s('archive')!, TRUE(s('force')), user, fault);
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         if (this.guests.has(vmid)) throw new HttpError(500, `VM ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         this.checkVirtiofs(user, node, v);
@@ -663,6 +680,37 @@ export class PveSim {
         const r = await this.backend.vmAgentInterfaces(g);
         if (!r) throw new HttpError(500, 'QEMU guest agent is not running');
         return { result: r };
+      }
+
+      // Guest agent commands: started asynchronously (a pid), followed with exec-status, as qemu-ga does.
+      case 'POST /nodes/{node}/qemu/{vmid}/agent/exec': {
+        const g = await this.agentGuest(node, vmid);
+        const argv = ([] as string[]).concat(v.command ?? []);
+        if (!argv.length) throw new HttpError(500, "no command specified");
+        const input = s('input-data');
+        const pid = ++this.agentPidCounter;
+        const proc: { vmid: number; result?: { code: number; stdout: string; stderr: string } } = { vmid };
+        this.agentProcs.set(pid, proc);
+        const fault = this.takeFault('AGENT', `${argv[0]} ${vmid}`) ?? this.takeFault('AGENT', argv[0]!);
+        const work = fault ? Promise.resolve({ code: 1, stdout: '', stderr: (fault.message ?? 'injected failure') + '\n' }) : this.backend.vmExec!(g, argv, input === undefined ? undefined : Buffer.from(input));
+        void work.then((r) => { proc.result = r; }, (e: Error) => { proc.result = { code: 127, stdout: '', stderr: e.message }; });
+        return { pid };
+      }
+      case 'GET /nodes/{node}/qemu/{vmid}/agent/exec-status': {
+        await this.agentGuest(node, vmid);
+        const pid = Number(s('pid'));
+        const p = this.agentProcs.get(pid);
+        if (!p || p.vmid !== vmid) throw new HttpError(500, `Agent error: Invalid parameter 'pid'`);
+        if (!p.result) return { exited: 0 };
+        this.agentProcs.delete(pid);
+        return { exited: 1, exitcode: p.result.code, ...(p.result.stdout ? { 'out-data': p.result.stdout } : {}), ...(p.result.stderr ? { 'err-data': p.result.stderr } : {}) };
+      }
+      case 'POST /nodes/{node}/qemu/{vmid}/agent/file-write': {
+        const g = await this.agentGuest(node, vmid);
+        const encode = s('encode') === undefined || TRUE(s('encode'));
+        const content = s('content') ?? '';
+        await this.backend.vmWriteFile!(g, s('file')!, encode ? Buffer.from(content, 'utf8') : Buffer.from(content, 'base64'));
+        return null;
       }
 
       // --- cluster-wide config ---
@@ -866,6 +914,23 @@ export class PveSim {
       }
       return { code: 255, stdout: '', stderr: `unknown command 'pct ${verb}'\n` };
     }
+    if (path === '/sim/qm') {
+      // qm guest exec <vmid> [--pass-stdin 1] [--timeout N] -- <command...>: the result as qm prints it (JSON).
+      const args = body.args as string[];
+      if (args[0] !== 'guest' || args[1] !== 'exec') return { code: 255, stdout: '', stderr: `unknown command 'qm ${args.slice(0, 2).join(' ')}'\n` };
+      const vmid = Number(args[2]);
+      const dd = args.indexOf('--');
+      const argv = dd >= 0 ? args.slice(dd + 1) : [];
+      const opts = args.slice(3, dd >= 0 ? dd : undefined);
+      const passStdin = opts.includes('--pass-stdin') && opts[opts.indexOf('--pass-stdin') + 1] === '1';
+      this.record('QM', `guest exec ${vmid}`, { args: argv }, 'root@pam');
+      let g: SimGuest;
+      try { g = await this.agentGuest(this.localNode, vmid); } catch (e) { return { code: 255, stdout: '', stderr: (e as Error).message + '\n' }; }
+      const fault = this.takeFault('AGENT', `${argv[0]} ${vmid}`) ?? this.takeFault('AGENT', argv[0] ?? '');
+      const r = fault ? { code: 1, stdout: '', stderr: (fault.message ?? 'injected failure') + '\n' }
+        : await this.backend.vmExec!(g, argv, passStdin && body.stdin ? Buffer.from(String(body.stdin), 'base64') : undefined);
+      return { code: 0, stdout: JSON.stringify({ exitcode: r.code, exited: 1, ...(r.stdout ? { 'out-data': r.stdout } : {}), ...(r.stderr ? { 'err-data': r.stderr } : {}) }, null, 2) + '\n', stderr: '' };
+    }
     if (path === '/sim/probe') {
       if (!this.backend.probe) return { ok: false, output: 'the backend has no fake probe' };
       return this.backend.probe(String(body.host), String(body.share), String(body.user), String(body.password));
@@ -946,6 +1011,18 @@ function readStdin() { try { return fs.readFileSync(0); } catch { return Buffer.
   process.exit(j.data.code);
 })().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(255); });
 `;
+    const qm = common + `
+(async () => {
+  const args = process.argv.slice(2);
+  const body = { args };
+  if (args.includes('--pass-stdin')) { const s = readStdin(); if (s.length) body.stdin = s.toString('base64'); }
+  const r = await call('POST', '/sim/qm', JSON.stringify(body));
+  const j = JSON.parse(r.body);
+  if (r.status !== 200) { process.stderr.write((j.message || r.reason) + '\\n'); process.exit(255); }
+  process.stdout.write(j.data.stdout || ''); process.stderr.write(j.data.stderr || '');
+  process.exit(j.data.code);
+})().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(255); });
+`;
     const smbclient = common + `
 (async () => {
   const a = process.argv.slice(2);
@@ -961,7 +1038,7 @@ function readStdin() { try { return fs.readFileSync(0); } catch { return Buffer.
   process.exit(r.ok ? 0 : 1);
 })().catch((e) => { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(1); });
 `;
-    for (const [name, text] of [['pvesh', pvesh], ['pct', pct], ['smbclient', smbclient]] as const) {
+    for (const [name, text] of [['pvesh', pvesh], ['pct', pct], ['qm', qm], ['smbclient', smbclient]] as const) {
       const f = join(this.binDir, name);
       writeFileSync(f, text);
       chmodSync(f, 0o755);

@@ -6,13 +6,15 @@ import { GatewayError, invalid } from '../../core/errors.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, describePlan, failAtFromEnv } from '../../core/plan.ts';
 import { optionalNoDefault, type Schema } from '../../core/schema.ts';
-import { accountRule, checkShare, parsePasswords, passwordRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
+import { accountRule, checkShare, parsePasswords, passwordRule, principalRule, shareSchema, shareUsers, type Share } from '../../core/share.ts';
 import { requireShare } from '../../core/store.ts';
 import { editAccess, passwdSteps, type AccessEdits } from '../../provision/access.ts';
 import { planShareChange, type ChangeOptions } from '../../provision/change.ts';
+import { guestPasswdSteps } from '../../provision/access-guest.ts';
+import { guestCtx } from '../../provision/index.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { publicShare } from '../../provision/status.ts';
-import { changeSharePrivileges } from '../privileges.ts';
+import { accessPrivileges } from '../privileges.ts';
 
 const op = defineOperation<Gateway>();
 
@@ -44,7 +46,8 @@ export function changeOptions(p: { password?: string; passwords?: Record<string,
   return { passwords: { explicit: new Map(Object.entries(p.passwords ?? {})), blanket: p.password }, adopt: p.adopt ?? [], recursive: p.recursive ?? false };
 }
 
-const listParam = (what: string) => ({ type: 'list' as const, optional: true as const, default: [] as string[], item: accountRule, description: what });
+// Local names, or DOMAIN\\name on a share with ad_domain (resolved through winbind when the change is planned).
+const listParam = (what: string) => ({ type: 'list' as const, optional: true as const, default: [] as string[], item: principalRule, description: what });
 
 export const accessOp = op({
   command: ['access'],
@@ -71,7 +74,7 @@ export const accessOp = op({
   },
   apiOnly: ['password', 'passwords'],
   returns: { description: 'The share after the change, the steps applied and any warnings', schema: { type: 'object', properties: { share: { type: 'object' }, steps: { type: 'array', items: { type: 'string' } }, warnings: { type: 'array', items: { type: 'string' } } } } },
-  privilege: changeSharePrivileges,
+  privilege: accessPrivileges,
   async: true,
   handler: async (p, g) => {
     const edits: AccessEdits = p;
@@ -83,10 +86,12 @@ export const accessOp = op({
       const lists = editAccess(share, edits);
       const next: Share = checkShare({ ...share, ...lists });
       if (!next.guest_ok && shareUsers(next).length + next.groups.length + next.read_groups.length === 0) throw invalid('remove_users', 'the share would have nobody left with access: remove the share instead, or give someone else access');
-      const { steps: plan, warnings } = await planShareChange(g, share, next, existing, opts);
-      if (p.dry_run) return { dry_run: true, share: publicShare(next), plan: describePlan(plan), warnings };
+      const { steps: plan, warnings, after } = await planShareChange(g, share, next, existing, opts);
+      // The share as saved (a guest share's new users have their uids in the guest).
+      const saved = after.find((s) => s.sharename === share.sharename) ?? next;
+      if (p.dry_run) return { dry_run: true, share: publicShare(saved), plan: describePlan(plan), warnings };
       const steps = await applyPlan(plan, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('access', share.sharename) });
-      return { share: publicShare(next), steps, warnings };
+      return { share: publicShare(saved), steps, warnings };
     });
   },
 });
@@ -95,7 +100,7 @@ export const passwdOp = op({
   command: ['passwd'],
   method: 'PUT',
   path: '/nodes/{node}/smbgateway/users/{user}/password',
-  description: 'Set the SMB password of a user the gateway made (native shares); the password is read from --password-file (- for stdin), never the command line.',
+  description: 'Set the SMB password of a user the gateway made, on the host and in the guest of each lxc/vm share the user has; the password is read from --password-file (- for stdin), never the command line.',
   parameters: {
     user: { type: 'string', check: accountRule, description: 'The user' },
     password: { type: 'string', keepSpace: true, check: passwordRule, description: 'The new password (on the command line: --password-file, - for stdin)' },
@@ -109,13 +114,18 @@ export const passwdOp = op({
     const shares = await g.store.list();
     const using = shares.filter((s) => shareUsers(s).includes(p.user));
     if (!using.length) throw new GatewayError('not_found', `user ${p.user} has access to no share`, 'user');
-    const guest = using.find((s) => s.mode !== 'native');
-    if (guest) throw new GatewayError('unavailable', `user: ${p.user} is a user of the ${guest.mode} share ${guest.sharename}, whose accounts live in the guest: passwd cannot change it there yet`, 'user');
-    const own = (await g.store.accounts()).find((a) => a.name === p.user && a.samba);
-    if (!own) throw invalid('user', `${p.user} is an account pve-smbgateway did not create (adopted): it does not change its password; use smbpasswd`);
-    if (!(await g.samba.userExists(p.user))) throw new GatewayError('failed', `user: ${p.user} has no Samba account (made by the gateway, but gone): run \`pve-smbgateway repair\` or give it access again`, 'user');
+    // Guest shares keep the user's account inside their guest: set there too (lxc: pct exec, vm: guest agent).
+    const guests = using.filter((s) => s.mode !== 'native');
+    const native = using.length > guests.length;
+    if (native) {
+      const own = (await g.store.accounts()).find((a) => a.name === p.user && a.samba);
+      if (!own) throw invalid('user', `${p.user} is an account pve-smbgateway did not create (adopted): it does not change its password; use smbpasswd`);
+      if (!(await g.samba.userExists(p.user))) throw new GatewayError('failed', `user: ${p.user} has no Samba account (made by the gateway, but gone): run \`pve-smbgateway repair\` or give it access again`, 'user');
+    }
     const names = using.map((s) => s.sharename);
-    const steps = await applyPlan(passwdSteps(g, p.user, p.password, names), { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('passwd') });
+    const [setHost, storeAll] = passwdSteps(g, p.user, p.password, names);
+    const inGuests = guests.length ? await guestPasswdSteps(guestCtx(g), p.user, p.password, guests) : [];
+    const steps = await applyPlan([...(native ? [setHost!] : []), ...inGuests, storeAll!], { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor('passwd') });
     return { user: p.user, shares: names, steps };
   }),
 });

@@ -12,9 +12,12 @@ const handlers = () => import('./shares-handlers.ts');
 
 const op = defineOperation<Gateway>();
 
+const createAdUser = { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/, patternText: 'must be a domain account name such as Administrator' } as const;
+
 /** What a new share must have, whether created or imported by migrate. */
 export function checkNewShare(req: Share): void {
-  if (req.ad_domain && req.mode !== 'native') throw invalid('ad_domain', `Active Directory is supported in native mode only so far (docs/ad.md): ${req.mode} shares take local users or groups`);
+  // lxc: the container joins itself (docs/ad.md). vm: not built; a cloud-init join would put the password into the VM's seed.
+  if (req.ad_domain && req.mode === 'vm') throw invalid('ad_domain', 'Active Directory is not supported for vm shares yet (docs/ad.md): the VM would have to join the domain at its first boot, and cloud-init would carry the join password in the VM\'s seed data, readable in the VM and on the node; use mode lxc (the container joins with its own computer account) or native for domain shares');
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
 
@@ -44,7 +47,7 @@ export const createParams = {
   passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
   adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
-  ad_user: { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/, patternText: 'must be a domain account name such as Administrator', description: 'With ad_domain on a node not joined yet: the domain account that joins it (docs/ad.md; default Administrator)' },
+  ad_user: { ...createAdUser, description: 'With ad_domain on a node not joined yet, or in lxc mode: the domain account that joins it (docs/ad.md; default Administrator)' },
   ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the join only, never stored' },
 } satisfies Schema;
 
@@ -67,6 +70,8 @@ export const deleteParams = {
   ...nameParam,
   purge: { type: 'boolean', optional: true, default: false, description: 'Also destroy the dataset, subvolume or directory the gateway created (data is lost)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
+  ad_user: { ...createAdUser, description: 'lxc share with ad_domain: the domain account that deletes its container\'s computer account (docs/ad.md; default Administrator)' },
+  ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the leave only, never stored' },
 } satisfies Schema;
 
 export const deleteOp = op({
@@ -76,6 +81,7 @@ export const deleteOp = op({
   description: 'Delete a share: clients are disconnected, the config and the accounts the gateway added are removed. Data stays unless purge is set.',
   parameters: deleteParams,
   positional: ['sharename'],
+  apiOnly: ['ad_password'],
   returns: { description: 'The steps applied', schema: { type: 'object', properties: { sharename: { type: 'string' }, steps: { type: 'array', items: { type: 'string' } } } } },
   privilege: deletePrivileges,
   async: true,

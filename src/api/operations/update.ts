@@ -13,7 +13,7 @@ import { planShareChange } from '../../provision/change.ts';
 import { resourcesDocument, showAllParams } from './apply.ts';
 import { ACCESS_ALIASES, ACCESS_FIELDS, accessUpdateParams, changeOptions, PRESET_FIELDS } from './access.ts';
 import type { Gateway } from '../../provision/context.ts';
-import { changeSharePrivileges, readSharePrivileges } from '../privileges.ts';
+import { accessPrivileges, readSharePrivileges } from '../privileges.ts';
 import { publicShare } from '../../provision/status.ts';
 
 const op = defineOperation<Gateway>();
@@ -71,7 +71,7 @@ export const updateOp = op({
   aliases: { option: 'options', profile: 'security_profile', guest: 'guest_ok', ...ACCESS_ALIASES },
   apiOnly: ['password', 'passwords'],
   returns: { description: 'The share after the change and the steps applied', schema: { type: 'object', properties: { share: { type: 'object', description: 'The share (as `show` returns it)' }, steps: { type: 'array', items: { type: 'string' } } } } },
-  privilege: changeSharePrivileges,
+  privilege: accessPrivileges,
   async: true,
   handler: async (p, g) => {
     const v = p;
