@@ -25,8 +25,7 @@ const createAdUser = { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A
 
 /** What a new share must have, whether created or imported by migrate. */
 export function checkNewShare(req: Share): void {
-  // lxc: the container joins itself (docs/ad.md). vm: not built; a cloud-init join would put the password into the VM's seed.
-  if (req.ad_domain && req.mode === 'vm') throw invalid('ad_domain', 'Active Directory is not supported for vm shares yet (docs/ad.md): the VM would have to join the domain at its first boot, and cloud-init would carry the join password in the VM\'s seed data, readable in the VM and on the node; use mode lxc (the container joins with its own computer account) or native for domain shares');
+  // lxc: the container joins itself; vm: the VM joins through the guest agent after its first boot (docs/ad.md), not cloud-init.
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
 
