@@ -161,7 +161,11 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
         // a template made before domain shares (docs/ad.md) has no winbind
         const have = await g.exec(['dpkg-query', '-W', '-f=${Package} ${Status}\\n', ...AD_PACKAGES]).catch((e: Error) => e.message);
         const missing = AD_PACKAGES.filter((p) => !new RegExp(`^${p} .*install ok installed`, 'm').test(have));
-        if (missing.length) throw new GatewayError('unavailable', `vm_template: the ${share.mode === 'vm' ? 'VM' : 'container'}'s template lacks ${missing.join(', ')} (templates made before Active Directory support in ${share.mode} mode): make a new one (pve-smbgateway template create --mode ${share.mode}) or install them in it`, 'vm_template');
+        if (missing.length) {
+          // the vm template's cloud-init installs Samba only (docs/ad.md): its packages go in by hand for now
+          if (share.mode === 'vm') throw new GatewayError('unavailable', `vm_template: the VM's template lacks ${missing.join(', ')}: install them in the template (apt-get install ${missing.join(' ')}), docs/ad.md`, 'vm_template');
+          throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
+        }
         await g.push(ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
         const dc = await ads.lookup(realm).catch((e: unknown) => {
           // the container resolves the domain, not the node: say which setting to fix
