@@ -9,6 +9,10 @@
  * child) and sums the smbd children's proportional memory (Pss).
  *   node --import tsx bench/sessions.ts [N=1000] [KiB per session=64]
  * SMBGW_BENCH_GLOBAL='max smbd processes = 0;...' adds [global] lines to the gateway's smbd.
+ * SMBGW_BENCH_CGROUP_MIB=<m> runs the smbd in a memory cgroup of its own (cgroup v1, as an LXC
+ * container's) limited to m MiB (0: no limit) and prints what it charged: with all sessions open, the
+ * peak, and usage minus page cache (what Proxmox shows as a container's memory). A session that does
+ * not fit fails its I/O (smbd children are killed by the cgroup's OOM killer).
  * Last line: `sessions_reached=<n> setup_per_s=<x> mib_per_session=<y> collector_cycle_ms=<z>`.
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -38,6 +42,21 @@ try {
     await writeFile(g.sandbox.smbConf, conf.replace(/^(\s*include = )/m, add.map((l) => `   ${l}\n`).join('') + '$1'));
     execFileSync('smbcontrol', ['-s', g.sandbox.smbConf, String(g.sandbox.pid), 'reload-config']);
   }
+  const cgMib = process.env.SMBGW_BENCH_CGROUP_MIB;
+  const cg = cgMib === undefined ? undefined : `/sys/fs/cgroup/memory/smbgw-bench-${g.id}`;
+  if (cg) {
+    execFileSync('mkdir', ['-p', cg]);
+    if (Number(cgMib) > 0) await writeFile(join(cg, 'memory.limit_in_bytes'), `${Number(cgMib)}M`);
+    for (const pid of [String(g.sandbox.pid), ...readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)]) await writeFile(join(cg, 'cgroup.procs'), pid).catch(() => undefined); // a child may have ended
+  }
+  const cgRead = () => {
+    if (!cg) return undefined;
+    const n = (f: string) => Number(readFileSync(join(cg, f), 'utf8').trim());
+    const st = Object.fromEntries(readFileSync(join(cg, 'memory.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k!, Number(v)]));
+    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+    return `usage ${mib(n('memory.usage_in_bytes'))} MiB (page cache ${mib(st.total_cache ?? 0)}, anon ${mib(st.total_rss ?? 0)}; usage - cache ${mib(n('memory.usage_in_bytes') - (st.total_cache ?? 0))} MiB), peak ${mib(n('memory.max_usage_in_bytes'))} MiB, limit ${Number(cgMib) > 0 ? `${cgMib} MiB` : 'none'}, OOM kills ${/oom_kill (\d+)/.exec(readFileSync(join(cg, 'memory.oom_control'), 'utf8'))?.[1] ?? '?'}, failcnt ${n('memory.failcnt')}`;
+  };
+  if (cg) console.log(`cgroup before the sessions: ${cgRead()}`);
   const user = g.user('ss');
   const r = await g.cli(['create', 'sess', '--mode', 'native', '--path', join(g.storage, 'sess'), '--user', user, '--password-file', await g.passwordFile(PW), '--json']);
   if (r.code !== 0) throw new Error(r.stdout + r.stderr);
@@ -95,6 +114,20 @@ try {
       ptKb += Number(/^VmPTE:\s+(\d+)/m.exec(readFileSync(`/proc/${k}/status`, 'utf8'))?.[1] ?? 0);
     } catch { /* ended */ }
   }
+  if (cg) console.log(`cgroup with ${reached} sessions open: ${cgRead()}`);
+  if (process.env.SMBGW_BENCH_SMAPS) {
+    // Where one session's smbd child keeps its own memory: private dirty pages by mapping.
+    const kid = readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).at(-1)!;
+    const by = new Map<string, number>();
+    let name = '';
+    for (const l of readFileSync(`/proc/${kid}/smaps`, 'utf8').split('\n')) {
+      const h = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(l);
+      if (h) { name = h[1] || '[anon]'; continue; }
+      const m = /^Private_Dirty:\s+(\d+)/.exec(l);
+      if (m) by.set(name, (by.get(name) ?? 0) + Number(m[1]));
+    }
+    console.log(`child ${kid} private dirty KiB by mapping: ${[...by].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) => `${k.split('/').pop()} ${v}`).join(', ')}`);
+  }
   client.stdin.write('verify\n');
   const v = await next('verified');
   client.stdin.write('close\n');
@@ -104,9 +137,11 @@ try {
   // anonymous memory (proportional: pages shared copy-on-write with the master count once) and page tables.
   console.log(`smbd anonymous memory (Pss_Anon) ${(anonKb / 1024).toFixed(1)} MiB + page tables ${(ptKb / 1024).toFixed(1)} MiB (master and ${kids.length} children)`);
   console.log(`verified: ${v[1]} sessions read back their own ${KIB} KiB, ${v[2]} wrong or failed`);
+  if (cg) console.log(`cgroup after the read-back: ${cgRead()}`);
   const ok = Number(v[1]);
   console.log(`sessions_reached=${Math.min(ok, reached)} setup_per_s=${(reached / setup).toFixed(1)} mib_per_session=${(pssKb / 1024 / Math.max(1, kids.length)).toFixed(2)} collector_cycle_ms=${cycleMs.toFixed(0)}`);
 } finally {
   db?.close();
   await g.cleanup();
+  if (process.env.SMBGW_BENCH_CGROUP_MIB !== undefined) spawnSync('rmdir', [`/sys/fs/cgroup/memory/smbgw-bench-${g.id}`]);
 }

@@ -49,7 +49,7 @@ try {
   if (add.length || vfs !== undefined) execFileSync('smbcontrol', ['-s', g.sandbox.smbConf, String(g.sandbox.pid), 'reload-config']);
   console.log(`gateway extra: global ${JSON.stringify(add)} vfs ${vfs ?? '(default)'}`);
   // Minimal hand-configured smbds serving the same directory as the same account.
-  const baseline = async (name: string, lines: string[]) => {
+  const baseline = async (name: string, lines: string[], shareLines = ['read only = no']) => {
     const dir = join(g.dir, name);
     const port = await freePort();
     const sb = await startSandbox(dir, { port, netbios: `B${g.id}${name.slice(0, 3)}`.toUpperCase() });
@@ -70,8 +70,7 @@ try {
 ${lines.map((l) => `   ${l}\n`).join('')}
 [tput]
    path = ${data}
-   read only = no
-`);
+${shareLines.map((l) => `   ${l}\n`).join('')}`);
     execFileSync('smbcontrol', ['-s', sb.smbConf, String(sb.pid), 'reload-config']);
     execFileSync('smbpasswd', ['-c', sb.smbConf, '-s', '-a', user], { input: `${PW}\n${PW}\n` });
     return sb;
@@ -81,9 +80,19 @@ ${lines.map((l) => `   ${l}\n`).join('')}
     ['signed', (await baseline('signed', ['server signing = mandatory'])).port],
     ['unsigned', (await baseline('unsigned', [])).port],
   ];
+  if (process.env.SMBGW_BENCH_NOSIGN) {
+    // The gateway's own [global] and share section without `server signing = mandatory`: what is left
+    // between the gateway and the unsigned default once signing is taken out (the standard profile needs it).
+    const managed = await readFile(g.sandbox.managedConf, 'utf8');
+    const section = (name: string) => (new RegExp(`^\\[${name}\\]\n((?:   .*\n?)*)`, 'm').exec(managed)?.[1] ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const globals = section('global').filter((l) => !/^server signing\b/.test(l));
+    const shareLines = section('tput').filter((l) => !/^path\b/.test(l)).map((l) => l.replace(/^write list = .*/, 'read only = no')).filter((l) => !/^read only = yes/.test(l));
+    targets.push(['gw-nosign', (await baseline('gwnosign', globals, shareLines)).port]);
+    console.log(`gw-nosign: [global] ${JSON.stringify(globals)} share ${JSON.stringify(shareLines)}`);
+  }
   // Server CPU: each smbd's own and its reaped children's (one child per connection) user+system time.
   const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100; };
-  const pids: Record<string, number> = { gateway: g.sandbox.pid, signed: extra[0]!.pid, unsigned: extra[1]!.pid };
+  const pids: Record<string, number> = { gateway: g.sandbox.pid, signed: extra[0]!.pid, unsigned: extra[1]!.pid, ...(extra[2] ? { 'gw-nosign': extra[2].pid } : {}) };
   const cpu0 = Object.fromEntries(targets.map(([n]) => [n, cpu(pids[n]!)]));
   const src = join(g.dir, 'src');
   execFileSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MiB}`, 'status=none']);
@@ -108,6 +117,10 @@ ${lines.map((l) => `   ${l}\n`).join('')}
   const gib = (rounds * 2 * MiB) / 1024;
   for (const [n] of targets) console.log(`${n}: median put ${median(speed[n]!.put).toFixed(0)} MiB/s, get ${median(speed[n]!.get).toFixed(0)} MiB/s; smbd CPU ${((cpu(pids[n]!) - cpu0[n]!) / gib).toFixed(2)} s/GiB`);
   // The connection's dialect and signing, as smbd reports them.
+  // The spread of the per-round ratios (min..max), for a machine whose load changes from round to round.
+  const spread = (a: string, base: string, k: 'put' | 'get') => { const r = speed[a]![k].map((v, j) => v / speed[base]![k][j]!).sort((x, y) => x - y); return `${r[0]!.toFixed(2)}..${r.at(-1)!.toFixed(2)}`; };
+  if (speed['gw-nosign']) console.log(`gw-nosign vs unsigned: put ${median(speed['gw-nosign'].put.map((v, j) => v / speed.unsigned!.put[j]!)).toFixed(2)} (${spread('gw-nosign', 'unsigned', 'put')}), get ${median(speed['gw-nosign'].get.map((v, j) => v / speed.unsigned!.get[j]!)).toFixed(2)} (${spread('gw-nosign', 'unsigned', 'get')})`);
+  for (const base of ['signed', 'unsigned']) console.log(`per-round ratio spread vs ${base}: put ${spread('gateway', base, 'put')}, get ${spread('gateway', base, 'get')}`);
   for (const base of ['signed', 'unsigned']) {
     const ratio = (k: 'put' | 'get') => median(speed.gateway![k].map((v, j) => v / speed[base]![k][j]!));
     console.log(`speed_ratio_put=${ratio('put').toFixed(2)} speed_ratio_get=${ratio('get').toFixed(2)} baseline=${base}`);

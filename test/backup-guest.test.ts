@@ -7,7 +7,9 @@
  * restore --guest puts data and container back together.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeBackend } from './pve-sim/backend.ts';
@@ -16,11 +18,14 @@ import { ROOT, sh } from './helpers/gateway.ts';
 import { btrfsLoop, type TestFs } from './helpers/fs.ts';
 import { ApiTransport, PveClient } from '../src/pve/client.ts';
 import { readBackupState } from '../src/backup/state.ts';
+import { snapshottable } from '../src/core/snapshot.ts';
+import type { Share } from '../src/core/share.ts';
 
 const HOOK = join(ROOT, 'bin/pve-smbgateway-vzdump-hook');
 
 describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
   let t: SimGateway;
+  let fake: FakeBackend;
   let fs: TestFs;
   let vmid: number;
   const PW = 'Guest-backup-pw1';
@@ -28,7 +33,8 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
   const snaps = async () => (await t.cli(['snapshots', 'gdata', '--json'])).json!.data.map((s: { name: string }) => s.name) as string[];
 
   before(async () => {
-    t = await startSimGateway({ backend: new FakeBackend() });
+    fake = new FakeBackend();
+    t = await startSimGateway({ backend: fake });
     fs = await btrfsLoop(t.dir, join(t.storage, 'btrfs'));
     const tm = await t.cli(['template', 'create', '--mode', 'lxc', '--json']);
     assert.equal(tm.code, 0, tm.stdout + tm.stderr);
@@ -36,9 +42,30 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
     assert.equal(c.code, 0, c.stdout + c.stderr);
     vmid = c.json!.data.share.vmid;
   });
+
+  it('the container sees the share\'s snapshots: the snapshot directory mounted read-only, shadow_copy2 in its smb.conf', async () => {
+    const share = (await t.cli(['show', 'gdata', '--json'])).json!.data as Share;
+    assert.equal(share.backing, `btrfs:${fs.mountpoint}`, 'the backing is recorded as for a native share');
+    const t0 = snapshottable(share);
+    assert.equal(t0?.kind, 'btrfs');
+    const snapdir = (t0 as { snapdir: string }).snapdir;
+    assert.equal(t.sim.guests.get(vmid)!.config.mp1, `${snapdir},mp=/srv/snapshots,backup=0,ro=1`);
+    assert.deepEqual(await readdir(snapdir), [], 'made by create, before the first snapshot, so that it can be mounted');
+    const conf = fake.state(vmid).files.get('/etc/samba/smbgateway.conf')!.data;
+    assert.match(conf, /\[gdata\]\n(.*\n)*? {3}vfs objects = shadow_copy2\n(.*\n)*? {3}shadow:snapdir = \/srv\/snapshots\n {3}shadow:mountpoint = \/srv\/share\n {3}shadow:format = smbgw-%Y\.%m\.%d-%H\.%M\.%S\n/);
+  });
   after(async () => {
     await fs?.cleanup();
     await t?.cleanup();
+  });
+
+  it('a create that fails later removes the snapshot directory it made (and nothing of another share\'s)', async () => {
+    const r = await t.cli(['create', 'gfail', '--mode', 'lxc', '--path', join(fs.mountpoint, 'gfail'), '--user', 'alice', '--password-file', await t.passwordFile(PW), '--json'], { env: { SMBGW_FAIL_AT: 'save-config' } });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.json!.error!.message, /injected failure at step save-config \(rolled back\)/);
+    const snapRoot = join(fs.mountpoint, '.smbgateway-snapshots');
+    const gdataDir = (snapshottable((await t.cli(['show', 'gdata', '--json'])).json!.data as Share) as { snapdir: string }).snapdir;
+    assert.deepEqual(await readdir(snapRoot), [gdataDir.split('/').pop()], 'only gdata\'s snapshot directory is left');
   });
 
   it('backup snapshots the host-side data and backs up the container through vzdump, together', async () => {
@@ -168,5 +195,67 @@ describe('guest shares: data snapshot + vzdump, and the vzdump hook', () => {
     const last = t.sim.tasks.get([...t.sim.tasks.keys()].filter((k) => k.includes(':vzdump:')).at(-1)!)!;
     assert.match(last.log.join('\n'), /the data snapshot is taken by the gateway's own run/);
     t.sim.vzdumpConfScript = undefined;
+  });
+
+  describe('vm share (virtiofs) on btrfs', () => {
+    let vm: number;
+    const vpath = () => join(fs.mountpoint, 'vdata');
+    let snapdir = '';
+    before(async () => {
+      const tm = await t.cli(['template', 'create', '--mode', 'vm', '--json']);
+      assert.equal(tm.code, 0, tm.stdout + tm.stderr);
+      const c = await t.cli(['create', 'vdata', '--mode', 'vm', '--path', vpath(), '--user', 'bob', '--password-file', await t.passwordFile(PW), '--backup-storage', 'local', '--json']);
+      assert.equal(c.code, 0, c.stdout + c.stderr);
+      vm = c.json!.data.share.vmid;
+      snapdir = (snapshottable(c.json!.data.share as Share) as { snapdir: string }).snapdir;
+    });
+
+    it('the VM gets the snapshot directory as a second, read-only virtiofs mount and shadow_copy2 in its smb.conf (testparm)', async () => {
+      const g = t.sim.guests.get(vm)!;
+      assert.equal(g.config.virtiofs1, `dirid=smbgw-${vm}-snapshots,cache=auto,expose-acl=1`);
+      assert.deepEqual(t.sim.mappings.get(`smbgw-${vm}-snapshots`)?.map, [`node=pve1,path=${snapdir}`]);
+      const ud = parseYaml(await readFile(join(t.sim.storagePath('local')!, 'snippets', `smbgw-${vm}-user.yaml`), 'utf8')) as { mounts: string[][]; write_files: { path: string; content: string }[] };
+      assert.deepEqual(ud.mounts[1], [`smbgw-${vm}-snapshots`, '/srv/snapshots', 'virtiofs', 'ro,nofail', '0', '0']);
+      const conf = ud.write_files.find((f) => f.path === '/etc/samba/smbgateway.conf')!.content;
+      const dir = await mkdtemp(join(tmpdir(), 'smbgw-bg-vmconf-'));
+      try {
+        await writeFile(join(dir, 'smb.conf'), conf);
+        const tp = await sh('testparm', ['-s', '--suppress-prompt', join(dir, 'smb.conf')]);
+        assert.equal(tp.code, 0, tp.stderr);
+        const section = tp.stdout.split('[vdata]\n')[1]!.split('\n').map((l) => l.trim());
+        for (const l of ['path = /srv/share', 'vfs objects = shadow_copy2', 'shadow:snapdir = /srv/snapshots', 'shadow:mountpoint = /srv/share', 'shadow:format = smbgw-%Y.%m.%d-%H.%M.%S', 'shadow:localtime = no']) {
+          assert.ok(section.includes(l), `testparm's [vdata] has ${l}: ${tp.stdout}`);
+        }
+      } finally { await rm(dir, { recursive: true, force: true }); }
+    });
+
+    it('backup and restore --guest: the data and the VM back from the snapshot and the archive taken together', async () => {
+      await writeFile(join(vpath(), 'doc.txt'), 'vm v1');
+      const b = await t.cli(['backup', 'vdata', '--json']);
+      assert.equal(b.code, 0, b.stdout + b.stderr);
+      const snap: string = b.json!.data.snapshot;
+      assert.ok((await readdir(snapdir)).includes(snap), 'the snapshot is in the directory the VM mounts');
+      assert.match(b.json!.data.guest.archive, new RegExp(`/dump/vzdump-qemu-${vm}-[\\d_-]+\\.vma\\.zst$`));
+      const g = t.sim.guests.get(vm)!;
+      const memory = g.config.memory;
+      g.config.memory = '4096'; // the VM was changed after the backup
+      await writeFile(join(vpath(), 'doc.txt'), 'vm v2');
+      const before = t.sim.requests.length;
+      const r = await t.cli(['restore', 'vdata', '--snapshot', snap, '--guest', '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.json!.data.guest_archive, new RegExp(`^local:backup/vzdump-qemu-${vm}-[\\d_-]+\\.vma\\.zst$`));
+      assert.equal(await readFile(join(vpath(), 'doc.txt'), 'utf8'), 'vm v1', 'the data is back');
+      assert.equal(g.config.memory, memory, 'the VM is back');
+      assert.equal(g.status, 'running');
+      const posts = t.sim.requests.slice(before).filter((x) => x.method === 'POST');
+      assert.deepEqual(posts.map((x) => `${x.path}${x.params.archive ? ` archive ${x.params.archive} force ${x.params.force}` : ''}`),
+        [`/nodes/pve1/qemu/${vm}/status/stop`, `/nodes/pve1/qemu archive ${r.json!.data.guest_archive} force 1`, `/nodes/pve1/qemu/${vm}/status/start`]);
+    });
+
+    after(async () => {
+      const d = await t.cli(['delete', 'vdata', '--json']);
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      assert.equal(t.sim.mappings.has(`smbgw-${vm}-snapshots`), false, 'the snapshot mapping goes with the share');
+    });
   });
 });

@@ -3,7 +3,9 @@
  * behind the simulator): the data on a btrfs subvolume is bind-mounted into the container; a client
  * outside writes v1 over SMB, `backup` snapshots it on the host, v2 is written, then `restore --file`
  * and a whole-share restore (the container is stopped while its bind-mounted data is swapped, then
- * started again) give v1 back to the client over SMB.
+ * started again) give v1 back to the client over SMB. Previous Versions inside the container: the
+ * share's snapshot directory is mounted read-only into it, and Samba there lists the snapshot as an
+ * @GMT token whose file is v1.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +17,7 @@ import { realBackend } from './guests/pve-backend.ts';
 import { startSimGateway } from './pve-sim/gateway.ts';
 import { btrfsLoop } from './helpers/fs.ts';
 
-test('lxc share on a real container: backup, then restore --file and a whole-share restore give v1 back over SMB', { timeout: 600_000 }, async (t) => {
+test('lxc share on a real container: Previous Versions inside the container, restore --file and a whole-share restore give v1 back over SMB', { timeout: 600_000 }, async (t) => {
   const backend = await realBackend(t);
   const g = await startSimGateway({ backend, taskMs: 5 });
   const fs = await btrfsLoop(g.dir, join(g.storage, 'btrfs')).catch(async (e) => { await g.cleanup(); throw e; });
@@ -57,6 +59,21 @@ test('lxc share on a real container: backup, then restore --file and a whole-sha
   assert.equal(b.code, 0, b.stdout + b.stderr);
   const snap: string = b.json!.data.snapshot;
   await put('lxc v2');
+  assert.equal(await get(), 'lxc v2');
+
+  // Previous Versions, served by Samba inside the container from the read-only snapshot mount.
+  const info = await smb('allinfo doc.txt');
+  const token = /@GMT-[\d.-]+/.exec(info.stdout)?.[0];
+  assert.ok(token, `no previous version listed inside the container: ${info.stdout}${info.stderr}`);
+  assert.equal(token, `@GMT-${snap.slice('smbgw-'.length)}`);
+  const old = await smb(`lcd ${work}; get ${token}\\doc.txt old.txt`);
+  assert.equal(old.code, 0, old.stdout + old.stderr);
+  assert.equal(await readFile(join(work, 'old.txt'), 'utf8'), 'lxc v1', 'v1 through Previous Versions');
+  // read-only: the client cannot change the snapshot through the token
+  await smb(`lcd ${work}; put up.txt ${token}\\doc.txt`);
+  const again = await smb(`lcd ${work}; get ${token}\\doc.txt old.txt`);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.equal(await readFile(join(work, 'old.txt'), 'utf8'), 'lxc v1', 'a write into a previous version does not reach it');
   assert.equal(await get(), 'lxc v2');
 
   const f = await g.cli(['restore', 'docs', '--snapshot', snap, '--file', 'doc.txt', '--json']);

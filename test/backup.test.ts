@@ -1,13 +1,17 @@
 /**
  * Snapshots of native shares on real filesystems: backup, Previous Versions over SMB (shadow_copy2
- * on btrfs), restore with the quota kept, ZFS snapshots and rollback through zfs-fuse.
+ * on btrfs), restore with the quota kept, ZFS snapshots and rollback through zfs-fuse, and ZFS
+ * `restore --file` through a temporary clone of the snapshot (zfs-fuse has no .zfs directory).
  */
 import { strict as assert } from 'node:assert';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sh, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { btrfsLoop, zfsPool, type TestFs } from './helpers/fs.ts';
+import { execRunner } from '../src/core/exec.ts';
+import { applyPlan } from '../src/core/plan.ts';
+import { zfsFileRestoreSteps } from '../src/backup/zfs-file.ts';
 
 describe('backup and restore of native shares', () => {
   let g: TestGateway;
@@ -107,6 +111,40 @@ describe('backup and restore of native shares', () => {
       const bad = await g.cli(['restore', 'plain', '--snapshot', '../../etc', '--json']);
       assert.equal(bad.json!.error!.field, 'snapshot');
     });
+
+    it('replicate sends the share\'s snapshots to another btrfs filesystem, then only the new ones (btrfs send -p | receive)', async () => {
+      // A directory of its own: btrfsLoop names its image btrfs.img.
+      const d2 = join(g.dir, 'replica');
+      await mkdir(d2, { recursive: true });
+      const fs2 = await btrfsLoop(d2, join(g.storage, 'btrfs-replica'), 200);
+      try {
+        const c = await g.cli(['create', 'rdocs', '--mode', 'native', '--path', join(fs.mountpoint, 'rdocs'), '--user', alice, '--password-file', pwFile, '--json']);
+        assert.equal(c.code, 0, c.stdout);
+        const target = join(fs2.mountpoint, 'replica');
+        await put('rdocs', 'replica v1');
+        const s1: string = (await g.cli(['backup', 'rdocs', '--json'])).json!.data.snapshot;
+        const none = await g.cli(['replicate', 'rdocs', '--target', target, '--json']);
+        assert.equal(none.json?.error?.field, 'target', none.stdout);
+        assert.match(none.json!.error!.message, /does not exist: make the directory/);
+        await mkdir(target);
+        const r1 = await g.cli(['replicate', 'rdocs', '--target', target, '--json']);
+        assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+        assert.deepEqual(r1.json!.data.sent, [s1]);
+        assert.equal(r1.json!.data.base, undefined, 'the first copy is a full one');
+        await put('rdocs', 'replica v2');
+        const s2: string = (await g.cli(['backup', 'rdocs', '--json'])).json!.data.snapshot;
+        const r2 = await g.cli(['replicate', 'rdocs', '--target', target, '--json']);
+        assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+        assert.deepEqual(r2.json!.data.sent, [s2]);
+        assert.equal(r2.json!.data.base, s1, 'incremental from the snapshot both sides have');
+        assert.deepEqual((await g.cli(['replicate', 'rdocs', '--target', target, '--json'])).json!.data.sent, [], 'up to date: nothing sent');
+        assert.equal(await readFile(join(target, s1, 'doc.txt'), 'utf8'), 'replica v1');
+        assert.equal(await readFile(join(target, s2, 'doc.txt'), 'utf8'), 'replica v2');
+        const bad = await g.cli(['replicate', 'rdocs', '--target', 'host;rm:/x', '--json']);
+        assert.equal(bad.json?.error?.field, 'target', bad.stdout);
+        assert.equal((await g.cli(['delete', 'rdocs', '--json'])).code, 0);
+      } finally { await fs2.cleanup(); }
+    });
   });
 
   describe('ZFS (zfs-fuse)', () => {
@@ -161,6 +199,70 @@ describe('backup and restore of native shares', () => {
       assert.equal(ok.code, 0, ok.stdout);
       assert.deepEqual(ok.json!.data.destroyed, [s2]);
       assert.equal(await get('zdocs'), 'zfs w1');
+    });
+
+    it('restore --file copies the file back from a temporary clone of the snapshot, then destroys the clone', async () => {
+      const ds = `${fs.pool}/zdocs`;
+      const datasets = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'filesystem', '-r', fs.pool])).stdout.trim().split('\n');
+      const snaps = async () => (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', ds])).stdout.trim().split('\n').filter(Boolean);
+      const ds0 = await datasets();
+      await put('zdocs', 'zfs f1');
+      const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      await put('zdocs', 'zfs f2');
+      const r = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--file', 'doc.txt', '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await get('zdocs'), 'zfs f1', 'the client reads v1 over SMB');
+      assert.deepEqual(await datasets(), ds0, 'no clone is left');
+      assert.ok((await snaps()).includes(`${ds}@${r.json!.data.safety_snapshot}`), 'the state before is kept as a snapshot');
+
+      // A file the snapshot does not have: refused naming the file, the clone and the safety snapshot rolled back.
+      const n = (await snaps()).length;
+      const missing = await g.cli(['restore', 'zdocs', '--snapshot', s1, '--file', 'nope.txt', '--json']);
+      assert.equal(missing.json!.error!.field, 'file', missing.stdout);
+      assert.match(missing.json!.error!.message, /nope\.txt is not in snapshot/);
+      assert.deepEqual(await datasets(), ds0);
+      assert.equal((await snaps()).length, n);
+    });
+
+    it('the clone is destroyed only while it is the clone this restore made', async () => {
+      const ds = `${fs.pool}/zdocs`;
+      const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+      const [clone, copy, destroy] = zfsFileRestoreSteps(execRunner, { dataset: ds, snapshot: s1, rel: 'doc.txt', stateDir: g.settings.stateDir, now: 1 }, async () => undefined);
+      await applyPlan([clone!, copy!]);
+      const name = `${fs.pool}/${(await sh('zfs', ['list', '-H', '-o', 'name', '-r', fs.pool])).stdout.split('\n').map((l) => l.split('/')[1]).find((x) => x?.startsWith('smbgw-restore-'))}`;
+      // Someone destroys it and puts another dataset of that name in its place (a clone of the same snapshot).
+      const destroyed = async () => { for (let i = 0; i < 30; i++) { if ((await sh('zfs', ['destroy', name])).code === 0) return true; await new Promise((res) => setTimeout(res, 500)); } return false; };
+      assert.ok(await destroyed(), `zfs destroy ${name}`);
+      assert.equal((await sh('zfs', ['clone', `${ds}@${s1}`, name])).code, 0);
+      await assert.rejects(applyPlan([destroy!]), /is not the clone this restore made .*left as it is/);
+      assert.equal((await sh('zfs', ['list', '-H', '-o', 'name', name])).code, 0, 'the other dataset is left alone');
+      assert.ok(await destroyed(), `zfs destroy ${name}`);
+    });
+
+    it('replicate sends the snapshots to another pool, then the new ones with those in between (zfs send -I | zfs recv -u)', async () => {
+      const fs2 = await zfsPool(g.dir, `smbgwr${g.id}`, join(g.storage, 'zfs-replica'));
+      try {
+        const target = `${fs2.pool}/zcopy`;
+        const poolOnly = await g.cli(['replicate', 'zdocs', '--target', fs2.pool, '--json']);
+        assert.equal(poolOnly.json?.error?.field, 'target', poolOnly.stdout);
+        await put('zdocs', 'zrep v1');
+        const s1: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+        const r1 = await g.cli(['replicate', 'zdocs', '--target', target, '--json']);
+        assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+        assert.deepEqual(r1.json!.data.sent, [s1]);
+        await put('zdocs', 'zrep v2');
+        const s2: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+        const s3: string = (await g.cli(['backup', 'zdocs', '--json'])).json!.data.snapshot;
+        const r2 = await g.cli(['replicate', 'zdocs', '--target', target, '--json']);
+        assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+        assert.equal(r2.json!.data.base, s1);
+        assert.deepEqual(r2.json!.data.sent, [s2, s3]);
+        const there = (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', target])).stdout.trim().split('\n');
+        assert.deepEqual(there, [s1, s2, s3].map((n) => `${target}@${n}`));
+        assert.equal((await sh('zfs', ['get', '-H', '-o', 'value', 'mounted', target])).stdout.trim(), 'no', 'received unmounted');
+        assert.equal((await sh('zfs', ['mount', target])).code, 0);
+        assert.equal(await readFile(join(fs2.mountpoint, 'zcopy', 'doc.txt'), 'utf8'), 'zrep v2');
+      } finally { await fs2.cleanup(); }
     });
   });
 });

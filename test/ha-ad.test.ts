@@ -15,7 +15,7 @@ import { validate } from '../src/core/schema.ts';
 import { defaultSettings } from '../src/core/settings.ts';
 import { makeGateway } from '../src/provision/context.ts';
 import { haAdJoin, haAdLeave } from '../src/ha/ad.ts';
-import { deployHa, haDeploySchema } from '../src/ha/service.ts';
+import { deployHa, haDeploySchema, haState } from '../src/ha/service.ts';
 import { waitHealthy } from '../src/ha/ctdb.ts';
 import { createOp } from '../src/api/operations/shares.ts';
 import { ADMIN_PW, DOMAIN, REALM, removeTemplate, startAdLab, USER_PW, type AdLab } from './helpers/adlab.ts';
@@ -87,12 +87,29 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
     /^GatewayError: password: .*refused the credentials of LAB\\Administrator/);
   assert.deepEqual(await lab.computers(), ['DC1$'], 'no computer account after the refused join');
   assert.equal(await readFile(join(n1.dir, 'etc-samba', 'smb.conf'), 'utf8'), confBefore);
+  // a join that fails after the join and the keytabs is undone: the account goes again (net ads leave), keytabs flushed, smb.conf back
+  process.env.SMBGW_FAIL_AT = 'winbind';
+  try {
+    t0 = Date.now();
+    await assert.rejects(haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: ADMIN_PW } }, runnerFor), /injected failure at step winbind/);
+    timings.failed_join_undone = Date.now() - t0;
+  } finally {
+    delete process.env.SMBGW_FAIL_AT;
+  }
+  assert.deepEqual(await lab.computers(), ['DC1$'], 'no computer account after the undone join');
+  for (const n of c.nodes) {
+    assert.equal(await readFile(join(n.dir, 'etc-samba', 'smb.conf'), 'utf8'), confBefore, `${n.name}: smb.conf as before`);
+    assert.notEqual((await n.run('wbinfo', ['-p'], { allowFail: true })).code, 0, `${n.name}: no winbindd`);
+    assert.doesNotMatch((await n.run('cat', ['/etc/nsswitch.conf'])).stdout, /winbind/, `${n.name}: nsswitch.conf as before`);
+  }
   t0 = Date.now();
   const j = await haAdJoin(gw, { domain: DOMAIN, cred: { user: 'Administrator', password: ADMIN_PW } }, runnerFor) as { workgroup: string; join_node: string; seconds: number };
   timings.join = Date.now() - t0;
   assert.equal(j.workgroup, 'LAB');
   const computers = async () => (await lab!.computers()).filter((x) => x !== 'DC1$');
   assert.deepEqual(await computers(), [`${netbios}$`], 'one computer account on the DC, for the cluster');
+  const member = (await haState(gw)).ad;
+  assert.deepEqual([member?.domain, member?.netbios_name], [DOMAIN, netbios], 'ha status shows the membership');
   for (const n of c.nodes) {
     // every node: the member settings, the machine account works (the secret came through CTDB), winbind resolves alice
     const tp = (await n.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true })).stdout;
@@ -113,6 +130,12 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   const d2 = await deployHa(gw, validate(haDeploySchema, {}), runnerFor);
   const vip = d2.vips.hadom!.split('/')[0]!;
   assert.match((await n1.run('net', ['conf', 'showshare', 'hadom'])).stdout, /valid users\s*=\s*LAB\\alice/);
+  // the cluster's name in the domain's DNS is its VIP, not a node's own address (which net ads join registered)
+  const fqdn = `${netbios.toLowerCase()}.${DOMAIN}`;
+  const dnsOf = async () => { const r = await c!.nodes[1]!.run('net', ['ads', 'dns', 'async', fqdn], { allowFail: true }); return r.stdout + r.stderr; };
+  const inDns = await dnsOf();
+  assert.ok(inDns.includes(vip), `${fqdn} -> ${inDns}`);
+  for (const n of c.nodes) assert.ok(!new RegExp(`\\b${n.address.replace(/\./g, '\\.')}\\b`).test(inDns), `${fqdn} -> ${inDns}`);
 
   // 4. alice writes through the VIP (NTLMv2)
   const auth = join(c.dir, 'alice.auth');
@@ -173,6 +196,7 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
   await haAdLeave(gw, { user: 'Administrator', password: ADMIN_PW }, true, runnerFor);
   timings.leave = Date.now() - t0;
   assert.deepEqual(await computers(), [], 'the cluster\'s computer account is gone from the DC');
+  assert.ok(!(await dnsOf()).includes(vip), 'the cluster\'s name is gone from the domain\'s DNS');
   for (const n of c.nodes) {
     assert.doesNotMatch((await n.run('testparm', ['-s', '--suppress-prompt'], { allowFail: true })).stdout, /security = ADS/);
     assert.doesNotMatch(await readFile(join(n.dir, 'etc-upper', 'nsswitch.conf'), 'utf8').catch(() => ''), /winbind/);

@@ -133,6 +133,7 @@ const CASES = (): Case[] => [
   { name: 'update', method: 'PUT', path: `${N}/smbgateway/pa`, params: () => ({ comment: 'changed' }), needs: [ALLOC], succeeds: true },
   { name: 'backup', method: 'POST', path: `${N}/smbgateway/pa/backup`, needs: [['Datastore.AllocateSpace', 'Datastore.Allocate']] },
   { name: 'restore --force', method: 'POST', path: `${N}/smbgateway/pa/restore`, params: () => ({ snapshot: 'smbgw-2024.01.01-00.00.00', force: 1 }), needs: [ALLOC] },
+  { name: 'replicate', method: 'POST', path: `${N}/smbgateway/pa/replicate`, params: () => ({ target: 'backup/pa' }), needs: [ALLOC] },
   { name: 'create (native)', method: 'POST', path: `${N}/smbgateway`, params: () => newShare('newa', 'native', join(A, 'newa')), needs: [ALLOC], succeeds: true },
   { name: 'create (lxc)', method: 'POST', path: `${N}/smbgateway`, params: () => newShare('newl', 'lxc', join(A, 'newl')), needs: LXC_CREATE },
   { name: 'create (vm, vm_attach auto)', method: 'POST', path: `${N}/smbgateway`, params: () => newShare('newv', 'vm', join(B, 'newv')), needs: [...VM_CREATE_BASE, ...one('Mapping.Modify', 'Mapping.Use', 'VM.Config.Disk')] },

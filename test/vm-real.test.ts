@@ -4,8 +4,10 @@
  * snippet, power-off, convert) and creates the share: a linked clone booted with the gateway's
  * cloud-init snippet and the share path over virtiofs through the directory mapping. A client outside
  * the VM writes and reads over SMB (QEMU forwards the guest's port 445 to 127.0.0.1); the bytes land in
- * the host path with the uid the user has inside. An access change inside the VM through the guest agent
- * (one user added, one removed) is proven over SMB. Delete removes the VM, the snippet and the mapping.
+ * the host path with the uid the user has inside. The data is on btrfs: a snapshot taken on the host
+ * is a Previous Version inside the VM (the snapshot directory over a second, read-only virtiofs
+ * mount). An access change inside the VM through the guest agent (one user added, one removed) is
+ * proven over SMB. Delete removes the VM, the snippet and the mappings.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,11 +18,18 @@ import { test } from 'node:test';
 import { realBackend } from './guests/pve-backend.ts';
 import { sh } from './helpers/gateway.ts';
 import { startSimGateway } from './pve-sim/gateway.ts';
+import { btrfsLoop } from './helpers/fs.ts';
 
 test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/read from outside, access change through the guest agent, delete', { timeout: 1_200_000 }, async (t) => {
   const backend = await realBackend(t, { vm: true });
   const g = await startSimGateway({ backend, transport: 'token', taskMs: 5, taskTimeout: 900 });
-  t.after(() => g.cleanup());
+  const fs = await btrfsLoop(g.dir, join(g.storage, 'btrfs')).catch(async (e) => { await g.cleanup(); throw e; });
+  // In this order: the VM (virtiofsd holds the data) goes first, then the filesystem, then the rest.
+  t.after(async () => {
+    await g.cli(['delete', 'media', '--json']);
+    await fs.cleanup();
+    await g.cleanup();
+  });
   const figures: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => { const t0 = Date.now(); try { return await fn(); } finally { figures[name] = (Date.now() - t0) / 1000; } };
 
@@ -30,7 +39,7 @@ test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/re
   const pw = `Pw-${randomBytes(6).toString('hex')}`;
   const pwf = join(g.dir, 'pw');
   await writeFile(pwf, pw + '\n', { mode: 0o600 });
-  const path = join(g.storage, 'media');
+  const path = join(fs.mountpoint, 'media');
   const r = await timed('createSeconds', () => g.cli(['create', 'media', '--mode', 'vm', '--path', path, '--user', 'carol', '--password-file', pwf, '--vm-memory', '512', '--vm-cores', '1', '--json']));
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const share = r.json!.data.share;
@@ -56,6 +65,21 @@ test('vm mode on a real QEMU/TCG VM: template, share over virtiofs, SMB write/re
   const get = await smb(`lcd ${work}; get from-host.bin down.bin`);
   assert.equal(get.code, 0, get.stdout + get.stderr);
   assert.deepEqual(await readFile(join(work, 'down.bin')), hostBytes);
+
+  // Previous Versions inside the VM: v1, a snapshot on the host, v2; the VM's Samba lists the snapshot.
+  await writeFile(join(work, 'v.txt'), 'vm v1');
+  assert.equal((await smb(`lcd ${work}; put v.txt doc.txt`)).code, 0);
+  const b = await g.cli(['backup', 'media', '--json']);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  const snap: string = b.json!.data.snapshot;
+  await writeFile(join(work, 'v.txt'), 'vm v2');
+  assert.equal((await smb(`lcd ${work}; put v.txt doc.txt`)).code, 0);
+  const info = await smb('allinfo doc.txt');
+  const token = /@GMT-[\d.-]+/.exec(info.stdout)?.[0];
+  assert.equal(token, `@GMT-${snap.slice('smbgw-'.length)}`, `the VM lists the snapshot: ${info.stdout}${info.stderr}`);
+  const old = await smb(`lcd ${work}; get ${token}\\doc.txt old.txt`);
+  assert.equal(old.code, 0, old.stdout + old.stderr);
+  assert.equal(await readFile(join(work, 'old.txt'), 'utf8'), 'vm v1', 'v1 through Previous Versions inside the VM');
 
   // Day two inside the VM through the guest agent: dave added (account, Samba password on the agent's
   // stdin, smb.conf written and reloaded), carol removed; dave writes over SMB, carol is refused.

@@ -8,6 +8,7 @@ import { doctorOp } from './operations/doctor.ts';
 import { adOperations } from './operations/ad.ts';
 import { haAdOperations } from './operations/ha-ad.ts';
 import { backupOperations } from './operations/backup.ts';
+import { replicateOp } from './operations/replicate.ts';
 import { haOperations } from './operations/ha.ts';
 import { metricsOp } from './operations/metrics.ts';
 import { repairOp } from './operations/repair.ts';
@@ -27,6 +28,7 @@ export const operations: Operation<Gateway>[] = [
   doctorOp,
   metricsOp,
   ...backupOperations,
+  replicateOp,
   ...haOperations,
   ...templateOperations,
   ...tokenOperations,

@@ -6,8 +6,8 @@
 import { GatewayError, toGatewayError } from '../core/errors.ts';
 import { printers } from './printers.ts';
 import type { Operation } from '../core/operation.ts';
-import { makeGateway, type Gateway } from '../provision/context.ts';
-import { operations } from '../api/registry.ts';
+import type { Gateway } from '../provision/context.ts';
+import { commands, operationsOf } from '../api/commands.ts';
 import { watch } from './watch.ts';
 import { cliOptions } from './mappings.ts';
 import { validate } from '../core/schema.ts';
@@ -16,8 +16,8 @@ export interface Parsed { op: Operation<Gateway>; params: Record<string, unknown
 
 function usage(): string {
   const lines = ['usage: pve-smbgateway <command> [args] [--json]', '', 'commands:'];
-  for (const op of operations) {
-    const pos = (op.positional ?? []).map((p) => `<${p}>`).join(' ');
+  for (const op of commands) {
+    const pos = op.positional.map((p) => `<${p}>`).join(' ');
     lines.push(`  ${[...op.command, pos].filter(Boolean).join(' ').padEnd(26)} ${op.description}`);
   }
   lines.push('', "run 'pve-smbgateway help <command>' for its options");
@@ -37,15 +37,25 @@ function helpFor(op: Operation<Gateway>): string {
   return lines.join('\n');
 }
 
-export function parseArgs(argv: string[]): Parsed | { help: string } {
+/**
+ * The operation of a command: found in the index (api/commands.ts), then only its own module imported
+ * (not every operation's code: bench/README.md, "CLI start").
+ */
+async function operationFor(words: readonly string[]): Promise<Operation<Gateway> | undefined> {
+  const entry = commands
+    .filter((o) => o.command.every((w, i) => words[i] === w))
+    .sort((a, b) => b.command.length - a.command.length)[0];
+  if (!entry) return undefined;
+  return (await operationsOf(entry.module)).find((o) => o.command.join(' ') === entry.command.join(' '));
+}
+
+export async function parseArgs(argv: string[]): Promise<Parsed | { help: string }> {
   const json = argv.includes('--json');
   const args = argv.filter((a) => a !== '--json');
   if (!args.length || args[0] === 'help' && args.length === 1 || args[0] === '--help' || args[0] === '-h') return { help: usage() };
   const wantHelp = args[0] === 'help';
   const words = wantHelp ? args.slice(1) : args;
-  const op = operations
-    .filter((o) => o.command.every((w, i) => words[i] === w))
-    .sort((a, b) => b.command.length - a.command.length)[0];
+  const op = await operationFor(words);
   if (!op) throw new GatewayError('invalid', `unknown command "${words.join(' ')}"\n${usage()}`, 'command');
   if (wantHelp || words.includes('--help')) return { help: helpFor(op) };
   const rest = words.slice(op.command.length);
@@ -94,11 +104,13 @@ export async function main(argv: string[], gw?: Gateway): Promise<number> {
     process.stdout.write(JSON.stringify(env) + '\n');
   };
   try {
-    const parsed = parseArgs(argv);
+    const parsed = await parseArgs(argv);
     if ('help' in parsed) {
       if (json) out({ help: parsed.help }); else process.stdout.write(parsed.help + '\n');
       return 0;
     }
+    // Loaded here, not for help: the store and the Samba adapter.
+    const { makeGateway } = await import('../provision/context.ts');
     const g = gw ?? makeGateway(undefined, undefined, process.env.SMBGW_VERBOSE ? (m) => process.stderr.write(m + '\n') : undefined);
     // The CLI's own options, then the operation's parameters, each validated once.
     const extra = cliOptions[parsed.op.command.join(' ')];

@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import { invalid } from '../core/errors.ts';
 import type { Schema } from '../core/schema.ts';
-import { parse as parseYaml } from 'yaml';
 import { passwordRule } from '../core/share.ts';
 
 export interface CliOptions {
@@ -77,6 +76,8 @@ export const cliOptions: Record<string, CliOptions> = {
       let text: string;
       try { text = v.file === '-' ? await readStdin() : await readFile(String(v.file), 'utf8'); } catch { throw invalid('file', `cannot read ${String(v.file)}`); }
       let doc: unknown;
+      // yaml (84 modules) is loaded only by the command that reads YAML.
+      const { parse: parseYaml } = await import('yaml');
       try { doc = parseYaml(text); } catch (e) { throw invalid('file', `${String(v.file)} is not YAML: ${(e as Error).message.split('\n')[0]}`); }
       const resources = (doc as { resources?: unknown } | null)?.resources;
       if (!Array.isArray(resources)) throw invalid('file', `${String(v.file)} has no resources list (as \`show --all --format yaml\` prints)`);

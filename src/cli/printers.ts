@@ -11,7 +11,7 @@ import type { PublicToken } from '../api/tokens.ts';
 import type { HaDeployResult, HaState } from '../ha/service.ts';
 import type { Imported } from '../api/operations/shares.ts';
 import type { TemplateInfo } from '../provision/templates.ts';
-import { formatRepair, type RepairResult } from '../api/operations/repair.ts';
+import { formatRepair, type RepairResult } from '../api/repairformat.ts';
 import { humanBytes, table } from './table.ts';
 
 function formatHaState(s: HaState): string {

@@ -59,3 +59,13 @@ export async function btrfsQgroupShow(run: Runner, path: string, o: { own?: bool
   const r = await run('btrfs', ['qgroup', 'show', o.own ? '-reF' : '-re', '--raw', path], { allowFail: true }).catch(() => undefined);
   return r && r.code === 0 ? r.stdout : undefined;
 }
+
+/** `btrfs send` of a read-only snapshot, incremental against `parent` (present on both sides) when given. */
+export function btrfsSendArgs(snapshot: string, parent?: string): string[] {
+  return ['send', '-q', ...(parent ? ['-p', parent] : []), snapshot];
+}
+
+/** `btrfs receive DIR`: the snapshot appears as DIR/<its name>, read-only. */
+export function btrfsReceiveArgs(dir: string): string[] {
+  return ['receive', dir];
+}

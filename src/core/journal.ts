@@ -56,6 +56,10 @@ export interface JournalDoc {
 
 export const JOURNAL_SUFFIX = '.journal';
 
+/** A record's `before` this long or longer is kept in a file beside the journal (Journal.write). */
+const BLOB_MIN = 4096;
+interface BlobRef { file: string; sha256: string }
+
 /** The journal directory under a store's private directory. */
 export function journalDirOf(privDir: string): string {
   return join(privDir, 'journal');
@@ -144,18 +148,69 @@ export class Journal {
       throw new GatewayError('failed', `journal ${path} cannot be read (${toGatewayError(e).message})`);
     }
     if (doc?.version !== 1 || !Array.isArray(doc.steps) || typeof doc.operation !== 'string') throw new GatewayError('failed', `journal ${path} is not a journal this version understands`);
-    return new Journal(path, doc);
+    const j = new Journal(path, doc);
+    await j.loadBlobs();
+    return j;
   }
 
   get id(): string { return this.doc.id; }
 
+  /**
+   * The file is written again before and after every step. A record's large `before` (the whole shares.cfg
+   * or smb.conf a step replaces: hundreds of KiB with hundreds of shares) goes once into a file of its own
+   * beside the journal (`<id>.blob<n>`, written durably before the journal names it, checked by SHA-256
+   * when read back), so that each write stays small.
+   */
   async write(): Promise<void> {
-    await writeDurable(this.path, JSON.stringify(this.doc, null, 1) + '\n', 0o600);
+    const steps: JournalStep[] = [];
+    for (const st of this.doc.steps) {
+      const records: JournalRecord[] = [];
+      for (const r of st.records) {
+        const before = (r as { before?: unknown }).before;
+        if (typeof before !== 'string' || before.length < BLOB_MIN) { records.push(r); continue; }
+        let blob = this.blobs.get(r);
+        if (!blob || blob.value !== before) {
+          const file = `${this.doc.id}.blob${++this.blobCount}`;
+          this.blobFiles.add(file);
+          await writeDurable(join(dirname(this.path), file), before, 0o600);
+          blob = { value: before, ref: { file, sha256: sha256(before) } };
+          this.blobs.set(r, blob);
+        }
+        const { before: _b, ...rest } = r as JournalRecord & { before: string };
+        records.push({ ...rest, beforeBlob: blob.ref });
+      }
+      steps.push({ ...st, records });
+    }
+    await writeDurable(this.path, JSON.stringify({ ...this.doc, steps }, null, 1) + '\n', 0o600);
   }
 
-  /** The operation is over (or repaired): the file goes, and the directory too when it is empty. */
+  /** Large `before` values written beside the journal, by record; every blob file it names or named. */
+  private readonly blobs = new Map<JournalRecord, { value: string; ref: BlobRef }>();
+  private readonly blobFiles = new Set<string>();
+  private blobCount = 0;
+
+  /** Read the records' `before` values that were written beside the journal back in. */
+  private async loadBlobs(): Promise<void> {
+    for (const st of this.doc.steps) {
+      for (const r of st.records ?? []) {
+        const ref = (r as { beforeBlob?: BlobRef }).beforeBlob;
+        if (!ref) continue;
+        if (typeof ref.file !== 'string' || !ref.file.startsWith(`${this.doc.id}.blob`) || !/^[^/]+\.blob\d+$/.test(ref.file)) throw new GatewayError('failed', `journal ${this.path}: a record names a bad blob file`);
+        const value = await readFile(join(dirname(this.path), ref.file), 'utf8').catch(() => undefined);
+        if (value === undefined || sha256(value) !== ref.sha256) throw new GatewayError('failed', `journal ${this.path}: ${ref.file} is missing or not what the journal recorded`);
+        delete (r as { beforeBlob?: BlobRef }).beforeBlob;
+        (r as { before?: string }).before = value;
+        this.blobs.set(r, { value, ref });
+        this.blobFiles.add(ref.file);
+        this.blobCount = Math.max(this.blobCount, Number(/(\d+)$/.exec(ref.file)![1]));
+      }
+    }
+  }
+
+  /** The operation is over (or repaired): the file goes (then its blobs), and the directory too when it is empty. */
   async remove(): Promise<void> {
     await rm(this.path, { force: true });
+    for (const file of this.blobFiles) await rm(join(dirname(this.path), file), { force: true });
     await syncDir(dirname(this.path));
     await rmdir(dirname(this.path)).catch(() => undefined);
   }
@@ -186,10 +241,16 @@ export async function listJournals(dir: string): Promise<JournalEntry[]> {
   return out;
 }
 
-/** Temporary files (name.tmp.<pid>.<random>) that a writer killed mid-write left in the directory: removed. */
+/**
+ * Temporary files (name.tmp.<pid>.<random>) that a writer killed mid-write left in the directory, and
+ * blobs whose journal is gone (a process killed while removing it, a discarded journal): removed.
+ */
 export async function sweepTemporaries(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const n of await readdir(dir).catch(() => [] as string[])) {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    const blob = /^(.+)\.blob\d+$/.exec(n);
+    if (blob && !names.includes(blob[1]! + JOURNAL_SUFFIX)) { await rm(join(dir, n), { force: true }); out.push(n); continue; }
     const m = /\.tmp\.(\d+)\.[0-9a-f]+$/.exec(n);
     if (!m || processAlive(Number(m[1]))) continue;
     await rm(join(dir, n), { force: true });

@@ -291,7 +291,7 @@ export const shareSchema = {
   guest_ip: { type: 'string', optional: true, internal: true, description: 'Address the guest got (lxc/vm mode)' },
   guest_uids: { type: 'list', default: [], optional: true, internal: true, description: 'user:uid of the share users inside the guest' },
   created: { type: 'json', parse: parseMade, default: [] as Made[], optional: true, internal: true, description: 'What the gateway created for this share (undone on delete)' },
-  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (native mode): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
+  backing: { type: 'string', optional: true, internal: true, description: 'What holds the data (recorded by create): zfs:<dataset>, btrfs:<mountpoint> (a subvolume), cephfs:<fs name> or dir' },
 } as const satisfies Schema;
 
 export type Share = Infer<typeof shareSchema>;
@@ -302,7 +302,7 @@ const PRESET_KEYS: readonly ShareKey[] = ['presets', 'timemachine_max_size', 're
 const ACCESS_KEYS: readonly ShareKey[] = ['users', 'read_users', 'groups', 'read_groups'];
 /** Backups of guest shares live on the host (data snapshot, vzdump through the API): update may change them. */
 const GUEST_BACKUP: readonly ShareKey[] = ['backup_enabled', 'backup_schedule', 'backup_prune', 'backup_storage'];
-const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids'];
+const GUEST: readonly ShareKey[] = ['vm_template', 'bridge', 'ip', 'gateway', 'clone', 'vmid', 'guest_ip', 'guest_uids', 'backing'];
 
 /**
  * Which options each mode takes and which of them `update` may change (as Proxmox's SectionConfig

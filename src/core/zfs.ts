@@ -57,7 +57,25 @@ export function zfsSnapshot(run: Runner, dataset: string, snap: string): Promise
   return run('zfs', ['snapshot', `${dataset}@${snap}`]);
 }
 
+/** A clone of a snapshot (`zfs clone -o k=v ... SNAPSHOT TARGET`), mounted by ZFS where its mountpoint says. */
+export function zfsClone(run: Runner, snapshot: string, target: string, props: Readonly<Record<string, string>>): Promise<RunResult> {
+  return run('zfs', ['clone', ...Object.entries(props).flatMap(([k, v]) => ['-o', `${k}=${v}`]), snapshot, target]);
+}
+
 /** Roll back to a snapshot; `destroyNewer` lets ZFS destroy the snapshots taken after it (-r). */
 export function zfsRollback(run: Runner, dataset: string, snap: string, destroyNewer: boolean): Promise<RunResult> {
   return run('zfs', ['rollback', ...(destroyNewer ? ['-r'] : []), `${dataset}@${snap}`]);
+}
+
+/**
+ * `zfs send` of a snapshot, incremental from `base` (a snapshot of the same dataset) when given;
+ * `intermediates`: with every snapshot between the two (-I instead of -i).
+ */
+export function zfsSendArgs(snapshot: string, base?: string, o: { intermediates?: boolean } = {}): string[] {
+  return ['send', ...(base ? [o.intermediates ? '-I' : '-i', base] : []), snapshot];
+}
+
+/** `zfs recv -u TARGET`: not mounted (a mounted replica that changes refuses the next increment). */
+export function zfsRecvArgs(target: string): string[] {
+  return ['recv', '-u', target];
 }

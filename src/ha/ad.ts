@@ -18,7 +18,7 @@ import { loadHaConfig, requireHaConfig, saveHaConfig, type HaAdMembership, type 
 import { ctdbRunning, type HaNode } from './ctdb.ts';
 import type { ClusterNode } from './plan.ts';
 import { defaultRunnerFor, deployHaLocked } from './service.ts';
-import { dropWinbind, ensureWinbind, nodeAds } from './winbind.ts';
+import { clusterFqdn, dropWinbind, ensureWinbind, nodeAds, vipAddresses } from './winbind.ts';
 
 export interface HaAdJoinRequest { domain: string; cred: AdCredentials; dc?: string; dry_run?: boolean }
 
@@ -27,7 +27,7 @@ const localState = (m: HaAdMembership): AdState => ({
   ...(m.dc ? { dc: m.dc } : {}),
 });
 
-/** The node that talks to the DC: this node when it is a member, else the first member. */
+/** The node that talks to the DC: this one (a member, checked). */
 function pickNode(g: Gateway, nodes: readonly HaNode[]): HaNode {
   return nodes.find((n) => n.name === g.settings.node) ?? nodes[0]!;
 }
@@ -47,6 +47,8 @@ export async function haAdJoin(g: Gateway, req: HaAdJoinRequest, runnerFor: (n: 
     if (cfg.ad) throw new GatewayError('exists', `domain: the HA cluster ${cfg.netbios_name} is already joined to ${cfg.ad.domain} (pve-smbgateway ha ad leave first)`, 'domain');
     const local = await readAdState(g.settings.stateDir);
     if (local) throw invalid('domain', `this node is joined to ${local.domain} on its own (pve-smbgateway ad leave first): a cluster node has the cluster's machine account only`);
+    // the checks before the join use a scratch config in this node's /tmp: run on a node of the cluster
+    if (!cfg.nodes.some((n) => n.name === g.settings.node)) throw invalid('node', `this node (${g.settings.node}) is not a node of the HA cluster (${cfg.nodes.map((n) => n.name).join(', ')}): run ha ad join on one of them`);
     const nodes: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: runnerFor(n) }));
     for (const n of nodes) if (!(await ctdbRunning(n))) throw new GatewayError('unavailable', `node ${n.name} (${n.address}): ctdbd is not running: every node must be up to join (pve-smbgateway ha status; ha deploy)`);
     const joiner = pickNode(g, nodes);
@@ -97,6 +99,12 @@ export async function haAdJoin(g: Gateway, req: HaAdJoinRequest, runnerFor: (n: 
         undo: async () => { for (const n of nodes) await nodeAds(n, cfg.services).keytabFlush().catch(() => undefined); },
       },
       {
+        name: 'cluster-dns',
+        shows: `${clusterFqdn(netbios, domain)} in the domain's DNS: the VIPs (${vipAddresses(cfg.vips).join(' ') || 'none yet'}), not ${joiner.name}'s own addresses that net ads join registered`,
+        do: async () => { membership.dns = vipAddresses(cfg.vips); await ads.dnsSet(clusterFqdn(netbios, domain), membership.dns); },
+        undo: () => ads.dnsSet(clusterFqdn(netbios, domain), []),
+      },
+      {
         name: 'winbind',
         shows: 'on every node: winbind in nsswitch.conf (if missing), winbindd started and reaching the DC (wbinfo -P)',
         do: async () => { wb = await ensureWinbind(nodes, cfg.services); },
@@ -143,6 +151,7 @@ export async function haAdLeave(g: Gateway, cred: AdCredentials, force: boolean,
     const ads = nodeAds(leaver, cfg.services);
     const steps: Step[] = [
       { name: 'keytab-flush', shows: 'on every running node: net ads keytab flush -P', do: async () => { for (const n of up) await nodeAds(n, cfg.services).keytabFlush(); }, undo: async () => { for (const n of up) await nodeAds(n, cfg.services).keytabCreate(); } },
+      { name: 'cluster-dns', shows: `remove ${clusterFqdn(m.netbios, m.domain)} from the domain's DNS`, do: () => ads.dnsSet(clusterFqdn(m.netbios, m.domain), []) },
       { name: 'ads-leave', shows: `net ads leave ${m.realm} on ${leaver.name} as ${m.workgroup}\\${cred.user} (password on stdin): the DC deletes ${m.netbios}$`, do: () => ads.leave(m.realm, m.workgroup, cred, m.dc) },
       { name: 'winbind', shows: 'on every node: stop winbindd, take winbind out of nsswitch.conf where the join put it', do: () => dropWinbind(nodes, cfg.services, m.nsswitch_added) },
       {

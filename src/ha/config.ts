@@ -46,6 +46,8 @@ export interface HaAdMembership extends AdConf {
   dc?: string;
   /** The node that ran `net ads join`. */
   join_node: string;
+  /** The addresses `<netbios>.<domain>` has in the domain's DNS: the VIPs (ha deploy keeps them so). */
+  dns?: string[];
   /** Nodes whose nsswitch.conf the join gave winbind (leave takes it back only there). */
   nsswitch_added: string[];
   joined_at: string;

@@ -17,7 +17,7 @@ import {
   nodesFromPveClusterStatus, parseClusterLock, parseNodeList, parseVip, parseVipRange, RADOS_LOCK_DURATION_DEFAULT, RADOS_LOCK_DURATION_MAX, RADOS_LOCK_DURATION_MIN, type ClusterNode,
 } from './plan.ts';
 import { sshRunner } from './transport.ts';
-import { ensureWinbind } from './winbind.ts';
+import { clusterFqdn, ensureWinbind, nodeAds, vipAddresses } from './winbind.ts';
 import { globalParams } from '../samba/profiles.ts';
 import type { Gateway } from '../provision/context.ts';
 import { Ceph, cephTarget } from '../core/ceph.ts';
@@ -128,6 +128,13 @@ export async function deployHaLocked(g: Gateway, p: Infer<typeof haDeploySchema>
       for (const n of wb.nsswitch) (report.changes[n] ??= []).push('added winbind to nsswitch.conf');
       for (const n of wb.started) (report.changes[n] ??= []).push('started winbindd');
       cfg.ad = { ...cfg.ad, nsswitch_added: [...new Set([...cfg.ad.nsswitch_added, ...wb.nsswitch])] };
+      // the cluster's name in the domain's DNS follows its VIPs
+      const dns = vipAddresses(vips);
+      if (JSON.stringify(dns) !== JSON.stringify(cfg.ad.dns ?? [])) {
+        await nodeAds(probe, cfg.services).dnsSet(clusterFqdn(cfg.ad.netbios, cfg.ad.domain), dns);
+        report.changes[probe.name]!.push(`DNS ${clusterFqdn(cfg.ad.netbios, cfg.ad.domain)}: ${dns.join(' ') || 'removed'}`);
+        cfg.ad = { ...cfg.ad, dns };
+      }
     }
     await saveHaConfig(g.settings.storeDir, { ...cfg, vips, registry_shares: shares.map((s) => s.sharename) });
     const holders: Record<string, string> = {};
@@ -181,6 +188,8 @@ export interface HaState {
   nodes: HaNodeState[];
   ok: boolean;
   problems: string[];
+  /** The cluster's domain membership (ha ad join), when joined. */
+  ad?: { domain: string; workgroup: string; netbios_name: string; joined_at: string };
 }
 
 /** The HA state of a share (or of the cluster when no share is given), asked of the local ctdbd. */
@@ -194,6 +203,7 @@ export async function haState(g: Gateway, share?: Share): Promise<HaState> {
     return { nodes: [], ok: false, problems: [(e as Error).message] };
   }
   const self: HaNode[] = cfg.nodes.map((n) => ({ ...n, run: g.run }));
+  const ad = cfg.ad?.joined_at ? { ad: { domain: cfg.ad.domain, workgroup: cfg.ad.workgroup, netbios_name: cfg.ad.netbios, joined_at: cfg.ad.joined_at } } : {};
   try {
     const snap = await snapshot(self.slice(0, 1), vip ? [vip] : []);
     const nodes = cfg.nodes.map((n) => {
@@ -208,8 +218,8 @@ export async function haState(g: Gateway, share?: Share): Promise<HaState> {
       const st = snap.status.find((s) => s.pnn === ip?.pnn);
       holder = st ? cfg.nodes.find((n) => n.address === st.address)?.name ?? st.address : null;
     }
-    return { ...(vip ? { vip, holder } : {}), nodes, ok: problems.length === 0, problems };
+    return { ...(vip ? { vip, holder } : {}), nodes, ok: problems.length === 0, problems, ...ad };
   } catch (e) {
-    return { ...(vip ? { vip, holder: null } : {}), nodes: cfg.nodes.map((n) => ({ name: n.name, address: n.address, pnn: null, flags: ['UNKNOWN'], ok: false })), ok: false, problems: [(e as Error).message] };
+    return { ...(vip ? { vip, holder: null } : {}), nodes: cfg.nodes.map((n) => ({ name: n.name, address: n.address, pnn: null, flags: ['UNKNOWN'], ok: false })), ok: false, problems: [(e as Error).message], ...ad };
   }
 }

@@ -44,3 +44,9 @@ export async function dropWinbind(nodes: readonly HaNode[], services: Services, 
     if (ns !== undefined) await writeNodeFile(n.run, NSSWITCH, nsswitchWithoutWinbind(ns));
   }
 }
+
+/** The cluster's DNS name in the domain. */
+export const clusterFqdn = (netbios: string, domain: string): string => `${netbios.toLowerCase()}.${domain.toLowerCase()}`;
+
+/** The VIP addresses (without prefix), sorted: what the cluster's name resolves to. */
+export const vipAddresses = (vips: Record<string, string>): string[] => [...new Set(Object.values(vips).map((v) => v.split('/')[0]!))].sort();

@@ -15,6 +15,7 @@ import { snapshotName, snapshottable, snapshotTime, type Snapshottable } from '.
 import { deleteSnapshot, listSnapshots, requireSnapshottable, snapshotStep } from '../backup/snapshots.ts';
 import { updateBackupState, withGuestArchive, withShareRunLock, type GuestBackupRecord } from '../backup/state.ts';
 import { pveApi } from '../pve/connect.ts';
+import { zfsFileRestoreSteps } from '../backup/zfs-file.ts';
 import type { Gateway } from './context.ts';
 import { detectBacking } from './storage.ts';
 
@@ -210,8 +211,22 @@ export async function liveDestination(share: Share, rel: string): Promise<string
 }
 
 /** Copy one file or folder back from a snapshot into the live share (cp -a: owner, mode, times, ACLs kept). */
+export async function copyBack(g: Gateway, src: string, dst: string): Promise<void> {
+  await g.run('cp', ['-a', '--reflink=auto', '-T', '--', src, dst]);
+}
+
 export function restoreFileStep(g: Gateway, src: string, dst: string): Step {
-  return { name: 'copy-back', do: async () => { await g.run('cp', ['-a', '--reflink=auto', '-T', '--', src, dst]); } };
+  return { name: 'copy-back', do: () => copyBack(g, src, dst) };
+}
+
+/**
+ * The steps of `restore --file`: btrfs copies from the read-only snapshot subvolume; ZFS from a
+ * temporary clone of the snapshot (backup/zfs-file.ts), since `.zfs/snapshot` is not always there.
+ */
+export async function fileRestoreSteps(g: Gateway, share: Share, t: Snapshottable, name: string, rel: string): Promise<Step[]> {
+  const dst = await liveDestination(share, rel);
+  if (t.kind === 'zfs') return zfsFileRestoreSteps(g.run, { dataset: t.dataset, snapshot: name, rel, stateDir: g.settings.stateDir }, (src) => copyBack(g, src, dst));
+  return [restoreFileStep(g, await snapshotSource(share, t, name, rel), dst)];
 }
 
 /** The volume id of a vzdump archive as the task log names it (a path on a dir storage, or PBS's name). */

@@ -37,12 +37,13 @@ export const GUEST_MANAGED_CONF = '/etc/samba/smbgateway.conf';
 /** Tag that marks gateway templates in Proxmox VE. */
 export const TEMPLATE_TAG = 'smbgateway';
 /**
- * Debian packages of the lxc gateway template: Samba, and for Active Directory shares (docs/ad.md) the
+ * Debian packages of the lxc gateway template: Samba with samba-vfs-modules (shadow_copy2: Previous
+ * Versions; Debian's samba only recommends it), and for Active Directory shares (docs/ad.md) the
  * container's own winbindd, its NSS module (domain users as unix ids inside the container) and the
  * Kerberos tools. The test rootfs (test/guests/rootfs.ts) installs the same list: its cache key
  * changes with it.
  */
-export const LXC_TEMPLATE_PACKAGES = ['samba', 'samba-common-bin', 'winbind', 'libnss-winbind', 'krb5-user'] as const;
+export const LXC_TEMPLATE_PACKAGES = ['samba', 'samba-common-bin', 'samba-vfs-modules', 'winbind', 'libnss-winbind', 'krb5-user'] as const;
 /** Unprivileged containers shift every id by this much (Proxmox's default idmap 0 100000 65536). */
 export const LXC_ID_SHIFT = 100000;
 

@@ -23,7 +23,9 @@ import { checkLxcDomainShare, domainAclSpec, lxcDomainServeSteps, lxcJoinSteps, 
 import { checkPurge, purgeStep } from './purge.ts';
 import type { GuestRecord, GuestRunningRecord } from './repair.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
-import { placeNewShare, requireQuotaSupport } from './storage.ts';
+import { backingTag, placeNewShare, requireQuotaSupport } from './storage.ts';
+import { guestSnapshotMount, SNAPSHOTS_INSIDE } from '../samba/guestshadow.ts';
+import { snapshotDirSteps } from './guest-snapshots.ts';
 
 export const CT_DEFAULT_MEMORY = 128;
 
@@ -49,8 +51,20 @@ export function bindMountSpec(hostPath: string, readOnly: boolean): string {
   return `${hostPath},mp=${PATH_INSIDE},backup=0${readOnly ? ',ro=1' : ''}`;
 }
 
+/**
+ * mp1: the share's snapshot directory on the host (btrfs), read-only at SNAPSHOTS_INSIDE, so that
+ * Samba in the container shows the snapshots as Previous Versions; not in backups either.
+ */
+export function snapshotMountSpec(share: Share): string | undefined {
+  const m = guestSnapshotMount(share);
+  if (m?.kind !== 'btrfs') return undefined;
+  if (/[,=]/.test(m.host)) throw invalid('path', 'must not contain "," or "=" in lxc mode (Proxmox mount point syntax)');
+  return `${m.host},mp=${SNAPSHOTS_INSIDE},backup=0,ro=1`;
+}
+
 /** Parameters for PUT /nodes/{node}/lxc/{vmid}/config after the clone (pure). */
 export function ctConfigParams(share: Share, hostPath: string, bridge: string): Params {
+  const mp1 = snapshotMountSpec(share);
   return {
     hostname: guestHostname(share.sharename),
     cores: 1,
@@ -58,6 +72,7 @@ export function ctConfigParams(share: Share, hostPath: string, bridge: string): 
     swap: 0,
     net0: netSpec('lxc', bridge, share.ip, share.gateway),
     mp0: bindMountSpec(hostPath, share.read_only),
+    ...(mp1 ? { mp1 } : {}),
     onboot: 1,
     // a domain share's container resolves the domain through these (e.g. its DCs, docs/ad.md)
     ...(share.nameserver ? { nameserver: share.nameserver } : {}),
@@ -136,7 +151,8 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
 
   const created: Made[] = [];
   const guest_uids = req.ad_domain ? [] : await assignGuestUids(run, req, existing);
-  const share: MutableShare = { ...req, path, node, created, guest_uids };
+  // The backing is recorded as for a native share: the guest's smb.conf shows the snapshots from it.
+  const share: MutableShare = { ...req, path, node, created, guest_uids, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
   const uids = parseGuestUids(guest_uids);
   const warnings: string[] = [];
   let vmid = 0;
@@ -156,6 +172,7 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
     ...preStorageQuotaSteps(run, backing, share.quota),
     ...storageSteps(run, path, backing, created),
     ...quotaSteps(run, path, backing, share.quota),
+    ...snapshotDirSteps(share),
     ...guestPermissionSteps(run, path, guestAclSpec(share, uids, LXC_ID_SHIFT), firstWriter(share, uids, LXC_ID_SHIFT, exists)),
     {
       name: 'allocate-vmid',
@@ -200,6 +217,17 @@ export async function planLxcCreate(ctx: GuestCtx, req: Share, existing: readonl
         }
       },
     },
+    ...(guestSnapshotMount(share) ? [{
+      name: 'check-snapshot-module',
+      do: async () => {
+        // shadow_copy2 is in samba-vfs-modules, which a template made by an earlier version lacks: smbd
+        // would refuse the share. Then no Previous Versions in the container, said, instead of no share.
+        const st = await pctExec(run, vmid, ['dpkg-query', '-W', '-f=${Status}', 'samba-vfs-modules']).catch(() => '');
+        if (st.includes('install ok installed')) return;
+        share.backing = undefined;
+        warnings.push(`the container template lacks samba-vfs-modules (shadow_copy2): no Previous Versions inside the container; make the template again (template create) or install it there, then re-create the share`);
+      },
+    }] : []),
     {
       name: 'push-smb-conf',
       do: async () => {

@@ -80,8 +80,7 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   for (const a of adopt) if (!users.includes(a)) throw invalid('adopt', `names ${a}, who is not given access to this share (list it in users or read_users too)`);
   for (const u of users) {
     const field = share.users.includes(u) ? 'users' : 'read_users';
-    const unix = await getUnixUser(run, u);
-    const hasSamba = await samba.userExists(u);
+    const [unix, hasSamba] = await Promise.all([getUnixUser(run, u), samba.userExists(u)]);
     const own = registry.find((a) => a.name === u);
     if (unix && (unix.uid < ctx.uidMin || unix.uid > ctx.uidMax)) {
       throw invalid(field, `${u} is a system account (uid ${unix.uid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);
@@ -214,8 +213,9 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       name: 'health-check',
       shows: `smbclient lists the share as ${probeUser}`,
       do: async () => {
-        if (!(await samba.running())) { warnings.push('smbd is not running: the share is configured and will be served when smbd starts'); return; }
+        // The probe first: smbd is asked whether it runs only when the probe fails (one tool less).
         const p = await samba.probe(share.sharename, probeUser, passwords.get(probeUser)!);
+        if (!p.ok && !(await samba.running())) { warnings.push('smbd is not running: the share is configured and will be served when smbd starts'); return; }
         if (!p.ok) throw new GatewayError('failed', `health check: smbclient as ${probeUser} could not list the share: ${p.output.split('\n').slice(-1)[0]}`);
       },
     });

@@ -9,11 +9,8 @@ import { guestCtx } from './index.ts';
 import { usageOf } from './quota.ts';
 import { detectBacking } from './storage.ts';
 
-/** The share as users see it (internal bookkeeping left out). */
-export function publicShare(s: Share): Omit<Share, 'created'> {
-  const { created: _created, ...rest } = s;
-  return rest;
-}
+export { publicShare } from './public.ts';
+import { publicShare } from './public.ts';
 
 export interface ShareStatus {
   share: Omit<Share, 'created'>;

@@ -117,7 +117,7 @@ ${conf}
     content: |
       # pve-smbgateway: replaced for each share
 runcmd:
-  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 2 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba qemu-guest-agent)"]
+  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba samba-vfs-modules qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 3 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba samba-vfs-modules qemu-guest-agent)"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
   # Clones must run cloud-init as new instances (their own hostname, users, Samba config): forget this one.

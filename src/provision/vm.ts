@@ -29,7 +29,9 @@ import type { DirMappingRecord, GuestRunningRecord, NfsExportRecord } from './re
 import type { CreatePlan } from './native.ts';
 import { preStorageQuotaSteps, quotaSteps, storageSteps } from './quota.ts';
 import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
-import { placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
+import { backingTag, placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
+import { guestSnapshotMount, SNAPSHOTS_INSIDE } from '../samba/guestshadow.ts';
+import { snapshotDirSteps } from './guest-snapshots.ts';
 import { isDomainPrincipal } from '../core/share.ts';
 import type { AdCredentials } from '../samba/ads.ts';
 import { agentShell } from './guest-exec.ts';
@@ -53,6 +55,13 @@ export function chooseAttachment(requested: string | undefined, backing: Backing
 
 /** Directory-mapping id for a VM's share (pve-configid: letters, digits, - and _). */
 export function mappingId(vmid: number): string { return `smbgw-${vmid}`; }
+/** The host directory of a btrfs share's snapshots, passed to its VM. */
+function snapshotHost(share: Share): string | undefined {
+  const m = guestSnapshotMount(share);
+  return m?.kind === 'btrfs' ? m.host : undefined;
+}
+/** Directory-mapping id of a btrfs share's snapshot directory, mounted read-only in the VM (Previous Versions). */
+export function snapshotMappingId(vmid: number): string { return `smbgw-${vmid}-snapshots`; }
 
 export interface UserDataInput {
   hostname: string;
@@ -61,6 +70,8 @@ export interface UserDataInput {
   attachment: Attachment;
   /** virtiofs tag, NFS source host:path, or block device. */
   source: string;
+  /** virtiofs tag of the share's snapshot directory (btrfs), mounted read-only at SNAPSHOTS_INSIDE. */
+  snapshots?: string;
 }
 
 /** YAML double-quoted scalar (JSON strings are valid YAML). */
@@ -78,7 +89,8 @@ export function buildUserData(i: UserDataInput): string {
     : i.attachment === 'nfs'
       ? `  - [${q(i.source)}, ${q(PATH_INSIDE)}, "nfs", "vers=4.2,_netdev,nofail", "0", "0"]`
       : `  - [${q(i.source)}, ${q(PATH_INSIDE)}, "ext4", "defaults,nofail", "0", "2"]`;
-  const runcmd: string[][] = [['mkdir', '-p', PATH_INSIDE]];
+  const snapMount = i.snapshots ? [`  - [${q(i.snapshots)}, ${q(SNAPSHOTS_INSIDE)}, "virtiofs", "ro,nofail", "0", "0"]`] : [];
+  const runcmd: string[][] = [['mkdir', '-p', PATH_INSIDE, ...(i.snapshots ? [SNAPSHOTS_INSIDE] : [])]];
   for (const u of i.users) {
     runcmd.push(['groupadd', '--gid', String(u.uid), u.name]);
     runcmd.push(['useradd', '--no-create-home', '--shell', '/usr/sbin/nologin', '--uid', String(u.uid), '--gid', String(u.uid), u.name]);
@@ -97,6 +109,7 @@ export function buildUserData(i: UserDataInput): string {
     ...(i.attachment === 'rbd' ? ['fs_setup:', `  - {label: smbshare, filesystem: ext4, device: ${q(i.source)}, overwrite: false}`] : []),
     'mounts:',
     mount,
+    ...snapMount,
     'write_files:',
     `  - path: ${q('/etc/samba/smb.conf')}`,
     `    permissions: "0644"`,
@@ -117,7 +130,7 @@ export function buildUserData(i: UserDataInput): string {
 }
 
 /** Parameters for PUT /nodes/{node}/qemu/{vmid}/config after the clone (pure). */
-export function vmConfigParams(share: Share, o: { bridge: string; cicustom: string; attachment: Attachment; dirid?: string; rbd?: { storage: string; sizeGiB: number } }): Params {
+export function vmConfigParams(share: Share, o: { bridge: string; cicustom: string; attachment: Attachment; dirid?: string; snapshotsDirid?: string; rbd?: { storage: string; sizeGiB: number } }): Params {
   const p: Params = {
     name: guestHostname(share.sharename),
     memory: share.vm_memory ?? 2048,
@@ -131,6 +144,7 @@ export function vmConfigParams(share: Share, o: { bridge: string; cicustom: stri
     tags: 'smbgateway-share',
   };
   if (o.attachment === 'virtiofs') p.virtiofs0 = `dirid=${o.dirid},cache=auto,expose-acl=1`;
+  if (o.attachment === 'virtiofs' && o.snapshotsDirid) p.virtiofs1 = `dirid=${o.snapshotsDirid},cache=auto,expose-acl=1`; // the snapshots keep the share's ACLs
   if (o.attachment === 'rbd') p.scsi1 = `${o.rbd!.storage}:${o.rbd!.sizeGiB},backup=1,discard=on`;
   return p;
 }
@@ -188,7 +202,10 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
 
   const created: Made[] = [];
   const guest_uids = req.ad_domain ? [] : await assignGuestUids(run, req, existing);
-  const share: MutableShare = { ...req, path, node, created, guest_uids, vm_attach: attachment };
+  // virtiofs: the backing is recorded (as for a native share) and a btrfs share's snapshot directory
+  // is passed to the VM too, read-only: the VM's smb.conf shows the snapshots as Previous Versions.
+  const share: MutableShare = { ...req, path, node, created, guest_uids, vm_attach: attachment, ...(attachment === 'virtiofs' ? { backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) } : {}) };
+  const snapHost = snapshotHost(share);
   const uids = parseGuestUids(guest_uids);
   const warnings: string[] = [];
   if (attachment === 'rbd') warnings.push(`the share's data lives in an RBD disk on ${rbd!.storage} (${rbd!.sizeGiB} GiB), not in ${path}`);
@@ -214,6 +231,17 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
         created.push({ kind: 'mapping', id: mappingId(vmid) });
       },
       undo: () => api.deleteDirMapping(mappingId(vmid)),
+    });
+  }
+  if (attachment === 'virtiofs' && snapHost) {
+    steps.push(...snapshotDirSteps(share), {
+      name: 'create-snapshot-dir-mapping',
+      journal: () => [{ kind: 'dir-mapping', id: snapshotMappingId(vmid), path: snapHost } satisfies DirMappingRecord],
+      do: async () => {
+        await api.createDirMapping(snapshotMappingId(vmid), [`node=${node},path=${snapHost}`], `Snapshots of SMB share ${share.sharename} (pve-smbgateway)`);
+        created.push({ kind: 'mapping', id: snapshotMappingId(vmid) });
+      },
+      undo: () => api.deleteDirMapping(snapshotMappingId(vmid)),
     });
   }
   if (attachment === 'nfs') {
@@ -245,6 +273,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
           users: users.map((u) => ({ name: u, uid: uids.get(u)!, password: passwords.get(u)! })),
           attachment,
           source: attachment === 'virtiofs' ? mappingId(vmid) : attachment === 'nfs' ? `${nfsHost}:${path}` : '/dev/sdb',
+          ...(attachment === 'virtiofs' && snapHost ? { snapshots: snapshotMappingId(vmid) } : {}),
         });
         return [await fileRecord(snippetFile, userData)];
       },
@@ -257,7 +286,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     {
       name: 'configure-vm',
       do: () => api.setConfig(node, 'qemu', vmid, vmConfigParams(share, {
-        bridge, attachment, rbd, dirid: mappingId(vmid), cicustom: `user=${snipId}:snippets/smbgw-${vmid}-user.yaml`,
+        bridge, attachment, rbd, dirid: mappingId(vmid), ...(snapHost ? { snapshotsDirid: snapshotMappingId(vmid) } : {}), cicustom: `user=${snipId}:snippets/smbgw-${vmid}-user.yaml`,
       })),
     },
     { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stopIfRunning(node, 'qemu', vmid) },
@@ -320,7 +349,7 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
   for (const { id } of share.created.filter((m) => m.kind === 'mapping')) {
     steps.push({
       name: 'remove-dir-mapping',
-      redo: [{ kind: 'dir-mapping', id, path: share.path } satisfies DirMappingRecord],
+      redo: [{ kind: 'dir-mapping', id, path: id === snapshotMappingId(vmid ?? 0) ? snapshotHost(share) ?? share.path : share.path } satisfies DirMappingRecord],
       do: async () => { await api.deleteDirMapping(id).catch((e: Error) => { if (!/not found/.test(e.message)) throw e; }); },
     });
   }

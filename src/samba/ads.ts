@@ -250,6 +250,19 @@ export class Ads {
     await this.run('net', ['-s', this.target.smbConf, 'ads', 'keytab', 'create', '-P'], { allowFail: true, timeoutMs: 30_000 });
   }
 
+  /**
+   * The A records of `fqdn` in the domain's DNS become exactly `ips` (none: removed), as the machine
+   * account (-P). `net ads join` registers the joining host's own addresses; a cluster's name must
+   * point at its floating addresses instead.
+   */
+  async dnsSet(fqdn: string, ips: readonly string[]): Promise<void> {
+    // no record yet is fine
+    await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'unregister', fqdn, '-P'], { allowFail: true, timeoutMs: 30_000 });
+    if (!ips.length) return;
+    const r = await this.run('net', ['-s', this.target.smbConf, 'ads', 'dns', 'register', fqdn, ...ips, '-P'], { allowFail: true, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new GatewayError('failed', `registering ${fqdn} -> ${ips.join(' ')} in the domain's DNS failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-1)[0]}`);
+  }
+
   /** Whether the machine account works (`net ads testjoin`: Kerberos with the machine secret). */
   async testJoin(): Promise<{ ok: boolean; output: string }> {
     const r = await this.netAds(['testjoin'], undefined, { timeoutMs: 30_000 });

@@ -10,6 +10,7 @@ import { adGlobalParams, type AdConf } from './ads.ts';
 import { withPresets } from './presets.ts';
 import { globalParams, shareProfileParams, type AdminGlobals, type Params } from './profiles.ts';
 import { withTconAudit } from './tconaudit.ts';
+import { guestShadowCopyParams } from './guestshadow.ts';
 import { dataPathParams } from './tuning.ts';
 
 export const MANAGED_HEADER = '# Managed by pve-smbgateway: do not edit; changes are overwritten.';
@@ -55,6 +56,7 @@ export function shareParams(s: Share, pathInside?: string): Params {
   p.push(['guest ok', s.guest_ok ? 'yes' : 'no']);
   p.push(...shareProfileParams(s));
   if (pathInside === undefined) p.push(...(ceph ? cephVfsParams(s, ceph) : withTconAudit(s, shadowCopyParams(s))));
+  else p.push(...guestShadowCopyParams(s, pathInside));
   p.push(...dataPathParams());
   p.push(...shareOptions(s.options));
   return withPresets(s, p);

@@ -24,9 +24,9 @@ export const SUITE = 'bookworm';
 /** Bump when the recipe below changes in a way the package list does not show. */
 const RECIPE_VERSION = 1;
 /**
- * Packages of the container rootfs: the gateway template's (Samba, and winbind, libnss-winbind and
- * krb5-user for Active Directory shares: src/provision/guest.ts), smbclient, iproute2 and procps for
- * the tests, systemd as init like a Proxmox standard template. The cache key hashes this list.
+ * Packages of the container rootfs: the gateway template's (Samba, samba-vfs-modules for shadow_copy2,
+ * and winbind, libnss-winbind and krb5-user for Active Directory shares: src/provision/guest.ts), smbclient,
+ * iproute2 and procps for the tests, systemd as init like a Proxmox standard template. The cache key hashes this list.
  */
 export const ROOTFS_PACKAGES = [...LXC_TEMPLATE_PACKAGES, 'smbclient', 'iproute2', 'procps', 'systemd-sysv', 'acl'];
 

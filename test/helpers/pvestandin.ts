@@ -17,7 +17,7 @@ import { ROOT } from './gateway.ts';
 
 interface ApiNode { path: string; info?: Record<string, { parameters?: { properties?: Record<string, { type?: string; optional?: number; enum?: string[] }> } }>; children?: ApiNode[] }
 
-const schema: ApiNode[] = JSON.parse(readFileSync(join(ROOT, '../shared/pve-api/apidata.json'), 'utf8'));
+const schema: ApiNode[] = JSON.parse(readFileSync(process.env.PVE_APIDATA ?? join(ROOT, '../shared/pve-api/apidata.json'), 'utf8'));
 const flat: ApiNode[] = [];
 (function walk(ns: ApiNode[]) { for (const n of ns) { flat.push(n); if (n.children) walk(n.children); } })(schema);
 

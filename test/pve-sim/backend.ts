@@ -127,8 +127,11 @@ export class FakeBackend implements GuestBackend {
     const need = (pkg: string) => s.packages.has(pkg);
     switch (cmd) {
       case 'dpkg-query': {
-        const pkg = args[args.length - 1]!;
-        return need(pkg) ? ok('install ok installed') : fail(`dpkg-query: no packages found matching ${pkg}`);
+        // As dpkg-query -W: the status of each package asked for, exit 1 if one is not there.
+        const pkgs = args.filter((a) => !a.startsWith('-'));
+        const missing = pkgs.find((p) => !need(p));
+        if (missing) return fail(`dpkg-query: no packages found matching ${missing}`);
+        return ok(pkgs.map(() => 'install ok installed').join('\n') + (pkgs.length > 1 ? '\n' : ''));
       }
       case 'apt-get':
         if (args.includes('install')) for (const p of args.filter((a) => !a.startsWith('-') && a !== 'install')) s.packages.add(p);

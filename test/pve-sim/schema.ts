@@ -42,7 +42,8 @@ export interface MethodInfo {
 interface TreeNode { path: string; info?: Record<string, MethodInfo>; children?: TreeNode[] }
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
-export const APIDATA = resolve(REPO_ROOT, '../shared/pve-api/apidata.json');
+/** The schema beside the checkout (../shared), or where PVE_APIDATA names it (a worktree elsewhere). */
+export const APIDATA = process.env.PVE_APIDATA ?? resolve(REPO_ROOT, '../shared/pve-api/apidata.json');
 
 export class ApiSchema {
   readonly endpoints: { path: string; re: RegExp; names: string[]; info: Record<string, MethodInfo> }[] = [];

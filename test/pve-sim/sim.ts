@@ -406,21 +406,26 @@ export class PveSim {
     return out;
   }
 
-  /** pct restore through the API: the archive's config replaces the container's (which must be stopped; force to overwrite). */
-  private restoreCt(node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
+  /**
+   * pct restore / qmrestore through the API: the archive's config replaces the guest's (which must be
+   * stopped; force to overwrite). An archive of the other kind of guest is refused.
+   */
+  private restoreGuest(kind: 'lxc' | 'qemu', node: string, vmid: number, archive: string, force: boolean, user: string, fault?: Fault): string {
     const g = this.guests.get(vmid);
-    if (g && !force) throw new HttpError(500, `unable to restore CT ${vmid} - CT ${vmid} already exists on node '${g.node}'`);
-    if (g && g.status === 'running') throw new HttpError(500, `unable to restore CT ${vmid} - CT is running`);
+    const what = kind === 'lxc' ? 'CT' : 'VM';
+    if (g && !force) throw new HttpError(500, `unable to restore ${what} ${vmid} - ${what} ${vmid} already exists on node '${g.node}'`);
+    if (g && g.kind !== kind) throw new HttpError(500, `unable to restore ${what} ${vmid} - ${vmid} is a ${g.kind === 'lxc' ? 'container' : 'VM'}`);
+    if (g && g.status === 'running') throw new HttpError(500, `unable to restore ${what} ${vmid} - ${what} is running`);
     if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Backup')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Backup)`);
     const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):backup\/(.+)$/i.exec(archive);
     const st = m ? this.storages.get(m[1]!) : undefined;
     if (!m || !st?.path || !(this.volumes.get(st.id) ?? []).some((x) => x.volid === archive)) throw new HttpError(500, `volume '${archive}' does not exist`);
     const file = join(st.path, 'dump', m[2]!);
-    return this.task(node, 'vzrestore', String(vmid), user, async (log) => {
+    return this.task(node, kind === 'lxc' ? 'vzrestore' : 'qmrestore', String(vmid), user, async (log) => {
       log(`restoring '${archive}' now..`);
       const saved = JSON.parse(readFileSync(file, 'utf8')) as { vmid: number; kind: string; config: Record<string, string> };
-      if (saved.kind !== 'lxc') throw new Error(`${archive} is not a container backup`);
-      const target = g ?? { vmid, kind: 'lxc' as const, node, config: {}, status: 'stopped' as const, template: false };
+      if (saved.kind !== kind) throw new Error(`${archive} is not a ${kind === 'lxc' ? 'container' : 'VM'} backup`);
+      const target = g ?? { vmid, kind, node, config: {}, status: 'stopped' as const, template: false };
       for (const k of Object.keys(target.config)) delete target.config[k];
       Object.assign(target.config, saved.config);
       this.guests.set(vmid, target as SimGuest);
@@ -495,7 +500,7 @@ export class PveSim {
       case 'POST /nodes/{node}/lxc': {
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         this.checkMounts(user, v);
-        if (TRUE(s('restore'))) return this.restoreCt(node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
+        if (TRUE(s('restore'))) return this.restoreGuest('lxc', node, vmid, s('ostemplate')!, TRUE(s('force')), user, fault);
         if (this.guests.has(vmid)) throw new HttpError(500, `CT ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         const ost = s('ostemplate')!;
         const stId = ost.split(':')[0]!;
@@ -516,6 +521,7 @@ export class PveSim {
         }, fault, () => { this.guests.delete(vmid); this.freeVolumes(vmid); });
       }
       case 'POST /nodes/{node}/qemu': {
+        if (s('archive') !== undefined) return this.restoreGuest('qemu', node, vmid, s('archive')!, TRUE(s('force')), user, fault);
         if (!this.hasPriv(user, `/vms/${vmid}`, 'VM.Allocate')) throw new HttpError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
         if (this.guests.has(vmid)) throw new HttpError(500, `VM ${vmid} already exists on node '${this.guests.get(vmid)!.node}'`);
         this.checkVirtiofs(user, node, v);

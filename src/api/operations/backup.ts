@@ -9,7 +9,7 @@ import { snapshotTime } from '../../core/snapshot.ts';
 import { parsePruneOptions } from '../../core/prune.ts';
 import { pruneOptionsRule } from '../../core/prune.ts';
 import { readBackupState } from '../../backup/state.ts';
-import { archiveVolid, guestRestoreSteps, freshSnapshotName as freshName, liveDestination, restoreFileStep, runShareBackup, shareRelativePath, snapshotSource, snapshotTarget } from '../../provision/backup.ts';
+import { archiveVolid, fileRestoreSteps, guestRestoreSteps, freshSnapshotName as freshName, runShareBackup, shareRelativePath, snapshotTarget } from '../../provision/backup.ts';
 import { btrfsSubvolumeUuid } from '../../core/btrfs.ts';
 import type { Gateway } from '../../provision/context.ts';
 import { backupPrivileges, readSharePrivileges, restorePrivileges } from '../privileges.ts';
@@ -85,10 +85,9 @@ export const restoreOp = op({
         // One file or folder: copied back over the live one, after a snapshot of the current state.
         if (force) throw invalid('force', 'applies to a whole-share ZFS rollback, not to --file');
         const rel = shareRelativePath(file);
-        const src = await snapshotSource(share, t, snapshot, rel);
-        const dst = await liveDestination(share, rel);
+        const copy = await fileRestoreSteps(g, share, t, snapshot, rel);
         const safety = freshName(all, new Date());
-        await applyPlan([snapshotStep(g.run, share, t, safety), restoreFileStep(g, src, dst)], { failAt: failAtFromEnv(), log: g.log });
+        await applyPlan([snapshotStep(g.run, share, t, safety), ...copy], { failAt: failAtFromEnv(), log: g.log });
         return { sharename: share.sharename, restored: snapshot, file: rel, safety_snapshot: safety, destroyed: [] };
       }
       if (guest && share.mode === 'native') throw invalid('guest', 'applies to lxc and vm shares (a native share has no guest)');

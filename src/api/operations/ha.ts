@@ -43,7 +43,7 @@ export const haStatusOp = op({
   path: '/nodes/{node}/smbgateway/ha',
   description: 'State of the CTDB cluster: each node\'s flags and the problems seen.',
   parameters: {},
-  returns: { description: 'Cluster state', schema: { type: 'object', properties: { vip: { type: 'string' }, holder: { type: 'string', nullable: true }, nodes: { type: 'array', items: { type: 'object' } }, ok: { type: 'boolean' }, problems: { type: 'array', items: { type: 'string' } } } } },
+  returns: { description: 'Cluster state', schema: { type: 'object', properties: { vip: { type: 'string' }, holder: { type: 'string', nullable: true }, nodes: { type: 'array', items: { type: 'object' } }, ok: { type: 'boolean' }, problems: { type: 'array', items: { type: 'string' } }, ad: { type: 'object', description: 'The cluster\'s domain membership (ha ad join)' } } } },
   privilege: AUDIT,
   handler: (_p, g) => haState(g),
 });

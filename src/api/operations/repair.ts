@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayError, invalid } from '../../core/errors.ts';
-import { JOURNAL_SUFFIX, listJournals, repairJournal, sweepTemporaries, thisHost, type RepairReport } from '../../core/journal.ts';
+import { JOURNAL_SUFFIX, listJournals, repairJournal, sweepTemporaries, thisHost } from '../../core/journal.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { type Schema } from '../../core/schema.ts';
 import type { PveApi } from '../../pve/api.ts';
@@ -15,14 +15,8 @@ import { pveApi } from '../../pve/connect.ts';
 import { repairers, type RepairCtx } from '../../provision/repair.ts';
 import type { Gateway } from '../../provision/context.ts';
 
-export interface RepairSkipped { id: string; operation?: string; share?: string; host?: string; pid?: number; reason: string }
-export interface RepairResult {
-  /** Operations rolled back or forward (complete or not). */
-  repaired: RepairReport[];
-  /** Journals left alone: running operations, another node's, or (dry run) what would be repaired. */
-  skipped: RepairSkipped[];
-  discarded: string[];
-}
+import { formatRepair, type RepairResult } from '../repairformat.ts';
+export { formatRepair, type RepairResult, type RepairSkipped } from '../repairformat.ts';
 
 const JOURNAL_ID = /^[0-9A-Za-z]+-\d+-[0-9a-f]+$/;
 
@@ -55,7 +49,10 @@ export async function repairInterrupted(g: Gateway, opts: { dryRun?: boolean; di
       const d = e.journal?.doc;
       const about = { id: e.id, ...(d ? { operation: d.operation, share: d.share, host: d.host, pid: d.pid } : {}) };
       if (discard.includes(e.id)) {
-        if (!opts.dryRun) await rm(join(g.store.journalDir, e.id + JOURNAL_SUFFIX), { force: true });
+        if (!opts.dryRun) {
+          await rm(join(g.store.journalDir, e.id + JOURNAL_SUFFIX), { force: true });
+          await sweepTemporaries(g.store.journalDir); // its blobs (core/journal.ts)
+        }
         out.discarded.push(e.id);
         continue;
       }
@@ -70,19 +67,6 @@ export async function repairInterrupted(g: Gateway, opts: { dryRun?: boolean; di
     }
     return out;
   });
-}
-
-export function formatRepair(r: RepairResult): string {
-  const lines: string[] = [];
-  for (const x of r.repaired) {
-    lines.push(`${x.complete ? x.direction : `${x.direction === 'rolled back' ? 'rolling back' : 'rolling forward'} INCOMPLETE:`} ${x.operation}${x.share ? ` of share "${x.share}"` : ''} (pid ${x.pid}, started ${x.started}, journal ${x.id})`);
-    for (const a of x.actions) lines.push(`  ${a.step}: ${a.did}`);
-    for (const p of x.problems) lines.push(`  problem: ${p}`);
-    if (!x.complete) lines.push(`  the journal is kept: deal with the problems, then run repair again (or drop it with --discard ${x.id})`);
-  }
-  for (const s of r.skipped) lines.push(`left alone: ${s.operation ?? 'journal'}${s.share ? ` of share "${s.share}"` : ''} (journal ${s.id}): ${s.reason}`);
-  for (const id of r.discarded) lines.push(`discarded journal ${id}`);
-  return lines.length ? lines.join('\n') : 'nothing to repair: no operation was interrupted';
 }
 
 const op = defineOperation<Gateway>();
