@@ -30,7 +30,7 @@ describe('AD in lxc mode', () => {
     checkNewShare(share({ mode: 'vm', groups: [] }));
     checkNewShare(share());
     assert.throws(() => checkLxcDomainShare(share({ mode: 'vm', groups: [] }), [share({ sharename: 'DOCS' })]), /computer name would be SMB-DOCS/);
-    assert.equal(domainAclSpec({ ...share({ mode: 'vm', groups: [] }), guest_uids: ['LAB\\alice:11103'] }, 0), 'u:11103:rwx,d:u:11103:rwx', 'a VM\'s ids unshifted (virtiofs)');
+    assert.equal(domainAclSpec({ ...share({ mode: 'vm', groups: [] }), guest_uids: ['LAB\\alice:1001103'] }, 0), 'u:1001103:rwx,d:u:1001103:rwx', 'a VM\'s ids unshifted (virtiofs)');
   });
   it('grants the principals\' ids as the host sees them (100000 + 10000 + RID)', () => {
     const s = share();

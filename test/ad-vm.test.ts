@@ -47,7 +47,7 @@ class DomainBackend extends FakeBackend {
       if (!this.winbind.has(g.vmid)) return fail('failed to call wbcPingDc: WBC_ERR_WINBIND_NOT_AVAILABLE');
       if (args[0] === '-P' || args[0] === '-p') return ok('checking the NETLOGON dc connection to "LAB" succeeded');
       if (args[0] === '--name-to-sid') { const p = RIDS[args[1]!]; return p ? ok(`${p.sid} ${p.kind} (1)\n`) : fail('failed to call wbcLookupName: WBC_ERR_DOMAIN_NOT_FOUND'); }
-      if (args[0] === '--sid-to-uid' || args[0] === '--sid-to-gid') { const p = Object.values(RIDS).find((x) => x.sid === args[1]); return ok(`${10000 + p!.rid}\n`); }
+      if (args[0] === '--sid-to-uid' || args[0] === '--sid-to-gid') { const p = Object.values(RIDS).find((x) => x.sid === args[1]); return ok(`${1000000 + p!.rid}\n`); }
     }
     if (cmd === 'net') {
       this.net.push({ vmid: g.vmid, argv, ...(input !== undefined ? { stdin: input } : {}) });
@@ -150,7 +150,7 @@ describe('vm shares in Active Directory: the VM joins through the guest agent (s
     assert.doesNotMatch(seed, /net.*ads|security = ads/);
     const st = fake.state(vmid);
     const conf = st.files.get(CONF)!.data;
-    for (const l of ['security = ads', 'realm = LAB.EXAMPLE', 'workgroup = LAB', 'netbios name = SMB-VMDOM', 'idmap config LAB : backend = rid', 'idmap config LAB : range = 10000-59999', 'idmap config * : range = 60000-64999', 'valid users = LAB\\alice LAB\\bob']) assert.ok(conf.includes(l), `${l} in\n${conf}`);
+    for (const l of ['security = ads', 'realm = LAB.EXAMPLE', 'workgroup = LAB', 'netbios name = SMB-VMDOM', 'idmap config LAB : backend = rid', 'idmap config LAB : range = 1000000-1999999', 'idmap config * : range = 2000000-2099999', 'valid users = LAB\\alice LAB\\bob']) assert.ok(conf.includes(l), `${l} in\n${conf}`);
     assert.ok(reqs.some((q) => q.path.endsWith('/agent/file-write') && q.params.file === CONF));
     assert.match(st.files.get('/etc/krb5.conf')!.data, /default_realm = LAB\.EXAMPLE/);
     assert.match(st.files.get('/etc/nsswitch.conf')!.data, /^passwd:.*winbind/m);
@@ -158,12 +158,12 @@ describe('vm shares in Active Directory: the VM joins through the guest agent (s
     const at = (c: string) => { const i = cmds.indexOf(c); assert.ok(i >= 0, c); return i; };
     assert.ok(at('systemctl restart winbind') > cmds.findIndex((c) => c.includes('ads join')), 'winbind after the join');
     assert.ok(at('systemctl restart smbd') > at('systemctl restart winbind'), 'smbd restarted as a member');
-    // virtiofs passes ids through: alice's uid in the VM is 10000 + RID on the host path too
+    // virtiofs passes ids through: alice's uid in the VM is 1000000 + RID on the host path too
     const acl = (await sh('getfacl', ['-n', path])).stdout;
-    assert.match(acl, /^user:11103:rwx$/m);
-    assert.match(acl, /^user:11104:r-x$/m);
+    assert.match(acl, /^user:1001103:rwx$/m);
+    assert.match(acl, /^user:1001104:r-x$/m);
     const share = (await t.gw.store.get('vmdom'))!;
-    assert.deepEqual(share.guest_uids, ['LAB\\alice:11103', 'LAB\\bob:11104']);
+    assert.deepEqual(share.guest_uids, ['LAB\\alice:1001103', 'LAB\\bob:1001104']);
     assert.equal(await t.gw.store.readSecret('vmdom', 'LAB\\alice'), undefined, 'no passwords kept for domain users');
   });
 

@@ -15,7 +15,7 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { isDomainPrincipal, principalDomain, type Share } from '../core/share.ts';
-import { Ads, IDMAP, MAX_SKEW, nsswitchHasWinbind, nsswitchWithWinbind, type AdConf, type AdCredentials } from '../samba/ads.ts';
+import { Ads, IDMAP, MAX_SKEW, nsswitchHasWinbind, nsswitchWithWinbind, type AdConf, type AdCredentials, type Idmap } from '../samba/ads.ts';
 import type { GuestShell } from './guest-exec.ts';
 import { resolvePrincipalsWith } from './ad.ts';
 import { LXC_ID_SHIFT, parseGuestUids, pctExec, pctPush, type GuestCtx, type MutableShare } from './guest.ts';
@@ -53,7 +53,7 @@ export function shellRunner(sh: GuestShell): Runner {
  * through a guest shell (vm: the guest agent), with the host ids of the guest's ids (`shift`: 100000
  * for an unprivileged container, 0 for a VM's virtiofs/NFS, which pass ids through).
  */
-export interface JoinGuest { shell: () => GuestShell; shift: number }
+export interface JoinGuest { shell: () => GuestShell; shift: number; idmap: Idmap }
 
 /** exec/push/Ads inside the guest: pct for containers, else the guest shell. */
 function inGuest(run: Runner, vmid: () => number, guest?: JoinGuest) {
@@ -64,6 +64,7 @@ function inGuest(run: Runner, vmid: () => number, guest?: JoinGuest) {
       push: (content: string, dest: string, perms: string) => pctPush(run, vmid(), content, dest, perms),
       ads: ctAds(run, vmid),
       shift: LXC_ID_SHIFT,
+      idmap: IDMAP.lxc,
     };
   }
   return {
@@ -73,6 +74,7 @@ function inGuest(run: Runner, vmid: () => number, guest?: JoinGuest) {
     // the shell is made when a step runs (the vmid is known by then)
     ads: new Ads((tool, args, opts) => shellRunner(guest.shell())(tool, args, opts), { smbConf: '/etc/samba/smb.conf' }, 'systemd', 'runner'),
     shift: guest.shift,
+    idmap: guest.idmap,
   };
 }
 
@@ -185,7 +187,7 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
         if (await ads.computerExists(realm, wg, netbios, cred)) {
           throw new GatewayError('exists', `sharename: a computer account ${netbios}$ already exists in ${domain} (the name of this share's container; another machine uses it): choose another share name, or delete the stale account on the DC (samba-tool computer delete ${netbios}) and retry`, 'sharename');
         }
-        conf = { realm, workgroup: wg, idmap: IDMAP.lxc, netbios };
+        conf = { realm, workgroup: wg, idmap: g.idmap, netbios };
         log(`ad-check-domain: ${realm} (${wg}) reachable from ${g.what()}, DC ${dc.dc}, in ${secs(t0)} s`);
       },
     },
@@ -236,9 +238,9 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       shows: 'resolve the share\'s DOMAIN\\names through the container\'s winbind (ids inside the container)',
       do: async () => {
         ids = await resolvePrincipalsWith(ads, share, { workgroup: conf!.workgroup, domain });
-        const [lo, hi] = IDMAP.lxc.domain;
+        const [lo, hi] = g.idmap.domain;
         for (const [name, id] of ids) {
-          if (id < lo || id > hi) throw invalid('users', `${name} maps to id ${id} in the container, outside the domain's range ${lo}-${hi} (its RID is too large for an lxc share's idmap, docs/ad.md)`);
+          if (id < lo || id > hi) throw invalid('users', `${name} maps to id ${id} in ${g.what()}, outside the domain's range ${lo}-${hi} (its RID is too large for the share's idmap, docs/ad.md)`);
         }
         share.guest_uids = domainGuestIds(share, ids);
       },

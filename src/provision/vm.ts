@@ -33,7 +33,7 @@ import { backingTag, placeNewShare, requireQuotaSupport, type Backing } from './
 import { guestSnapshotMount, SNAPSHOTS_INSIDE } from '../samba/guestshadow.ts';
 import { snapshotDirSteps } from './guest-snapshots.ts';
 import { isDomainPrincipal } from '../core/share.ts';
-import type { AdCredentials } from '../samba/ads.ts';
+import { IDMAP, type AdCredentials } from '../samba/ads.ts';
 import { agentShell } from './guest-exec.ts';
 import { checkLxcDomainShare, domainAclSpec, lxcDomainServeSteps, lxcJoinSteps, lxcLeaveSteps, type JoinGuest } from './lxc-ad.ts';
 
@@ -149,9 +149,13 @@ export function vmConfigParams(share: Share, o: { bridge: string; cicustom: stri
   return p;
 }
 
-/** The guest agent shell of a vm share's VM, for the domain steps (made when a step runs: the vmid is known then). */
+/**
+ * The guest agent shell of a vm share's VM, for the domain steps (made when a step runs: the vmid is known then).
+ * idmap: the native ranges (1000000+). virtiofs/NFS pass the VM's ids to the host path unchanged, so they
+ * must stay clear of the node's local accounts and its containers' ids, as a joined node's own do.
+ */
 function vmJoinGuest(ctx: GuestCtx, node: string, vmid: () => number): JoinGuest {
-  return { shell: () => agentShell(ctx.api, ctx.run, node, vmid(), (ctx.settings.pveTaskTimeout ?? 600) * 1000), shift: 0 };
+  return { shell: () => agentShell(ctx.api, ctx.run, node, vmid(), (ctx.settings.pveTaskTimeout ?? 600) * 1000), shift: 0, idmap: IDMAP.native };
 }
 
 export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>, adCred?: AdCredentials): Promise<CreatePlan> {
