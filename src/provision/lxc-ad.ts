@@ -165,7 +165,7 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
         const missing = AD_PACKAGES.filter((p) => !new RegExp(`^${p} .*install ok installed`, 'm').test(have));
         if (missing.length) {
           // the vm template's cloud-init installs Samba only (docs/ad.md): its packages go in by hand for now
-          if (share.mode === 'vm') throw new GatewayError('unavailable', `vm_template: the VM's template lacks ${missing.join(', ')}: install them in the template (apt-get install ${missing.join(' ')}), docs/ad.md`, 'vm_template');
+          if (share.mode === 'vm') throw new GatewayError('unavailable', `vm_template: the VM's template lacks ${missing.join(', ')} (templates made before Active Directory support in vm mode): make a new one (pve-smbgateway template create --mode vm) or install them in it (apt-get install ${missing.join(' ')})`, 'vm_template');
           throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
         }
         await g.push(ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
