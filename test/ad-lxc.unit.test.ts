@@ -26,9 +26,11 @@ describe('AD in lxc mode', () => {
     assert.throws(() => checkLxcDomainShare(share(), [other]), /sharename: its container's computer name would be SMB-DOCS, which share DOCS's container has already/);
     checkLxcDomainShare(share(), [share({ sharename: 'other' })]);
   });
-  it('vm mode refuses ad_domain and says why; lxc takes it', () => {
-    assert.throws(() => checkNewShare(share({ mode: 'vm', groups: [] })), /^.*ad_domain: Active Directory is not supported for vm shares yet .*join password/);
+  it('vm and lxc take ad_domain (the VM of a vm share joins through the guest agent, test/ad-vm.test.ts); their computer names must differ', () => {
+    checkNewShare(share({ mode: 'vm', groups: [] }));
     checkNewShare(share());
+    assert.throws(() => checkLxcDomainShare(share({ mode: 'vm', groups: [] }), [share({ sharename: 'DOCS' })]), /computer name would be SMB-DOCS/);
+    assert.equal(domainAclSpec({ ...share({ mode: 'vm', groups: [] }), guest_uids: ['LAB\\alice:1001103'] }, 0), 'u:1001103:rwx,d:u:1001103:rwx', 'a VM\'s ids unshifted (virtiofs)');
   });
   it('grants the principals\' ids as the host sees them (100000 + 10000 + RID)', () => {
     const s = share();

@@ -48,7 +48,7 @@ export const cliOptions: Record<string, CliOptions> = {
   create: {
     options: {
       password_file: { type: 'string', optional: true, keepSpace: true, description: 'File with the password of the share\'s users (one line), or user:password lines; - for stdin' },
-      ad_password_file: { type: 'string', optional: true, keepSpace: true, description: 'With --ad-domain on a node not joined yet, or in lxc mode: file with the join password of --ad-user (one line); - for stdin' },
+      ad_password_file: { type: 'string', optional: true, keepSpace: true, description: 'With --ad-domain on a node not joined yet, or in lxc and vm mode: file with the join password of --ad-user (one line); - for stdin' },
     },
     apply: async (v, params) => {
       if (v.ad_password_file !== undefined) params.ad_password = await secretLine(String(v.ad_password_file), 'ad_password_file');
@@ -90,7 +90,7 @@ export const cliOptions: Record<string, CliOptions> = {
   },
   // lxc share with ad_domain: its container leaves the domain (docs/ad.md)
   delete: {
-    options: { ad_password_file: { type: 'string', optional: true, keepSpace: true, description: 'lxc share with ad_domain: file with the password of --ad-user, which deletes its container\'s computer account (one line); - for stdin' } },
+    options: { ad_password_file: { type: 'string', optional: true, keepSpace: true, description: 'lxc or vm share with ad_domain: file with the password of --ad-user, which deletes its guest\'s computer account (one line); - for stdin' } },
     apply: async (v, params) => { if (v.ad_password_file !== undefined) params.ad_password = await secretLine(String(v.ad_password_file), 'ad_password_file'); },
   },
   'ad join': adPasswordOption,

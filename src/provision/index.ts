@@ -31,7 +31,7 @@ export async function planCreate(g: Gateway, req: Share, existing: readonly Shar
   // Guests keep their own accounts: every user is new there.
   // lxc with ad_domain: its container joins the domain itself (provision/lxc-ad.ts); domain principals get no password.
   if (req.mode === 'lxc') return planLxcCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req).filter((u) => !isDomainPrincipal(u))), adCred);
-  if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req)));
+  if (req.mode === 'vm') return planVmCreate(guestCtx(g), req, existing, guestPasswords(passwords, shareUsers(req).filter((u) => !isDomainPrincipal(u))), adCred);
   if (!req.ad_domain) return planNativeCreate(nativeCtx(g), req, existing, passwords, adopt);
   // A domain share: the node joins first if it is not joined yet; its DOMAIN\\names resolve through winbind.
   const ad = await planShareDomain(g, req, existing, adCred);
@@ -41,8 +41,8 @@ export async function planCreate(g: Gateway, req: Share, existing: readonly Shar
 
 export async function planDelete(g: Gateway, share: Share, existing: readonly Share[], opts: { purge: boolean; adCred?: AdCredentials }): Promise<Step[]> {
   if (share.mode === 'lxc') return planLxcDelete(guestCtx(g), share, existing, opts);
-  if (opts.adCred) throw invalid('ad_password', 'is only used to delete an lxc share with ad_domain (its container leaves the domain)');
   if (share.mode === 'vm') return planVmDelete(guestCtx(g), share, existing, opts);
+  if (opts.adCred) throw invalid('ad_password', 'is only used to delete an lxc or vm share with ad_domain (its guest leaves the domain)');
   return planNativeDelete(nativeCtx(g), share, existing, opts);
 }
 

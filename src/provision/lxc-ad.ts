@@ -15,7 +15,8 @@ import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { isDomainPrincipal, principalDomain, type Share } from '../core/share.ts';
-import { Ads, IDMAP, MAX_SKEW, nsswitchHasWinbind, nsswitchWithWinbind, type AdConf, type AdCredentials } from '../samba/ads.ts';
+import { Ads, IDMAP, MAX_SKEW, nsswitchHasWinbind, nsswitchWithWinbind, type AdConf, type AdCredentials, type Idmap } from '../samba/ads.ts';
+import type { GuestShell } from './guest-exec.ts';
 import { resolvePrincipalsWith } from './ad.ts';
 import { LXC_ID_SHIFT, parseGuestUids, pctExec, pctPush, type GuestCtx, type MutableShare } from './guest.ts';
 import { aclSpec } from './permissions.ts';
@@ -29,6 +30,52 @@ export function ctRunner(run: Runner, vmid: () => number): Runner {
 /** The Ads adapter inside a share's container (its smb.conf, winbind under its systemd, checks in its /tmp). */
 export function ctAds(run: Runner, vmid: () => number): Ads {
   return new Ads(ctRunner(run, vmid), { smbConf: '/etc/samba/smb.conf' }, 'systemd', 'runner');
+}
+
+/**
+ * A runner over a guest shell (vm shares: the QEMU guest agent; docs/ad.md): the Ads adapter inside
+ * the VM, standard input as the agent's input-data. A command that fails gives exit 1 and the shell's
+ * message (its last lines of output) to callers that allow failure.
+ */
+export function shellRunner(sh: GuestShell): Runner {
+  return async (tool, args, opts = {}) => {
+    try {
+      return { code: 0, stdout: await sh.exec([tool, ...args], opts.input === undefined ? undefined : String(opts.input)), stderr: '' };
+    } catch (e) {
+      if (!opts.allowFail) throw e;
+      return { code: 1, stdout: '', stderr: (e as Error).message };
+    }
+  };
+}
+
+/**
+ * Where the join steps run: inside a container through `pct exec` (lxc, the default), or inside a VM
+ * through a guest shell (vm: the guest agent), with the host ids of the guest's ids (`shift`: 100000
+ * for an unprivileged container, 0 for a VM's virtiofs/NFS, which pass ids through).
+ */
+export interface JoinGuest { shell: () => GuestShell; shift: number; idmap: Idmap }
+
+/** exec/push/Ads inside the guest: pct for containers, else the guest shell. */
+function inGuest(run: Runner, vmid: () => number, guest?: JoinGuest) {
+  if (!guest) {
+    return {
+      what: () => `CT ${vmid()}`,
+      exec: (argv: string[]) => pctExec(run, vmid(), argv),
+      push: (content: string, dest: string, perms: string) => pctPush(run, vmid(), content, dest, perms),
+      ads: ctAds(run, vmid),
+      shift: LXC_ID_SHIFT,
+      idmap: IDMAP.lxc,
+    };
+  }
+  return {
+    what: () => guest.shell().what,
+    exec: (argv: string[]) => guest.shell().exec(argv),
+    push: (content: string, dest: string, perms: string) => guest.shell().write(dest, content, perms),
+    // the shell is made when a step runs (the vmid is known by then)
+    ads: new Ads((tool, args, opts) => shellRunner(guest.shell())(tool, args, opts), { smbConf: '/etc/samba/smb.conf' }, 'systemd', 'runner'),
+    shift: guest.shift,
+    idmap: guest.idmap,
+  };
 }
 
 /**
@@ -57,7 +104,7 @@ export function checkLxcDomainShare(s: Share, existing: readonly Share[]): void 
   }
   if (s.guest_ok) throw invalid('guest_ok', 'guest access is not offered on an lxc share with ad_domain');
   const nb = lxcNetbiosName(s.sharename);
-  const clash = existing.find((o) => o.mode === 'lxc' && o.ad_domain && lxcNetbiosName(o.sharename) === nb);
+  const clash = existing.find((o) => (o.mode === 'lxc' || o.mode === 'vm') && o.ad_domain && lxcNetbiosName(o.sharename) === nb);
   if (clash) throw invalid('sharename', `its container's computer name would be ${nb}, which share ${clash.sharename}'s container has already: choose another share name`);
 }
 
@@ -70,11 +117,11 @@ export function domainGuestIds(s: Share, ids: ReadonlyMap<string, number>): stri
 }
 
 /** The host's ACL entries for a domain share's principals: their container ids shifted (host = 100000 + id). */
-export function domainAclSpec(s: Share): string {
+export function domainAclSpec(s: Share, shift = LXC_ID_SHIFT): string {
   const stored = parseGuestUids(s.guest_uids);
   const shifted = new Map<string, number>();
-  for (const u of [...s.users, ...s.read_users]) { const id = stored.get(u); if (id !== undefined) shifted.set(u, id + LXC_ID_SHIFT); }
-  for (const g of [...s.groups, ...s.read_groups]) { const id = stored.get(`@${g}`); if (id !== undefined) shifted.set(g, id + LXC_ID_SHIFT); }
+  for (const u of [...s.users, ...s.read_users]) { const id = stored.get(u); if (id !== undefined) shifted.set(u, id + shift); }
+  for (const g of [...s.groups, ...s.read_groups]) { const id = stored.get(`@${g}`); if (id !== undefined) shifted.set(g, id + shift); }
   const all = [...s.users, ...s.read_users, ...s.groups, ...s.read_groups];
   if (!all.every((x) => shifted.has(x))) return '';
   return aclSpec({ ...s, presets: s.presets.filter((p) => p !== 'private') }, shifted);
@@ -96,9 +143,10 @@ const secs = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
  * nsswitch, winbind, the principals resolved, their ACL entries on the host path. `conf()` is
  * undefined until the checks have asked the DC for its NetBIOS domain.
  */
-export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, cred: AdCredentials, vmid: () => number, warnings: string[]): { before: Step[]; after: Step[]; conf: () => AdConf | undefined } {
+export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, cred: AdCredentials, vmid: () => number, warnings: string[], guest?: JoinGuest): { before: Step[]; after: Step[]; conf: () => AdConf | undefined } {
   const { run, log } = ctx;
-  const ads = ctAds(run, vmid);
+  const g = inGuest(run, vmid, guest);
+  const ads = g.ads;
   const domain = share.ad_domain!.toLowerCase();
   const realm = domain.toUpperCase();
   const netbios = lxcNetbiosName(share.sharename);
@@ -113,10 +161,14 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       do: async () => {
         const t0 = Date.now();
         // a template made before domain shares (docs/ad.md) has no winbind
-        const have = await pctExec(run, vmid(), ['dpkg-query', '-W', '-f=${Package} ${Status}\\n', ...AD_PACKAGES]).catch((e: Error) => e.message);
+        const have = await g.exec(['dpkg-query', '-W', '-f=${Package} ${Status}\\n', ...AD_PACKAGES]).catch((e: Error) => e.message);
         const missing = AD_PACKAGES.filter((p) => !new RegExp(`^${p} .*install ok installed`, 'm').test(have));
-        if (missing.length) throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
-        await pctPush(run, vmid(), ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
+        if (missing.length) {
+          // the vm template's cloud-init installs Samba only (docs/ad.md): its packages go in by hand for now
+          if (share.mode === 'vm') throw new GatewayError('unavailable', `vm_template: the VM's template lacks ${missing.join(', ')} (templates made before Active Directory support in vm mode): make a new one (pve-smbgateway template create --mode vm) or install them in it (apt-get install ${missing.join(' ')})`, 'vm_template');
+          throw new GatewayError('unavailable', `vm_template: the container's template lacks ${missing.join(', ')} (templates made before Active Directory support in lxc mode): make a new one (pve-smbgateway template create --mode lxc) or install them in it`, 'vm_template');
+        }
+        await g.push(ctKrb5Conf(realm), '/etc/krb5.conf', '0644');
         const dc = await ads.lookup(realm).catch((e: unknown) => {
           // the container resolves the domain, not the node: say which setting to fix
           if (!(e instanceof GatewayError) || e.code !== 'unreachable') throw e;
@@ -135,13 +187,14 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
         if (await ads.computerExists(realm, wg, netbios, cred)) {
           throw new GatewayError('exists', `sharename: a computer account ${netbios}$ already exists in ${domain} (the name of this share's container; another machine uses it): choose another share name, or delete the stale account on the DC (samba-tool computer delete ${netbios}) and retry`, 'sharename');
         }
-        conf = { realm, workgroup: wg, idmap: IDMAP.lxc, netbios };
-        log(`ad-check-domain: ${realm} (${wg}) reachable from CT ${vmid()}, DC ${dc.dc}, in ${secs(t0)} s`);
+        conf = { realm, workgroup: wg, idmap: g.idmap, netbios };
+        log(`ad-check-domain: ${realm} (${wg}) reachable from ${g.what()}, DC ${dc.dc}, in ${secs(t0)} s`);
       },
     },
   ];
   let ids = new Map<string, number>();
   let savedAcl: string | undefined;
+  let nssBefore: string | undefined;
   const after: Step[] = [
     {
       name: 'ads-join',
@@ -149,7 +202,7 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       do: async () => {
         const t0 = Date.now();
         const said = await ads.join(realm, conf!.workgroup, cred, undefined, { dnsHostName: fqdn, noDnsUpdates: true });
-        log(`ads-join: CT ${vmid()} joined ${realm} as ${netbios}$ in ${secs(t0)} s: ${said.replace(/\s*\n\s*/g, ' | ')}`);
+        log(`ads-join: ${g.what()} joined ${realm} as ${netbios}$ in ${secs(t0)} s: ${said.replace(/\s*\n\s*/g, ' | ')}`);
         const dns = await ads.dnsRegister(fqdn, share.guest_ip ? [share.guest_ip] : [], cred);
         if (dns) warnings.push(`the DNS record ${fqdn} -> ${share.guest_ip} could not be registered in ${domain} (${dns}): clients reach the share by address (NTLM), Kerberos needs the name: add the record on the DNS server`);
         else log(`ads-join: ${fqdn} -> ${share.guest_ip} registered in ${domain}'s DNS`);
@@ -165,9 +218,10 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       name: 'nsswitch-winbind',
       shows: 'in the container: winbind in the passwd and group lines of /etc/nsswitch.conf',
       do: async () => {
-        const text = await pctExec(run, vmid(), ['cat', '/etc/nsswitch.conf']);
-        if (!nsswitchHasWinbind(text)) await pctPush(run, vmid(), nsswitchWithWinbind(text), '/etc/nsswitch.conf', '0644');
+        const text = await g.exec(['cat', '/etc/nsswitch.conf']);
+        if (!nsswitchHasWinbind(text)) { await g.push(nsswitchWithWinbind(text), '/etc/nsswitch.conf', '0644'); nssBefore = text; }
       },
+      undo: async () => { if (nssBefore !== undefined) await g.push(nssBefore, '/etc/nsswitch.conf', '0644'); },
     },
     {
       name: 'start-winbind',
@@ -175,7 +229,7 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       do: async () => {
         const t0 = Date.now();
         await ads.startWinbind();
-        log(`start-winbind: winbindd in CT ${vmid()} online in ${secs(t0)} s`);
+        log(`start-winbind: winbindd in ${g.what()} online in ${secs(t0)} s`);
       },
       undo: () => ads.stopWinbind(),
     },
@@ -184,9 +238,9 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       shows: 'resolve the share\'s DOMAIN\\names through the container\'s winbind (ids inside the container)',
       do: async () => {
         ids = await resolvePrincipalsWith(ads, share, { workgroup: conf!.workgroup, domain });
-        const [lo, hi] = IDMAP.lxc.domain;
+        const [lo, hi] = g.idmap.domain;
         for (const [name, id] of ids) {
-          if (id < lo || id > hi) throw invalid('users', `${name} maps to id ${id} in the container, outside the domain's range ${lo}-${hi} (its RID is too large for an lxc share's idmap, docs/ad.md)`);
+          if (id < lo || id > hi) throw invalid('users', `${name} maps to id ${id} in ${g.what()}, outside the domain's range ${lo}-${hi} (its RID is too large for the share's idmap, docs/ad.md)`);
         }
         share.guest_uids = domainGuestIds(share, ids);
       },
@@ -195,7 +249,7 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
       name: 'grant-domain-permissions',
       shows: `POSIX ACL entries on ${path} for the principals' ids as the host sees them (100000 + id in the container)`,
       do: async () => {
-        const spec = domainAclSpec(share);
+        const spec = domainAclSpec(share, g.shift);
         if (!spec) throw new GatewayError('failed', 'the domain principals have no ids (resolve-domain-principals)');
         savedAcl = (await run('getfacl', ['--absolute-names', '--', path])).stdout;
         const r = await run('setfacl', ['-m', `${spec},o::---,d:o::---`, '--', path], { allowFail: true });
@@ -208,21 +262,24 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
 }
 
 /** smbd restarted (not reloaded: the server role changes) and answering, winbind online: the container serves the domain share. */
-export function lxcDomainServeSteps(ctx: GuestCtx, vmid: () => number, timeoutMs: number): Step[] {
-  const ads = ctAds(ctx.run, vmid);
+export function lxcDomainServeSteps(ctx: GuestCtx, vmid: () => number, timeoutMs: number, guest?: JoinGuest): Step[] {
+  const g = inGuest(ctx.run, vmid, guest);
+  const ads = g.ads;
   return [{
     name: 'restart-samba',
-    shows: 'in the container: restart smbd as a domain member',
-    do: async () => { await pctExec(ctx.run, vmid(), ['systemctl', 'restart', 'smbd']); },
+    shows: 'in the guest: restart smbd as a domain member',
+    do: async () => { await g.exec(['systemctl', 'restart', 'smbd']); },
   }, {
     name: 'health-check',
     shows: 'in the container: smbd answers (smbcontrol smbd ping) and winbind reaches the DC (wbinfo -P)',
     do: async () => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const ping = await ctx.run('pct', ['exec', String(vmid()), '--', 'smbcontrol', 'smbd', 'ping'], { allowFail: true, timeoutMs: 15_000 });
+        const ping = guest
+          ? await shellRunner(guest.shell())('smbcontrol', ['smbd', 'ping'], { allowFail: true })
+          : await ctx.run('pct', ['exec', String(vmid()), '--', 'smbcontrol', 'smbd', 'ping'], { allowFail: true, timeoutMs: 15_000 });
         if (ping.code === 0 && (await ads.dcOnline())) return;
-        if (Date.now() > deadline) throw new GatewayError('failed', `health check: in CT ${vmid()}, ${ping.code !== 0 ? `smbd does not answer (${(ping.stdout + ping.stderr).trim()})` : 'winbind does not reach the domain controller (wbinfo -P)'}`);
+        if (Date.now() > deadline) throw new GatewayError('failed', `health check: in ${g.what()}, ${ping.code !== 0 ? `smbd does not answer (${(ping.stdout + ping.stderr).trim()})` : 'winbind does not reach the domain controller (wbinfo -P)'}`);
         await new Promise((r) => setTimeout(r, 500));
       }
     },
@@ -234,21 +291,23 @@ export function lxcDomainServeSteps(ctx: GuestCtx, vmid: () => number, timeoutMs
  * everything else is still in place; if a later step fails, the undo joins it again. An account
  * already gone from the DC (deleted there by an admin) is not an error.
  */
-export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: number, cred: AdCredentials | undefined): Step[] {
+export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: number, cred: AdCredentials | undefined, guest?: JoinGuest): Step[] {
   const domain = share.ad_domain!.toLowerCase();
   const realm = domain.toUpperCase();
   const netbios = lxcNetbiosName(share.sharename);
-  if (!cred) throw invalid('ad_password', `the container of ${share.sharename} is joined to ${domain} as ${netbios}$: give the credentials that may delete its computer account (ad_user, ad_password; on the command line --ad-user and --ad-password-file) so that it leaves the domain`);
-  const ads = ctAds(ctx.run, () => vmid);
+  const kind = guest ? 'VM' : 'container';
+  if (!cred) throw invalid('ad_password', `the ${kind} of ${share.sharename} is joined to ${domain} as ${netbios}$: give the credentials that may delete its computer account (ad_user, ad_password; on the command line --ad-user and --ad-password-file) so that it leaves the domain`);
+  const g = inGuest(ctx.run, () => vmid, guest);
+  const ads = g.ads;
   const fqdn = lxcDnsName(share);
   const wg = principalDomain([...share.users, ...share.read_users, ...share.groups, ...share.read_groups].find(isDomainPrincipal) ?? '');
   let left = false;
   return [{
     name: 'ads-leave',
-    shows: `in CT ${vmid}: net ads leave ${realm} as ${cred.user} (password on stdin): the DC deletes ${netbios}$`,
+    shows: `in ${guest ? 'VM' : 'CT'} ${vmid}: net ads leave ${realm} as ${cred.user} (password on stdin): the DC deletes ${netbios}$`,
     do: async () => {
-      const st = await ctx.api.status(node, 'lxc', vmid).catch(() => undefined);
-      if (st?.status !== 'running') throw new GatewayError('failed', `ad_domain: CT ${vmid} is ${st?.status ?? 'gone'}: it must run to leave ${domain} (start it, then delete the share again)`, 'ad_domain');
+      const st = await ctx.api.status(node, guest ? 'qemu' : 'lxc', vmid).catch(() => undefined);
+      if (st?.status !== 'running') throw new GatewayError('failed', `ad_domain: ${g.what()} is ${st?.status ?? 'gone'}: it must run to leave ${domain} (start it, then delete the share again)`, 'ad_domain');
       const t0 = Date.now();
       if (!(await ads.computerExists(realm, wg, netbios, cred))) { ctx.log(`ads-leave: ${netbios}$ is not in ${domain} any more`); return; }
       // its DNS record first (net ads leave keeps it; a later share of this name could not update it)
@@ -256,7 +315,7 @@ export function lxcLeaveSteps(ctx: GuestCtx, share: Share, node: string, vmid: n
       if (dns) ctx.log(`ads-leave: the DNS record of ${fqdn} stays: ${dns}`);
       await ads.leave(realm, wg, cred);
       left = true;
-      ctx.log(`ads-leave: CT ${vmid} left ${realm} (${netbios}$ deleted) in ${secs(t0)} s`);
+      ctx.log(`ads-leave: ${g.what()} left ${realm} (${netbios}$ deleted) in ${secs(t0)} s`);
     },
     undo: async () => {
       if (!left) return;

@@ -9,6 +9,9 @@ import { type Step } from '../core/plan.ts';
 import { atomicWrite } from '../core/store.ts';
 import type { PveApi } from '../pve/api.ts';
 import { guestBaseSmbConf, LXC_TEMPLATE_PACKAGES, pctExec, pctPush, TEMPLATE_TAG, waitForIp } from './guest.ts';
+
+/** The VM template's packages: the container template's (Samba, shadow_copy2, the domain member's winbind) and the guest agent. */
+const VM_TEMPLATE_PACKAGES = [...LXC_TEMPLATE_PACKAGES, 'qemu-guest-agent'];
 import { guestCtx } from './index.ts';
 import type { Gateway } from './context.ts';
 
@@ -117,7 +120,7 @@ ${conf}
     content: |
       # pve-smbgateway: replaced for each share
 runcmd:
-  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' samba samba-vfs-modules qemu-guest-agent 2>/dev/null | grep -c 'install ok installed' | grep -qx 3 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba samba-vfs-modules qemu-guest-agent)"]
+  - ["sh", "-c", "dpkg-query -W -f='\${Status}\\\\n' ${VM_TEMPLATE_PACKAGES.join(' ')} 2>/dev/null | grep -c 'install ok installed' | grep -qx ${VM_TEMPLATE_PACKAGES.length} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${VM_TEMPLATE_PACKAGES.join(' ')})"]
   - ["systemctl", "enable", "smbd", "qemu-guest-agent"]
   - ["systemctl", "disable", "nmbd"]
   # Clones must run cloud-init as new instances (their own hostname, users, Samba config): forget this one.

@@ -32,6 +32,10 @@ import { CEPHFS_GUEST_REFUSAL } from '../core/cephfs.ts';
 import { backingTag, placeNewShare, requireQuotaSupport, type Backing } from './storage.ts';
 import { guestSnapshotMount, SNAPSHOTS_INSIDE } from '../samba/guestshadow.ts';
 import { snapshotDirSteps } from './guest-snapshots.ts';
+import { isDomainPrincipal } from '../core/share.ts';
+import { IDMAP, type AdCredentials } from '../samba/ads.ts';
+import { agentShell } from './guest-exec.ts';
+import { checkLxcDomainShare, domainAclSpec, lxcDomainServeSteps, lxcJoinSteps, lxcLeaveSteps, type JoinGuest } from './lxc-ad.ts';
 
 export type Attachment = 'virtiofs' | 'rbd' | 'nfs';
 
@@ -145,14 +149,30 @@ export function vmConfigParams(share: Share, o: { bridge: string; cicustom: stri
   return p;
 }
 
-export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>): Promise<CreatePlan> {
+/**
+ * The guest agent shell of a vm share's VM, for the domain steps (made when a step runs: the vmid is known then).
+ * idmap: the native ranges (1000000+). virtiofs/NFS pass the VM's ids to the host path unchanged, so they
+ * must stay clear of the node's local accounts and its containers' ids, as a joined node's own do.
+ */
+function vmJoinGuest(ctx: GuestCtx, node: string, vmid: () => number): JoinGuest {
+  return { shell: () => agentShell(ctx.api, ctx.run, node, vmid(), (ctx.settings.pveTaskTimeout ?? 600) * 1000), shift: 0, idmap: IDMAP.native };
+}
+
+export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly Share[], passwords: Map<string, string>, adCred?: AdCredentials): Promise<CreatePlan> {
   const { run, store, api, settings } = ctx;
   checkGuestShare(req);
+  // A domain share (docs/ad.md): the VM joins after its first boot through the guest agent, as an lxc
+  // share's container does through pct exec (the password as the agent's input-data, never in cloud-init).
+  if (req.ad_domain) {
+    checkLxcDomainShare(req, existing);
+    if (!adCred) throw invalid('ad_password', `the VM of a vm share joins ${req.ad_domain.toLowerCase()} itself: give the join credentials (ad_user, ad_password; on the command line --ad-user and --ad-password-file)`);
+  } else if (adCred) throw invalid('ad_password', 'is only used with ad_domain');
   const { path, exists, backing } = await placeNewShare(run, req, existing, settings.allowedRoots);
   const attachment = chooseAttachment(req.vm_attach, backing);
   if (backing.kind === 'cephfs' && attachment !== 'rbd') throw invalid('vm_attach', CEPHFS_GUEST_REFUSAL('vm'));
   if (attachment !== 'rbd') requireQuotaSupport(backing, req.quota);
-  const users = shareUsers(req);
+  if (req.ad_domain && attachment === 'rbd') throw invalid('vm_attach', 'a vm share with ad_domain needs its data on the host (virtiofs or nfs): the domain principals\' ACL entries are set on the host path, which an RBD disk does not have');
+  const users = shareUsers(req).filter((u) => !isDomainPrincipal(u));
   for (const u of users) if (!passwords.has(u)) throw invalid('password', `user ${u} needs a password: the VM keeps its own Samba accounts (on the command line: --password-file)`);
   for (const u of passwords.keys()) if (!users.includes(u)) throw invalid('passwords', `names user ${u}, who is not given access to this share`);
 
@@ -185,7 +205,7 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   }
 
   const created: Made[] = [];
-  const guest_uids = await assignGuestUids(run, req, existing);
+  const guest_uids = req.ad_domain ? [] : await assignGuestUids(run, req, existing);
   // virtiofs: the backing is recorded (as for a native share) and a btrfs share's snapshot directory
   // is passed to the VM too, read-only: the VM's smb.conf shows the snapshots as Previous Versions.
   const share: MutableShare = { ...req, path, node, created, guest_uids, vm_attach: attachment, ...(attachment === 'virtiofs' ? { backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) } : {}) };
@@ -194,6 +214,8 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   const warnings: string[] = [];
   if (attachment === 'rbd') warnings.push(`the share's data lives in an RBD disk on ${rbd!.storage} (${rbd!.sizeGiB} GiB), not in ${path}`);
   let vmid = 0;
+  const joinGuest = vmJoinGuest(ctx, node, () => vmid);
+  const ad = req.ad_domain ? lxcJoinSteps(ctx, share, path, adCred!, () => vmid, warnings, joinGuest) : undefined;
   let snippetFile = '';
   let userData = '';
 
@@ -273,6 +295,28 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
     },
     { name: 'start-vm', do: () => api.start(node, 'qemu', vmid), undo: () => api.stopIfRunning(node, 'qemu', vmid) },
     { name: 'wait-guest-agent', do: async () => { share.guest_ip = await waitForIp(api, node, 'qemu', vmid, timeoutMs); } },
+  );
+  if (ad) {
+    // After the first boot, through the guest agent: the checks, the member smb.conf, the join, nsswitch,
+    // winbind, the principals, their ACL entries; the VM's undo (destroy) takes everything inside it along.
+    steps.push(
+      ...ad.before,
+      {
+        name: 'push-smb-conf',
+        shows: `in the VM: ${GUEST_MANAGED_CONF} with the member settings (guest agent file-write), testparm`,
+        do: async () => {
+          const sh = joinGuest.shell();
+          await sh.write(GUEST_MANAGED_CONF, guestManagedConf(share, ad.conf()), '0644');
+          await sh.exec(['testparm', '-s', '--suppress-prompt', '/etc/samba/smb.conf']);
+        },
+      },
+      ...ad.after,
+      ...lxcDomainServeSteps(ctx, () => vmid, Math.min(timeoutMs, 60_000), joinGuest),
+      store.saveStep(() => [...existing, share]),
+    );
+    return { steps, share, warnings };
+  }
+  steps.push(
     store.storeSecretsStep(share.sharename, passwords),
     store.saveStep(() => [...existing, share]),
     ...healthCheckStep(ctx, share, () => share.guest_ip, passwords, timeoutMs),
@@ -280,12 +324,17 @@ export async function planVmCreate(ctx: GuestCtx, req: Share, existing: readonly
   return { steps, share, warnings };
 }
 
-export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean }): Promise<Step[]> {
+export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readonly Share[], opts: { purge: boolean; adCred?: AdCredentials }): Promise<Step[]> {
   const { api, run } = ctx;
   const node = share.node ?? ctx.settings.node;
   const vmid = share.vmid;
   const madeVm = vmid !== undefined && share.created.some((m) => m.kind === 'vm' && m.vmid === vmid);
-  const steps = await planGuestDeleteCommon(ctx, share, existing, opts);
+  if (opts.adCred && !(share.ad_domain && madeVm)) throw invalid('ad_password', 'is only used to delete an lxc or vm share with ad_domain (its guest leaves the domain)');
+  // A domain share's VM leaves the domain first (guest agent), while everything else is still in place.
+  const steps = [
+    ...(share.ad_domain && madeVm ? lxcLeaveSteps(ctx, share, node, vmid!, opts.adCred, vmJoinGuest(ctx, node, () => vmid!)) : []),
+    ...await planGuestDeleteCommon(ctx, share, existing, opts),
+  ];
   const wasRunning = { v: false };
   if (madeVm) {
     steps.push({
@@ -298,7 +347,7 @@ export async function planVmDelete(ctx: GuestCtx, share: Share, existing: readon
       undo: async () => { if (wasRunning.v) await api.start(node, 'qemu', vmid); },
     });
   }
-  if (share.vm_attach !== 'rbd') steps.push(...revokeSteps(run, share.path, guestAclSpec(share, parseGuestUids(share.guest_uids), 0)));
+  if (share.vm_attach !== 'rbd') steps.push(...revokeSteps(run, share.path, share.ad_domain ? domainAclSpec(share, 0) : guestAclSpec(share, parseGuestUids(share.guest_uids), 0)));
   // Irreversible from here on: the VM, then what only it used.
   if (madeVm) steps.push({ name: 'destroy-vm', irreversible: true, redo: [guestRecord(node, 'qemu', vmid, share.sharename)], do: () => api.removeGuest(node, 'qemu', vmid) });
   for (const { id } of share.created.filter((m) => m.kind === 'mapping')) {

@@ -41,12 +41,14 @@ export async function create(p: Infer<typeof createParams>, g: Gateway) {
 }
 
 export async function remove(p: Infer<typeof deleteParams>, g: Gateway) {
-  const { sharename, purge, dry_run } = p;
+  const { sharename, purge, dry_run, ad_user, ad_password } = p;
   return g.store.locked(async () => {
     const existing = await g.store.list();
     const share = requireShare(existing, sharename);
     requireMode(g, share.mode);
-    const steps = await planDelete(g, share, existing, { purge });
+    // lxc/vm domain shares: the guest leaves the domain with these credentials (docs/ad.md)
+    const adCred = ad_password !== undefined ? { user: ad_user ?? 'Administrator', password: ad_password } : undefined;
+    const steps = await planDelete(g, share, existing, { purge, ...(adCred ? { adCred } : {}) });
     if (dry_run) return { dry_run: true, sharename: share.sharename, plan: describePlan(steps) };
     return { sharename: share.sharename, steps: await applyPlan(steps, { failAt: failAtFromEnv(), log: g.log, journal: g.store.journalFor(purge ? 'delete --purge' : 'delete', share.sharename) }) };
   });

@@ -16,8 +16,7 @@ const createAdUser = { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A
 
 /** What a new share must have, whether created or imported by migrate. */
 export function checkNewShare(req: Share): void {
-  // lxc: the container joins itself (docs/ad.md). vm: not built; a cloud-init join would put the password into the VM's seed.
-  if (req.ad_domain && req.mode === 'vm') throw invalid('ad_domain', 'Active Directory is not supported for vm shares yet (docs/ad.md): the VM would have to join the domain at its first boot, and cloud-init would carry the join password in the VM\'s seed data, readable in the VM and on the node; use mode lxc (the container joins with its own computer account) or native for domain shares');
+  // lxc: the container joins itself; vm: the VM joins through the guest agent after its first boot (docs/ad.md), not cloud-init.
   if (!req.guest_ok && shareUsers(req).length + req.groups.length + req.read_groups.length === 0) throw invalid('users', 'at least one user or group must have access (or enable guest_ok)');
 }
 
@@ -47,7 +46,7 @@ export const createParams = {
   passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
   adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
-  ad_user: { ...createAdUser, description: 'With ad_domain on a node not joined yet, or in lxc mode: the domain account that joins it (docs/ad.md; default Administrator)' },
+  ad_user: { ...createAdUser, description: 'With ad_domain on a node not joined yet, or in lxc and vm mode: the domain account that joins it (docs/ad.md; default Administrator)' },
   ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the join only, never stored' },
 } satisfies Schema;
 
@@ -70,7 +69,7 @@ export const deleteParams = {
   ...nameParam,
   purge: { type: 'boolean', optional: true, default: false, description: 'Also destroy the dataset, subvolume or directory the gateway created (data is lost)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
-  ad_user: { ...createAdUser, description: 'lxc share with ad_domain: the domain account that deletes its container\'s computer account (docs/ad.md; default Administrator)' },
+  ad_user: { ...createAdUser, description: 'lxc or vm share with ad_domain: the domain account that deletes its guest\'s computer account (docs/ad.md; default Administrator)' },
   ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the leave only, never stored' },
 } satisfies Schema;
 
