@@ -52,7 +52,7 @@ test('HA with AD: one machine account for the cluster, LAB\\alice through the VI
     allowedRoots: [c.shared], smbConf, managedConf, winbindControl: 'daemon' as const,
   };
   const gw = makeGateway(settings, n1.run);
-  const runnerFor = (n: { name: string }) => c!.nodes.find((x) => x.name === n.name)!.run;
+  const runnerFor = c.runnerFor;
   const netbios = `HA${c.id}`.toUpperCase();
   const haNodes = c.nodes.map((n) => ({ name: n.name, address: n.address, run: n.run }));
 

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execRunner } from '../src/core/exec.ts';
@@ -21,7 +21,7 @@ import { deployHa, haDeploySchema } from '../src/ha/service.ts';
 import { CEPH_EVICT_SCRIPT } from '../src/ha/cephevict.ts';
 import { makeGateway } from '../src/provision/context.ts';
 import { cephShareDir, startCephForCluster, type TestCeph } from './helpers/ceph.ts';
-import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
+import { startNetnsCluster, type NetnsCluster } from './helpers/netns.ts';
 import { continuousWriter, readBackAll, sha } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,19 +51,11 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
   const sharename = `hc${c.id}`;
   await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto', backing: 'cephfs', created: [rec] }, { allowInternal: true })]);
   const members = c.nodes;
-  const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
+  const runnerFor = c.runnerFor;
   const haNodes: HaNode[] = members.map((n) => ({ name: n.name, address: n.address, run: n.run }));
-  const auth = join(c.dir, 'auth');
-  await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
-  const local = join(c.dir, 'client');
-  await mkdir(local, { recursive: true });
-  await chmod(c.dir, 0o755);
+  const { auth, local } = await c.clientFiles(user, password);
   let vip = '';
-  const holderNode = async (): Promise<TestNode[]> => {
-    const out: TestNode[] = [];
-    for (const n of c.nodes) if (await c.hasAddress(n, vip)) out.push(n);
-    return out;
-  };
+  const holderNode = () => c.holders(vip);
 
   await t.test('deploy with the lock in RADOS (pool created by the gateway): every node OK, SMB at the VIP writes into CephFS', async () => {
     const t0 = Date.now();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { validate } from '../src/core/schema.ts';
 import { invoke } from '../src/core/operation.ts';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeGateway } from '../src/provision/context.ts';
@@ -21,7 +21,7 @@ import { defaultSettings } from '../src/core/settings.ts';
 import { parseShare } from '../src/core/share.ts';
 import { loadHaConfig } from '../src/ha/config.ts';
 import { ctdbIps, ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
-import { startNetnsCluster, type NetnsCluster, type TestNode } from './helpers/netns.ts';
+import { startNetnsCluster, type NetnsCluster } from './helpers/netns.ts';
 import { continuousWriter, readBackAll } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,24 +49,16 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
   const gw = makeGateway(settings, n1.run);
   const sharename = `ha${c.id}`;
   await gw.store.write([parseShare({ sharename, mode: 'native', path: data, users: [user], ha_enabled: true, ctdb_vip: 'auto' })]);
-  const runnerFor = (n: { name: string }) => c.nodes.find((x) => x.name === n.name)!.run;
+  const runnerFor = c.runnerFor;
   const haNodes: HaNode[] = members.map((n) => ({ name: n.name, address: n.address, run: n.run }));
   const deployParams = {
     nodes: members.map((n) => `${n.name}=${n.address}`), interface: 'eth0', cluster_lock: join(c.shared, '.ctdb.lock'),
     vip_range: c.vipRange, services: 'direct', log_location: 'file:/var/log/ctdb/log.ctdb', netbios_name: `HA${c.id}`,
   };
-  const auth = join(c.dir, 'auth');
-  await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
-  const local = join(c.dir, 'client');
-  await mkdir(local, { recursive: true });
-  await chmod(c.dir, 0o755);
+  const { auth, local } = await c.clientFiles(user, password);
 
   let vip = '';
-  const holderNode = async (): Promise<TestNode[]> => {
-    const out: TestNode[] = [];
-    for (const n of c.nodes) if (await c.hasAddress(n, vip)) out.push(n);
-    return out;
-  };
+  const holderNode = () => c.holders(vip);
 
   await t.test('deploy: every node OK, the auto VIP comes from the range and is hosted exactly once, SMB answers there', async () => {
     const t0 = Date.now();

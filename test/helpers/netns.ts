@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execRunner, type Runner } from '../../src/core/exec.ts';
@@ -53,6 +53,12 @@ export interface NetnsCluster {
   attach: (ns: string, ifname: string, address: string) => Promise<void>;
   /** Whether an address is configured on the node's eth0. */
   hasAddress: (n: TestNode, ip: string) => Promise<boolean>;
+  /** The nodes that have `ip` on eth0 (a VIP's holders: exactly one when all is well). */
+  holders: (ip: string) => Promise<TestNode[]>;
+  /** The runner of a node by name (deployHa's runnerFor). */
+  runnerFor: (n: { name: string }) => Runner;
+  /** An smbclient auth file for the user and a directory for the client's files, both where the client namespace reads them. */
+  clientFiles: (user: string, password: string) => Promise<{ auth: string; local: string }>;
   cleanup: () => Promise<void>;
 }
 
@@ -189,6 +195,20 @@ export async function startNetnsCluster(opts: { nodes?: number; privateEtc?: boo
       partition: async (n) => { await ip(['-n', switchNs, 'link', 'set', n.port, 'nomaster']); },
       heal: async (n) => { await ip(['-n', switchNs, 'link', 'set', n.port, 'master', 'br0']); },
       killNode, hasAddress, cleanup,
+      holders: async (addr) => {
+        const out: TestNode[] = [];
+        for (const n of nodes) if (await hasAddress(n, addr)) out.push(n);
+        return out;
+      },
+      runnerFor: (n) => nodes.find((x) => x.name === n.name)!.run,
+      clientFiles: async (user, password) => {
+        const auth = join(dir, `${user}.auth`);
+        await writeFile(auth, `username = ${user}\npassword = ${password}\n`, { mode: 0o600 });
+        const local = join(dir, 'client');
+        await mkdir(local, { recursive: true });
+        await chmod(dir, 0o755);
+        return { auth, local };
+      },
       attach: async (ns, ifname, address) => { await plug(ns, `va${randomBytes(3).toString('hex')}`, address, ifname); },
     };
   } catch (e) {
