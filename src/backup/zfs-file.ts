@@ -11,7 +11,7 @@ import { join, sep } from 'node:path';
 import { GatewayError, invalid } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
-import { zfsClone, zfsDestroy, zfsGet } from '../core/zfs.ts';
+import { zfsClone, zfsDestroyWhenFree, zfsGet } from '../core/zfs.ts';
 
 /** The clone's name: at the top of the share's pool, named after the share's dataset and the time. */
 export function zfsRestoreCloneName(dataset: string, now: number): string {
@@ -44,12 +44,7 @@ export function zfsFileRestoreSteps(run: Runner, o: { dataset: string; snapshot:
     if (org === undefined && g === undefined) { guid = undefined; return; }
     if (org !== origin || g !== guid) throw new GatewayError('failed', `restore clone ${clone} is not the clone this restore made (origin ${org ?? '?'}, GUID ${g ?? '?'}); left as it is`);
     // A mount that was just read can be busy for a moment (zfs-fuse): tried again for up to 15 s.
-    for (let i = 0; ; i++) {
-      const r = await zfsDestroy(run, clone, { allowFail: true });
-      if (r.code === 0) break;
-      if (!/busy/i.test(r.stderr) || i >= 30) throw new GatewayError('failed', `restore clone ${clone} could not be destroyed: ${r.stderr.trim()}`);
-      await new Promise((res) => setTimeout(res, 500));
-    }
+    await zfsDestroyWhenFree(run, clone, {}, { tries: 30, intervalMs: 500 }, (err) => new GatewayError('failed', `restore clone ${clone} could not be destroyed: ${err}`));
     guid = undefined;
     await rmdir(mountpoint).catch(() => undefined);
   };

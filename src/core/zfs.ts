@@ -53,6 +53,20 @@ export function zfsDestroy(run: Runner, name: string, o: { recursive?: boolean; 
   return run('zfs', ['destroy', ...(o.recursive ? ['-r'] : []), ...(o.force ? ['-f'] : []), name], { allowFail: o.allowFail });
 }
 
+/**
+ * `zfs destroy`, tried again while ZFS says the dataset is busy (a mount read a moment ago, an smbd child
+ * that served it just before its client left): up to `retry.tries` more times, `retry.intervalMs` apart.
+ * Any other failure, or still busy after that, is thrown as `failure(stderr)`.
+ */
+export async function zfsDestroyWhenFree(run: Runner, name: string, o: { recursive?: boolean; force?: boolean }, retry: { tries: number; intervalMs: number }, failure: (stderr: string) => Error): Promise<void> {
+  for (let i = 0; ; i++) {
+    const r = await zfsDestroy(run, name, { ...o, allowFail: true });
+    if (r.code === 0) return;
+    if (i >= retry.tries || !/busy/i.test(r.stderr)) throw failure(r.stderr.trim());
+    await new Promise((res) => setTimeout(res, retry.intervalMs));
+  }
+}
+
 export function zfsSnapshot(run: Runner, dataset: string, snap: string): Promise<RunResult> {
   return run('zfs', ['snapshot', `${dataset}@${snap}`]);
 }

@@ -3,7 +3,7 @@
  * qgroup limits, or a plain directory. Each step records what it created so rollback and delete undo it.
  */
 import { lstat, mkdir, readdir, rmdir } from 'node:fs/promises';
-import { zfsCreate, zfsDestroy, zfsGet, zfsGetMany, zfsSet } from '../core/zfs.ts';
+import { zfsCreate, zfsDestroyWhenFree, zfsGet, zfsGetMany, zfsSet } from '../core/zfs.ts';
 import { btrfsQgroupLimit, btrfsQgroupShow, btrfsQuota, btrfsQuotaEnabled, btrfsQuotaRescan, btrfsSubvolumeCreate, btrfsSubvolumeDelete, btrfsSubvolumeUuid } from '../core/btrfs.ts';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
@@ -75,12 +75,8 @@ export async function undoDataset(run: Runner, r: DatasetRecord, startedAt?: num
     const c = await zfsGet(run, 'creation', r.name, { parsable: true });
     if (!youngEnough(Number(c) * 1000 + 999, startedAt)) throw new GatewayError('failed', `dataset ${r.name} is older than the operation: left as it is`);
   }
-  for (let i = 0; ; i++) {
-    const x = await zfsDestroy(run, r.name, { force: true, allowFail: true });
-    if (x.code === 0) return `destroyed dataset ${r.name}`;
-    if (i >= 20 || !/busy/i.test(x.stderr)) throw new GatewayError('failed', `zfs destroy ${r.name} failed: ${x.stderr.trim()}`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
+  await zfsDestroyWhenFree(run, r.name, { force: true }, { tries: 20, intervalMs: 250 }, (err) => new GatewayError('failed', `zfs destroy ${r.name} failed: ${err}`));
+  return `destroyed dataset ${r.name}`;
 }
 
 /**
@@ -141,12 +137,7 @@ export function storageSteps(run: Runner, path: string, b: Backing, created: Mad
  * moment after its client left ("dataset is busy"): force the unmount, and retry briefly.
  */
 export async function destroyDataset(run: Runner, dataset: string): Promise<void> {
-  for (let i = 0; ; i++) {
-    const r = await zfsDestroy(run, dataset, { recursive: true, force: true, allowFail: true });
-    if (r.code === 0) return;
-    if (i >= 20 || !/busy/i.test(r.stderr)) throw new GatewayError('failed', `zfs destroy ${dataset} failed: ${r.stderr.trim()}`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
+  await zfsDestroyWhenFree(run, dataset, { recursive: true, force: true }, { tries: 20, intervalMs: 250 }, (err) => new GatewayError('failed', `zfs destroy ${dataset} failed: ${err}`));
 }
 
 
