@@ -22,7 +22,7 @@ import { CEPH_EVICT_SCRIPT } from '../src/ha/cephevict.ts';
 import { makeGateway } from '../src/provision/context.ts';
 import { cephShareDir, startCephForCluster, type TestCeph } from './helpers/ceph.ts';
 import { startNetnsCluster, type NetnsCluster } from './helpers/netns.ts';
-import { continuousWriter, readBackAll, sha } from './helpers/failover.ts';
+import { bystander, continuousWriter, readBackAll, sha } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -154,13 +154,8 @@ test('HA on Ceph: the CTDB cluster lock in RADOS, the data on CephFS through vfs
   await t.test('a partitioned node cannot take the RADOS lock and never takes the VIP', async () => {
     deployed();
     await waitHealthy(haNodes, [vip], 90_000, { checkInterfaces: true });
-    const leaderPnn = Number((await n1.run('ctdb', ['leader'])).stdout.trim());
-    const holder = (await holderNode())[0]!;
-    const st = await ctdbStatus(n1.run);
-    const victim = members.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
-    const rest = members.filter((n) => n !== victim);
-    const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
-    const logBefore = (await readFile(victimLog, 'utf8')).length;
+    // the node cut off is neither the VIP holder nor the leader (who holds the cluster lock)
+    const { victim, rest, victimLog, logBefore } = await bystander(c, members, vip);
     await c.partition(victim);
     const t0 = Date.now();
     let seenDisconnected = 0;

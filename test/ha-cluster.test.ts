@@ -22,7 +22,7 @@ import { parseShare } from '../src/core/share.ts';
 import { loadHaConfig } from '../src/ha/config.ts';
 import { ctdbIps, ctdbStatus, waitHealthy, type HaNode } from '../src/ha/ctdb.ts';
 import { startNetnsCluster, type NetnsCluster } from './helpers/netns.ts';
-import { continuousWriter, readBackAll } from './helpers/failover.ts';
+import { bystander, continuousWriter, readBackAll } from './helpers/failover.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -165,14 +165,8 @@ test('HA with CTDB: a 3-node cluster in namespaces keeps the share up at its VIP
   await t.test('a partitioned node never takes the VIP (the cluster lock stops it); it rejoins when healed', async () => {
     deployed();
     await waitHealthy(haNodes, [vip], 60_000, { checkInterfaces: true });
-    const leaderPnn = Number((await n1.run('ctdb', ['leader'])).stdout.trim());
-    const holder = (await holderNode())[0]!;
-    const st = await ctdbStatus(n1.run);
     // the node cut off is neither the VIP holder nor the leader (who holds the cluster lock)
-    const victim = members.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
-    const rest = members.filter((n) => n !== victim);
-    const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
-    const logBefore = (await readFile(victimLog, 'utf8')).length;
+    const { victim, holder, rest, victimLog, logBefore } = await bystander(c, members, vip);
     await c.partition(victim);
     const t0 = Date.now();
     let seenDisconnected = 0;

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NetnsCluster } from './netns.ts';
+import { ctdbStatus } from '../../src/ha/ctdb.ts';
+import type { NetnsCluster, TestNode } from './netns.ts';
 
 export const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -51,4 +52,18 @@ export async function readBackAll({ c, vip, share, auth }: Target, written: read
     assert.ok(g.ok, `${w.name}: ${g.output}`);
     assert.equal(sha(await readFile(join(back, w.name))), w.sum, `${w.name} checksum`);
   }
+}
+
+/**
+ * The node to cut off in a partition test: neither the VIP's holder nor CTDB's leader (who holds the
+ * cluster lock), asked of `members[0]`; with the holder, the others and where the victim's ctdbd log has got to.
+ */
+export async function bystander(c: NetnsCluster, members: readonly TestNode[], vip: string): Promise<{ victim: TestNode; holder: TestNode; rest: TestNode[]; victimLog: string; logBefore: number }> {
+  const run = members[0]!.run;
+  const leaderPnn = Number((await run('ctdb', ['leader'])).stdout.trim());
+  const holder = (await c.holders(vip))[0]!;
+  const st = await ctdbStatus(run);
+  const victim = members.find((n) => n !== holder && st.find((s) => s.address === n.address)!.pnn !== leaderPnn)!;
+  const victimLog = join(victim.dir, 'log-ctdb', 'log.ctdb');
+  return { victim, holder, rest: members.filter((n) => n !== victim), victimLog, logBefore: (await readFile(victimLog, 'utf8')).length };
 }
