@@ -8,6 +8,8 @@ import type { StringProp } from './schema.ts';
 export const NODE_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 /** A Proxmox VE storage id (pve-storage-id). */
 export const STORAGE_ID_RE = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
+/** A domain account name as `net ads` takes it with -U (Administrator, joiner@example.com). */
+export const DOMAIN_ACCOUNT_RE = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/;
 /** A task id. */
 export const UPID_RE = /^UPID:[^\s]+$/;
 
@@ -21,4 +23,8 @@ export function storageIdProp<D extends string>(description: D) {
 
 export function upidProp<D extends string>(description: D) {
   return { type: 'string', maxLength: 512, pattern: UPID_RE, patternText: 'must be a task id (UPID:...)', description } as const satisfies StringProp;
+}
+
+export function domainAccountProp<D extends string>(description: D) {
+  return { type: 'string', optional: true, pattern: DOMAIN_ACCOUNT_RE, patternText: 'must be a domain account name such as Administrator', description } as const satisfies StringProp;
 }

@@ -1,4 +1,5 @@
 /** Active Directory membership of the node: join, leave, status (docs/ad.md). */
+import { domainAccountProp } from '../../core/formats.ts';
 import { defineOperation } from '../../core/operation.ts';
 import { applyPlan, describePlan, failAtFromEnv } from '../../core/plan.ts';
 import { shareSchema } from '../../core/share.ts';
@@ -9,7 +10,7 @@ import { SYS_MODIFY } from '../privileges.ts';
 const op = defineOperation<Gateway>();
 
 const cred = {
-  username: { type: 'string', optional: true, default: 'Administrator', pattern: /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/, patternText: 'must be a domain account name such as Administrator', description: 'Domain account allowed to join computers (or delete them, to leave)' },
+  username: { ...domainAccountProp('Domain account allowed to join computers (or delete them, to leave)'), default: 'Administrator' },
   password: { type: 'string', keepSpace: true, description: 'Its password (on the command line: --password-file FILE, - for stdin); used for this call only, never stored or logged' },
 } as const;
 

@@ -1,4 +1,5 @@
 /** Share operations: list, create, delete, status, migrate (declarations; what they do is in shares-handlers.ts). */
+import { domainAccountProp } from '../../core/formats.ts';
 import { GatewayError, invalid } from '../../core/errors.ts';
 import { allOf, defineOperation } from '../../core/operation.ts';
 import { type Schema } from '../../core/schema.ts';
@@ -12,7 +13,6 @@ const handlers = () => import('./shares-handlers.ts');
 
 const op = defineOperation<Gateway>();
 
-const createAdUser = { type: 'string', optional: true, pattern: /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/, patternText: 'must be a domain account name such as Administrator' } as const;
 
 /** What a new share must have, whether created or imported by migrate. */
 export function checkNewShare(req: Share): void {
@@ -46,7 +46,7 @@ export const createParams = {
   passwords: { type: 'json', optional: true, parse: parsePasswords, description: 'Per-user passwords, {"user": "password", ...} (on the command line: user:password lines in --password-file)' },
   adopt: { type: 'list', optional: true, default: [], item: accountRule, description: 'Existing local accounts (not made by the gateway) to give access as they are; their passwords are not changed (native mode)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
-  ad_user: { ...createAdUser, description: 'With ad_domain on a node not joined yet, or in lxc and vm mode: the domain account that joins it (docs/ad.md; default Administrator)' },
+  ad_user: domainAccountProp('With ad_domain on a node not joined yet, or in lxc and vm mode: the domain account that joins it (docs/ad.md; default Administrator)'),
   ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the join only, never stored' },
 } satisfies Schema;
 
@@ -69,7 +69,7 @@ export const deleteParams = {
   ...nameParam,
   purge: { type: 'boolean', optional: true, default: false, description: 'Also destroy the dataset, subvolume or directory the gateway created (data is lost)' },
   dry_run: { type: 'boolean', optional: true, default: false, description: 'Plan only: check everything and show each step it would take, change nothing' },
-  ad_user: { ...createAdUser, description: 'lxc or vm share with ad_domain: the domain account that deletes its guest\'s computer account (docs/ad.md; default Administrator)' },
+  ad_user: domainAccountProp('lxc or vm share with ad_domain: the domain account that deletes its guest\'s computer account (docs/ad.md; default Administrator)'),
   ad_password: { type: 'string', optional: true, keepSpace: true, description: 'Its password (on the command line: --ad-password-file); used for the leave only, never stored' },
 } satisfies Schema;
 
