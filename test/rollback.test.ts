@@ -71,10 +71,17 @@ describe('rollback at every step on a real smbd', () => {
       const probe = await g.smb('rb', alice, 'Rollback-pw-1', 'ls');
       assert.notEqual(probe.code, 0);
     }
-    // A real failure: testparm rejects the config (here a stand-in that always fails).
+    // A real failure: testparm rejects the config (here a stand-in that always fails). The new smb.conf is
+    // checked while the create is planned, so it stops before any step ran: nothing to roll back.
     const r = await create({ SMBGW_BIN_TESTPARM: '/bin/false' });
     assert.equal(r.code, 1);
-    assert.match(r.json!.error!.message, /testparm rejected .* \(rolled back\)/);
+    assert.match(r.json!.error!.message, /^testparm rejected /);
+    assert.doesNotMatch(r.json!.error!.message, /rolled back/);
+    assert.deepEqual(await state(), initial);
+    // A real failure after every change was made: the health check's smbclient fails, all is rolled back.
+    const h = await create({ SMBGW_BIN_SMBCLIENT: '/bin/false' });
+    assert.equal(h.code, 1);
+    assert.match(h.json!.error!.message, /^health check: .* \(rolled back\)/);
     assert.deepEqual(await state(), initial);
   });
 

@@ -18,7 +18,7 @@ import { isDomainPrincipal, shareUsers, type Share } from '../core/share.ts';
 import type { Account } from '../core/store.ts';
 import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
 import { addUnixUser, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
-import { accountRemovalSteps, planAccounts, type NativeCtx, type Passwords } from './native.ts';
+import { accountRemovalSteps, accountSteps, planAccounts, type NativeCtx, type Passwords } from './native.ts';
 import { aclSpec, revokeList } from './permissions.ts';
 import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
 
@@ -117,49 +117,7 @@ export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Sha
   const accounts = acc.accounts;
   const steps: Step[] = [];
 
-  if (acc.newUnix.length) {
-    let recs: UnixAccountRecord[] = [];
-    steps.push({
-      name: 'add-unix-users',
-      shows: `useradd (login-less, own group): ${acc.newUnix.join(', ')}`,
-      journal: async () => {
-        recs = [];
-        for (const u of acc.newUnix) recs.push({ kind: 'unix-account', name: u, before: null, after: { uid: await nextFreeId(run, ctx.uidMin, ctx.uidMax, new Set(recs.map((r) => r.after!.uid))) } });
-        return recs;
-      },
-      do: async () => {
-        for (const r of recs) {
-          await addUnixUser(run, r.name, r.after!.uid);
-          const entry = accounts.find((a) => a.name === r.name);
-          if (entry) Object.assign(entry, { unix: true, uid: r.after!.uid });
-          else accounts.push({ name: r.name, unix: true, samba: false, uid: r.after!.uid });
-        }
-      },
-      undo: async () => { for (const r of [...recs].reverse()) await undoUnixAccount(run, r); },
-    });
-  }
-  if (acc.newSamba.length || acc.resetSamba.length) {
-    let recs: SambaAccountRecord[] = [];
-    steps.push({
-      name: 'set-samba-passwords',
-      shows: [acc.newSamba.length ? `new Samba accounts: ${acc.newSamba.join(', ')}` : '', acc.resetSamba.length ? `password set again: ${acc.resetSamba.join(', ')}` : ''].filter(Boolean).join('; '),
-      journal: async () => {
-        recs = [];
-        for (const u of [...acc.newSamba, ...acc.resetSamba]) recs.push(await sambaAccountRecord(samba, u, acc.passwords.get(u)!));
-        return recs;
-      },
-      do: async () => {
-        for (const u of acc.newSamba) {
-          await samba.setPassword(u, acc.passwords.get(u)!, true);
-          const entry = accounts.find((a) => a.name === u);
-          if (entry) entry.samba = true;
-          else accounts.push({ name: u, unix: false, samba: true });
-        }
-        for (const u of acc.resetSamba) await samba.setPassword(u, acc.passwords.get(u)!, false);
-      },
-      undo: async () => { for (const r of [...recs].reverse()) await undoSambaAccount(samba, r); },
-    });
-  }
+  steps.push(...accountSteps(ctx, acc));
 
   // Numeric ids of the removed principals, read now (their accounts may be gone when the step undoes).
   const removedUids: number[] = [];

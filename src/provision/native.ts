@@ -7,9 +7,10 @@ import type { Runner } from '../core/exec.ts';
 import type { Step } from '../core/plan.ts';
 import { isDomainPrincipal, shareUsers, type Made, type Share } from '../core/share.ts';
 import type { Account, ShareStore } from '../core/store.ts';
-import { smbConfSteps } from '../samba/apply.ts';
+import { smbConfInstall, smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
-import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
+import { sambaAccountRecord, sambaAccountRecordOf, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
+import type { SambaAccount } from '../samba/samba.ts';
 import { addUnixUser, deleteUnixUser, getUnixAccount, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
 import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
@@ -61,6 +62,8 @@ export interface AccountPlan {
   accounts: Account[];
   /** The password each new or reset account gets. */
   passwords: Map<string, string>;
+  /** Each new or reset account's passdb entry as planning read it (undefined: none), for the journal. */
+  sambaBefore: Map<string, SambaAccount | undefined>;
 }
 
 /**
@@ -74,13 +77,16 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   // Domain principals (DOMAIN\\name) are the domain's: no local account, no password (provision/ad.ts).
   const users = shareUsers(share).filter((u) => !isDomainPrincipal(u));
   const registry = await store.accounts();
-  const out: AccountPlan = { newUnix: [], newSamba: [], resetSamba: [], accounts: registry.map((a) => ({ ...a })), passwords: new Map() };
+  const out: AccountPlan = { newUnix: [], newSamba: [], resetSamba: [], accounts: registry.map((a) => ({ ...a })), passwords: new Map(), sambaBefore: new Map() };
   const passwords = newAccountPasswords(given, users);
   const need = (u: string) => { out.passwords.set(u, passwords.get(u)!); };
   for (const a of adopt) if (!users.includes(a)) throw invalid('adopt', `names ${a}, who is not given access to this share (list it in users or read_users too)`);
   for (const u of users) {
     const field = share.users.includes(u) ? 'users' : 'read_users';
-    const [unix, hasSamba] = await Promise.all([getUnixUser(run, u), samba.userExists(u)]);
+    // The whole passdb entry, not only whether there is one: the journal of a password step needs it.
+    const [unix, sambaNow] = await Promise.all([getUnixUser(run, u), samba.account(u)]);
+    const hasSamba = sambaNow !== undefined;
+    out.sambaBefore.set(u, sambaNow);
     const own = registry.find((a) => a.name === u);
     if (unix && (unix.uid < ctx.uidMin || unix.uid > ctx.uidMax)) {
       throw invalid(field, `${u} is a system account (uid ${unix.uid}, outside ${ctx.uidMin}..${ctx.uidMax}) and cannot be given SMB access`);
@@ -130,29 +136,15 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
   return out;
 }
 
-/** Everything a create needs to know, checked before anything changes. */
-export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], given: Passwords, adopt: readonly string[] = [], domainIds?: () => ReadonlyMap<string, number>): Promise<CreatePlan> {
-  const { run, store, samba } = ctx;
-  const { path, backing } = await placeNewShare(run, req, existing, ctx.allowedRoots);
-  requireQuotaSupport(backing, req.quota);
-
-  const created: Made[] = [];
-  const share: Share = { ...req, path, created, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
-  // CephFS: smbd reaches the directory through libcephfs, as the gateway's CephX client.
-  const ceph = backing.kind === 'cephfs' ? ctx.ceph : undefined;
-  if (backing.kind === 'cephfs') {
-    if (!ceph) throw new GatewayError('unavailable', 'path is on CephFS, but no Ceph access is configured');
-    created.push(await planCephfs(ceph, path, backing));
-  }
-  const warnings: string[] = [];
-  const users = shareUsers(share);
-  const { newUnix, newSamba, resetSamba, accounts, passwords } = await planAccounts(ctx, share, given, adopt);
-
-  const steps: Step[] = [
-    ...preStorageQuotaSteps(run, backing, share.quota),
-    ...storageSteps(run, path, backing, created),
-    ...quotaSteps(run, path, backing, share.quota),
-  ];
+/**
+ * The account steps of a plan (create, access): unix accounts made with the uid the journal holds, then
+ * the passdb accounts made or given their password again. Their journal records passdb as planning read
+ * it (under the same lock: nothing of the gateway's changed it since).
+ */
+export function accountSteps(ctx: NativeCtx, acc: AccountPlan): Step[] {
+  const { run, samba } = ctx;
+  const { newUnix, newSamba, resetSamba, accounts, passwords } = acc;
+  const steps: Step[] = [];
   if (newUnix.length) {
     // Each account's uid is chosen before it is made, so that the journal holds it: an undo after a
     // crash removes an account of that name only when it has that uid.
@@ -185,7 +177,9 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       // Each account as it was (a reset one: its passdb line and SID) and the NT hash it gets.
       journal: async () => {
         recs = [];
-        for (const u of [...newSamba, ...resetSamba]) recs.push(await sambaAccountRecord(samba, u, passwords.get(u)!));
+        for (const u of [...newSamba, ...resetSamba]) {
+          recs.push(acc.sambaBefore.has(u) ? sambaAccountRecordOf(u, acc.sambaBefore.get(u), passwords.get(u)!) : await sambaAccountRecord(samba, u, passwords.get(u)!));
+        }
         return recs;
       },
       do: async () => {
@@ -200,13 +194,44 @@ export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: rea
       undo: async () => { for (const r of [...recs].reverse()) await undoSambaAccount(samba, r); },
     });
   }
+  return steps;
+}
+
+/** Everything a create needs to know, checked before anything changes. */
+export async function planNativeCreate(ctx: NativeCtx, req: Share, existing: readonly Share[], given: Passwords, adopt: readonly string[] = [], domainIds?: () => ReadonlyMap<string, number>): Promise<CreatePlan> {
+  const { run, store, samba } = ctx;
+  const { path, backing } = await placeNewShare(run, req, existing, ctx.allowedRoots);
+  requireQuotaSupport(backing, req.quota);
+
+  const created: Made[] = [];
+  const share: Share = { ...req, path, created, backing: backingTag(backing, backing.kind === 'btrfs' && !backing.exists) };
+  // CephFS: smbd reaches the directory through libcephfs, as the gateway's CephX client.
+  const ceph = backing.kind === 'cephfs' ? ctx.ceph : undefined;
+  if (backing.kind === 'cephfs') {
+    if (!ceph) throw new GatewayError('unavailable', 'path is on CephFS, but no Ceph access is configured');
+    created.push(await planCephfs(ceph, path, backing));
+  }
+  const warnings: string[] = [];
+  const users = shareUsers(share);
+  const after = [...existing, share];
+  // The new smb.conf is rendered and checked by testparm while the accounts are looked up.
+  const conf = smbConfInstall(samba, () => after, undefined, { checkNow: true });
+  const acc = await planAccounts(ctx, share, given, adopt).catch(async (e: unknown) => { await conf.checked.catch(() => undefined); throw e; });
+  await conf.checked;
+  const { accounts, passwords } = acc;
+
+  const steps: Step[] = [
+    ...preStorageQuotaSteps(run, backing, share.quota),
+    ...storageSteps(run, path, backing, created),
+    ...quotaSteps(run, path, backing, share.quota),
+  ];
+  steps.push(...accountSteps(ctx, acc));
   const noAcl = ceph ? 'Samba\'s vfs_ceph does not read POSIX ACLs' : undefined;
   steps.push(...permissionSteps(run, path, share, warnings, { fresh: !backing.exists, noAcl, ids: domainIds }).map((st) => withRecords(st, () => aclRecords(run, path))));
   if (passwords.size) steps.push(store.storeSecretsStep(share.sharename, passwords));
-  const after = [...existing, share];
   if (ceph) steps.push(cephCapsStep(ceph, () => after, `read-write on ${share.path}`));
   steps.push(store.saveStep(() => after, () => accounts));
-  steps.push(...smbConfSteps(samba, () => after));
+  steps.push(...conf.steps);
   const probeUser = users.find((u) => passwords.has(u));
   if (probeUser) {
     steps.push({

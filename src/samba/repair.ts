@@ -23,7 +23,12 @@ export async function smbConfRecord(samba: Samba, text: string): Promise<SmbConf
 export type SambaAccountRecord = { kind: 'samba-account'; name: string; before: SambaAccount | null; after: string | null };
 
 export async function sambaAccountRecord(samba: Samba, name: string, newPassword: string | null): Promise<SambaAccountRecord> {
-  return { kind: 'samba-account', name, before: (await samba.account(name)) ?? null, after: newPassword === null ? null : ntHash(newPassword) };
+  return sambaAccountRecordOf(name, await samba.account(name), newPassword);
+}
+
+/** The same record from an account already read (`samba.account`). */
+export function sambaAccountRecordOf(name: string, before: SambaAccount | undefined, newPassword: string | null): SambaAccountRecord {
+  return { kind: 'samba-account', name, before: before ?? null, after: newPassword === null ? null : ntHash(newPassword) };
 }
 
 /** Undo a change of one passdb account, only while it is as the step left it. */
