@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { GatewayError } from '../core/errors.ts';
 import type { Runner } from '../core/exec.ts';
 import { parseTestparmGlobals, withoutManagedInclude } from './render.ts';
+import { globalsKey, readGlobals, writeGlobals } from './globalscache.ts';
 
 export interface SambaTarget {
   smbConf: string;
@@ -96,6 +97,7 @@ export class Samba {
   /**
    * The [global] parameters the admin set (those differing from Samba's defaults), as testparm reads
    * smb.conf without the line that includes the managed file: what the managed [global] must not weaken.
+   * Kept in the state directory by the text it was made from (globalscache.ts).
    */
   async adminGlobals(): Promise<Record<string, string>> {
     const text = await readFile(this.target.smbConf, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -103,15 +105,22 @@ export class Samba {
       throw new GatewayError('failed', `cannot read ${this.target.smbConf}: ${e.message}`);
     });
     if (text === undefined) return {};
+    const conf = withoutManagedInclude(text, this.target.managedConf);
+    const stateDir = this.target.stateDir;
+    const key = stateDir ? await globalsKey(conf) : undefined;
+    const known = stateDir && key ? await readGlobals(stateDir, key) : undefined;
+    if (known) return known;
     const dir = await mkdtemp(join(tmpdir(), 'smbgw-admin-'));
     try {
       const f = join(dir, 'smb.conf');
-      await writeFile(f, withoutManagedInclude(text, this.target.managedConf), { mode: 0o600 });
+      await writeFile(f, conf, { mode: 0o600 });
       const r = await this.run('testparm', ['-s', '--suppress-prompt', f], { allowFail: true });
       if (r.code !== 0) {
         throw new GatewayError('failed', `testparm rejected ${this.target.smbConf} (read without the gateway's include line): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
       }
-      return parseTestparmGlobals(r.stdout);
+      const globals = parseTestparmGlobals(r.stdout);
+      if (stateDir && key) await writeGlobals(stateDir, key, globals);
+      return globals;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
