@@ -23,7 +23,7 @@ cache=${PKG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pve-smbgateway-pkg}
 mkdir -p "$out" "$cache"
 
 # Inputs of the package: the tracked and untracked files that go into it, and the runtime.
-key=$( { git ls-files -co --exclude-standard -- src packaging scripts/package.sh scripts/gen-docs.ts tsconfig.json tsconfig.pkg.json package.json package-lock.json \
+key=$( { git ls-files -co --exclude-standard -- src packaging scripts/package.sh scripts/bundle-cli.mjs scripts/gen-docs.ts tsconfig.json tsconfig.pkg.json package.json package-lock.json \
 	| LC_ALL=C sort | xargs sha256sum; sha256sum "$node_bin"; } | sha256sum | cut -c1-16)
 if [ -z "${PKG_REBUILD:-}" ] && [ -f "$deb" ] && [ "$(cat "$deb.key" 2>/dev/null)" = "$key" ]; then
 	echo "package: $deb is up to date" >&2
@@ -48,6 +48,8 @@ mkdir -p "$lib/bin" "$stage/DEBIAN"
 # 1. JavaScript, and the web UI beside it: its page and its bundle (script and stylesheet, uPlot
 # included), built here so that the package needs no esbuild (web/static.ts looks in ui/ first).
 npx tsc -p tsconfig.pkg.json --outDir "$lib/dist"
+# The command runs bundled (fewer files for Node to load; scripts/bundle-cli.mjs).
+node scripts/bundle-cli.mjs "$lib/dist/cli"
 node --import tsx src/web/build.ts >&2
 mkdir -p "$lib/dist/src/web/ui"
 cp src/web/ui/index.html "$lib/dist/src/web/ui/"
@@ -99,7 +101,7 @@ rm -f "$nm/yaml/bin.mjs"
 install -d "$stage/usr/bin" "$stage/usr/sbin"
 cat > "$stage/usr/bin/pve-smbgateway" <<'SH'
 #!/bin/sh
-exec /usr/lib/pve-smbgateway/bin/node /usr/lib/pve-smbgateway/dist/src/cli/main.js "$@"
+exec /usr/lib/pve-smbgateway/bin/node /usr/lib/pve-smbgateway/dist/cli/main.js "$@"
 SH
 # A small young generation keeps the daemon's resident size low (its allocations are short-lived).
 cat > "$stage/usr/sbin/pve-smbgatewayd" <<'SH'
@@ -149,7 +151,7 @@ chmod 0644 "$stage/DEBIAN/md5sums" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/cont
 
 # Smoke test before packing: the shipped runtime loads the compiled CLI and the native addon.
 "$lib/bin/node" -e "const D = (await import('$nm/better-sqlite3/lib/index.js')).default; new D(':memory:').prepare('select 1').get();" --input-type=module
-"$lib/bin/node" "$lib/dist/src/cli/main.js" help >/dev/null
+"$lib/bin/node" "$lib/dist/cli/main.js" help >/dev/null
 
 find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb.tmp" >&2

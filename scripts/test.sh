@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # when it is newer than the sources), as they do when installed.
 echo "typecheck and build: tsc" >&2
 npx tsc -p tsconfig.json
+node scripts/bundle-cli.mjs
 # Imports point one way (core < samba < pve < backup < provision < ha < monitor < api < cli < web < demo).
 node scripts/deps.mjs >&2
 # A test that hangs fails after 20 minutes instead of holding CI to its limit.
