@@ -16,7 +16,7 @@
  * Last line: `sessions_reached=<n> setup_per_s=<x> mib_per_session=<y> collector_cycle_ms=<z>`.
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -54,7 +54,9 @@ try {
     const n = (f: string) => Number(readFileSync(join(cg, f), 'utf8').trim());
     const st = Object.fromEntries(readFileSync(join(cg, 'memory.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k!, Number(v)]));
     const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-    return `usage ${mib(n('memory.usage_in_bytes'))} MiB (page cache ${mib(st.total_cache ?? 0)}, anon ${mib(st.total_rss ?? 0)}; usage - cache ${mib(n('memory.usage_in_bytes') - (st.total_cache ?? 0))} MiB), peak ${mib(n('memory.max_usage_in_bytes'))} MiB, limit ${Number(cgMib) > 0 ? `${cgMib} MiB` : 'none'}, OOM kills ${/oom_kill (\d+)/.exec(readFileSync(join(cg, 'memory.oom_control'), 'utf8'))?.[1] ?? '?'}, failcnt ${n('memory.failcnt')}`;
+    // Kernel memory (cgroup v1 counts it in usage): page tables, VMAs, task structs, socket buffers.
+    const kmem = existsSync(join(cg, 'memory.kmem.usage_in_bytes')) ? `, kernel ${mib(n('memory.kmem.usage_in_bytes'))}` : '';
+    return `usage ${mib(n('memory.usage_in_bytes'))} MiB (page cache ${mib(st.total_cache ?? 0)}, anon ${mib(st.total_rss ?? 0)}${kmem}; usage - cache ${mib(n('memory.usage_in_bytes') - (st.total_cache ?? 0))} MiB), peak ${mib(n('memory.max_usage_in_bytes'))} MiB, limit ${Number(cgMib) > 0 ? `${cgMib} MiB` : 'none'}, OOM kills ${/oom_kill (\d+)/.exec(readFileSync(join(cg, 'memory.oom_control'), 'utf8'))?.[1] ?? '?'}, failcnt ${n('memory.failcnt')}`;
   };
   if (cg) console.log(`cgroup before the sessions: ${cgRead()}`);
   const user = g.user('ss');

@@ -46,8 +46,14 @@ try {
     const conf = await readFile(g.sandbox.managedConf, 'utf8');
     await writeFile(g.sandbox.managedConf, conf.replace(/^(\s*vfs objects = )full_audit$/m, vfs === 'none' ? '' : `$1${vfs} full_audit`));
   }
-  if (add.length || vfs !== undefined) execFileSync('smbcontrol', ['-s', g.sandbox.smbConf, String(g.sandbox.pid), 'reload-config']);
-  console.log(`gateway extra: global ${JSON.stringify(add)} vfs ${vfs ?? '(default)'}`);
+  // Share settings under test, after the rendered ones (Samba keeps the last): SMBGW_BENCH_SHARE='aio write size = 1'.
+  const shareAdd = (process.env.SMBGW_BENCH_SHARE ?? '').split(';').map((x) => x.trim()).filter(Boolean);
+  if (shareAdd.length) {
+    const conf = await readFile(g.sandbox.managedConf, 'utf8');
+    await writeFile(g.sandbox.managedConf, conf.replace(/^(\[tput\]\n(?:   .*\n)*)/m, `$1${shareAdd.map((l) => `   ${l}\n`).join('')}`));
+  }
+  if (add.length || vfs !== undefined || shareAdd.length) execFileSync('smbcontrol', ['-s', g.sandbox.smbConf, String(g.sandbox.pid), 'reload-config']);
+  console.log(`gateway extra: global ${JSON.stringify(add)} share ${JSON.stringify(shareAdd)} vfs ${vfs ?? '(default)'}`);
   // Minimal hand-configured smbds serving the same directory as the same account.
   const baseline = async (name: string, lines: string[], shareLines = ['read only = no']) => {
     const dir = join(g.dir, name);
@@ -97,9 +103,13 @@ ${shareLines.map((l) => `   ${l}\n`).join('')}`);
   const src = join(g.dir, 'src');
   execFileSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${MiB}`, 'status=none']);
   const kbs = (out: string) => { const m = /\(average ([\d.]+) (?:kb\/s|KiloBytes\/sec)\)/.exec(out); if (!m) throw new Error(`no speed in: ${out}`); return Number(m[1]) / 1024; };
-  const run = async (port: number, cmd: string) => {
-    const x = await sh('smbclient', ['-s', '/dev/null', '//127.0.0.1/tput', '-p', String(port), '-U', `${user}%${PW}`, '-c', cmd]);
+  // The client's CPU too (bash's `time`): a client that signs every write may be what limits the speed.
+  const clientCpu: Record<string, number> = {};
+  const run = async (port: number, cmd: string, name: string) => {
+    const x = await sh('bash', ['-c', 'TIMEFORMAT="client-cpu %U %S"; time smbclient "$@"', 'smbclient', '-s', '/dev/null', '//127.0.0.1/tput', '-p', String(port), '-U', `${user}%${PW}`, '-c', cmd]);
     if (x.code !== 0) throw new Error(x.stdout + x.stderr);
+    const c = /client-cpu ([\d.]+) ([\d.]+)/.exec(x.stderr);
+    if (c) clientCpu[name] = (clientCpu[name] ?? 0) + Number(c[1]) + Number(c[2]);
     return kbs(x.stdout + x.stderr);
   };
   const speed: Record<string, { put: number[]; get: number[] }> = Object.fromEntries(targets.map(([n]) => [n, { put: [], get: [] }]));
@@ -107,15 +117,15 @@ ${shareLines.map((l) => `   ${l}\n`).join('')}`);
     // Interleaved, the order rotated every round so that none always runs first.
     const order = targets.map((_, k) => targets[(k + i) % targets.length]!);
     for (const [name, port] of order) {
-      speed[name]!.put.push(await run(port, `put ${src} f-${name}`));
-      speed[name]!.get.push(await run(port, `get f-${name} /dev/null`));
+      speed[name]!.put.push(await run(port, `put ${src} f-${name}`, name));
+      speed[name]!.get.push(await run(port, `get f-${name} /dev/null`, name));
       await rm(join(data, `f-${name}`), { force: true });
     }
     console.log(`round ${i + 1}: ` + targets.map(([n]) => `${n} put ${speed[n]!.put.at(-1)!.toFixed(0)} get ${speed[n]!.get.at(-1)!.toFixed(0)} MiB/s`).join(', '));
   }
   await new Promise((r) => setTimeout(r, 1000)); // the last children reaped
   const gib = (rounds * 2 * MiB) / 1024;
-  for (const [n] of targets) console.log(`${n}: median put ${median(speed[n]!.put).toFixed(0)} MiB/s, get ${median(speed[n]!.get).toFixed(0)} MiB/s; smbd CPU ${((cpu(pids[n]!) - cpu0[n]!) / gib).toFixed(2)} s/GiB`);
+  for (const [n] of targets) console.log(`${n}: median put ${median(speed[n]!.put).toFixed(0)} MiB/s, get ${median(speed[n]!.get).toFixed(0)} MiB/s; smbd CPU ${((cpu(pids[n]!) - cpu0[n]!) / gib).toFixed(2)} s/GiB, client CPU ${((clientCpu[n] ?? 0) / gib).toFixed(2)} s/GiB`);
   // The connection's dialect and signing, as smbd reports them.
   // The spread of the per-round ratios (min..max), for a machine whose load changes from round to round.
   const spread = (a: string, base: string, k: 'put' | 'get') => { const r = speed[a]![k].map((v, j) => v / speed[base]![k][j]!).sort((x, y) => x - y); return `${r[0]!.toFixed(2)}..${r.at(-1)!.toFixed(2)}`; };
