@@ -6,11 +6,11 @@
  *   node --import tsx bench/cli-start.ts [R=15]
  */
 import { join } from 'node:path';
-import { ROOT, sh, startGateway } from '../test/helpers/gateway.ts';
+import { cliEntry, ROOT, sh, startGateway } from '../test/helpers/gateway.ts';
 
 const R = Number(process.argv[2] ?? 15);
-const clis: Record<string, string> = { after: join(ROOT, 'dist/src/cli/main.js') };
-if (process.env.BEFORE) clis.before = join(process.env.BEFORE, 'dist/src/cli/main.js');
+const clis: Record<string, string> = { after: cliEntry(ROOT) };
+if (process.env.BEFORE) clis.before = cliEntry(process.env.BEFORE);
 const stats = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return { p50: s[s.length >> 1] ?? NaN, min: s[0] ?? NaN }; };
 
 const g = await startGateway();

@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { parseShare } from '../src/core/share.ts';
 import { atomicWrite } from '../src/core/store.ts';
 import { renderManagedConf } from '../src/samba/render.ts';
-import { ROOT, sh, startGateway, type TestGateway } from '../test/helpers/gateway.ts';
+import { cliEntry, ROOT, sh, startGateway, type TestGateway } from '../test/helpers/gateway.ts';
 
 const N = Number(process.argv[2] ?? 500);
 const R = Number(process.argv[3] ?? 50);
 const p50 = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1] ?? NaN; };
-const clis: Record<string, string> = { after: join(ROOT, 'dist/src/cli/main.js') };
-if (process.env.BEFORE) clis.before = join(process.env.BEFORE, 'dist/src/cli/main.js');
+const clis: Record<string, string> = { after: cliEntry(ROOT) };
+if (process.env.BEFORE) clis.before = cliEntry(process.env.BEFORE);
 const PW = 'Sc4le-compare-pw';
 
 const gws: TestGateway[] = [];

@@ -159,6 +159,29 @@ describe('safety: nothing a caller types can destroy, hide or expose data outsid
     assert.doesNotMatch(await readFile(join(g.settings.storeDir, 'shares.cfg'), 'utf8'), new RegExp(carol));
   });
 
+  it('an account the gateway made, given to another share: its own password sets nothing, another password is set and the old one stops working', async () => {
+    const dave = g.user('dave');
+    const pwA = join(g.dir, 'pw-dave-a');
+    const pwB = join(g.dir, 'pw-dave-b');
+    await writeFile(pwA, 'Dave-pass-A1\n', { mode: 0o600 });
+    await writeFile(pwB, 'Dave-pass-B2\n', { mode: 0o600 });
+    const mk = (n: string, pw: string) => g.cli(['create', n, '--mode', 'native', '--path', join(g.storage, n), '--user', dave, '--password-file', pw, '--json']);
+    const first = await mk('d1', pwA);
+    assert.equal(first.code, 0, first.stdout);
+    const passdb = await g.gw.samba.account(dave);
+    const same = await mk('d2', pwA);
+    assert.equal(same.code, 0, same.stdout);
+    assert.ok(!same.json!.data.steps.includes('set-samba-passwords'), `no password step: ${same.json!.data.steps}`);
+    assert.deepEqual(await g.gw.samba.account(dave), passdb, 'the passdb entry is as it was (last-set time included)');
+    assert.equal((await g.smb('d2', dave, 'Dave-pass-A1', 'ls')).code, 0);
+    const other = await mk('d3', pwB);
+    assert.equal(other.code, 0, other.stdout);
+    assert.ok(other.json!.data.steps.includes('set-samba-passwords'));
+    assert.equal((await g.smb('d1', dave, 'Dave-pass-B2', 'ls')).code, 0, 'the new password, on the first share too');
+    assert.notEqual((await g.smb('d1', dave, 'Dave-pass-A1', 'ls')).code, 0, 'the old password no longer works');
+    for (const n of ['d1', 'd2', 'd3']) assert.equal((await g.cli(['delete', n, '--json'])).code, 0);
+  });
+
   it('ad_domain, IPC$ and print$ are refused up front; a missing parent is a sentence, not ENOENT', async () => {
     const ad = await create('adshare', join(g.storage, 'ad'), '--ad-domain', 'example.com');
     assert.equal(ad.code, 2);

@@ -10,7 +10,8 @@ import type { Account, ShareStore } from '../core/store.ts';
 import { smbConfInstall, smbConfSteps } from '../samba/apply.ts';
 import type { Samba } from '../samba/samba.ts';
 import { sambaAccountRecord, sambaAccountRecordOf, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
-import type { SambaAccount } from '../samba/samba.ts';
+import { ntOfLine, type SambaAccount } from '../samba/samba.ts';
+import { ntHash } from '../samba/nthash.ts';
 import { addUnixUser, deleteUnixUser, getUnixAccount, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
 import { permissionSteps, revokePermissionsStep } from './permissions.ts';
 import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
@@ -99,7 +100,11 @@ export async function planAccounts(ctx: NativeCtx, share: Share, given: Password
         if (!passwords.has(u)) throw invalid('password', `user ${u} has no Samba account yet: give a password for it (on the command line: --password-file)`);
         out.newSamba.push(u);
         need(u);
-      } else if (passwords.has(u)) { out.resetSamba.push(u); need(u); }
+      } else if (passwords.has(u)) {
+        // Given the password it has already: nothing to set (smbpasswd would only move its last-set time).
+        if (!sambaNow || ntOfLine(sambaNow.line) !== ntHash(passwords.get(u)!)) out.resetSamba.push(u);
+        need(u);
+      }
       continue;
     }
     if (unix || hasSamba) {

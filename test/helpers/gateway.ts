@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +16,8 @@ import { startSandbox, type Sandbox } from '../../src/demo/sandbox.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'bin/pve-smbgateway');
+/** The built CLI of a checkout, as bin/pve-smbgateway picks it: the bundle, else the compiled files. */
+export const cliEntry = (root: string): string => [join(root, 'dist/cli/main.js'), join(root, 'dist/src/cli/main.js')].find((f) => existsSync(f)) ?? join(root, 'dist/src/cli/main.js');
 
 export interface CliResult { code: number; stdout: string; stderr: string; signal?: string; json?: { success: boolean; data: any; error?: { code: string; message: string; field?: string }; timestamp: string } }
 
