@@ -17,7 +17,7 @@ import type { Step } from '../core/plan.ts';
 import { isDomainPrincipal, shareUsers, type Share } from '../core/share.ts';
 import type { Account } from '../core/store.ts';
 import { sambaAccountRecord, undoSambaAccount, type SambaAccountRecord } from '../samba/repair.ts';
-import { addUnixUser, getUnixGroup, getUnixUser, nextFreeId, undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
+import { getUnixGroup, getUnixUser } from './accounts.ts';
 import { accountRemovalSteps, accountSteps, planAccounts, type NativeCtx, type Passwords } from './native.ts';
 import { aclSpec, revokeList } from './permissions.ts';
 import { aclRecords, aclTreeRecords, withRecords } from './repair.ts';
@@ -95,7 +95,7 @@ export interface AccessPlan {
  * principals' entries always go from the whole tree, before their accounts may go).
  */
 export async function planNativeAccess(ctx: NativeCtx, before: Share, after: Share, others: readonly Share[], given: Passwords, adopt: readonly string[], opts: { recursive?: boolean; log?: (m: string) => void; domain?: DomainIds } = {}): Promise<AccessPlan> {
-  const { run, samba, store } = ctx;
+  const { run, store } = ctx;
   const diff = principalDiff(before, after);
   // Domain principals (docs/ad.md) take their ACL entries by winbind id, resolved by the caller (change.ts).
   const domainIn = (x: Share) => [...x.users, ...x.read_users, ...x.groups, ...x.read_groups].find(isDomainPrincipal);

@@ -63,7 +63,7 @@ export interface AccountPlan {
   accounts: Account[];
   /** The password each new or reset account gets. */
   passwords: Map<string, string>;
-  /** Each new or reset account's passdb entry as planning read it (undefined: none), for the journal. */
+  /** Each local user's passdb entry as planning read it (undefined: none), for the password step's journal. */
   sambaBefore: Map<string, SambaAccount | undefined>;
 }
 
@@ -182,9 +182,7 @@ export function accountSteps(ctx: NativeCtx, acc: AccountPlan): Step[] {
       // Each account as it was (a reset one: its passdb line and SID) and the NT hash it gets.
       journal: async () => {
         recs = [];
-        for (const u of [...newSamba, ...resetSamba]) {
-          recs.push(acc.sambaBefore.has(u) ? sambaAccountRecordOf(u, acc.sambaBefore.get(u), passwords.get(u)!) : await sambaAccountRecord(samba, u, passwords.get(u)!));
-        }
+        for (const u of [...newSamba, ...resetSamba]) recs.push(sambaAccountRecordOf(u, acc.sambaBefore.get(u), passwords.get(u)!));
         return recs;
       },
       do: async () => {
