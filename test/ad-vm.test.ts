@@ -128,6 +128,27 @@ describe('vm shares in Active Directory: the VM joins through the guest agent (s
     assert.doesNotMatch(bad.stdout + bad.stderr, new RegExp(ADMIN_PW));
   });
 
+  it('a create killed after the join: repair removes the VM and names the computer account left on the DC, which blocks a new create until it is removed', async () => {
+    const initial = await state();
+    const killed = await create([], { SMBGW_KILL_AT: 'ads-join' });
+    assert.notEqual(killed.code, 0, 'the CLI was killed');
+    assert.deepEqual(fake.computers, new Set(['SMB-VMDOM']), 'it had joined');
+    const rep = await t.cli(['repair', '--json']);
+    assert.equal(rep.code, 0, rep.stdout + rep.stderr);
+    const x = rep.json!.data.repaired[0];
+    assert.equal(x.direction, 'rolled back');
+    assert.ok(x.complete, JSON.stringify(x.problems));
+    const said = (x.actions as { step: string; did: string }[]).find((a) => a.step === 'ads-join')?.did ?? '';
+    assert.match(said, /the computer account SMB-VMDOM\$ in LAB\.EXAMPLE .*samba-tool computer delete SMB-VMDOM$/);
+    assert.deepEqual({ ...(await state()), computers: initial.computers }, initial, 'the VM and the config are gone');
+    // the VM's check finds the account (the check runs in the new VM, so that create rolls back too)
+    const again = await create();
+    assert.equal(again.code, 1, again.stdout + again.stderr);
+    assert.match(again.json!.error!.message, /^sharename: a computer account SMB-VMDOM\$ already exists in lab\.example .*samba-tool computer delete SMB-VMDOM.*\(rolled back\)$/);
+    fake.computers.delete('SMB-VMDOM'); // the admin removes it on the DC
+    assert.deepEqual(await state(), initial);
+  });
+
   it('joins: net ads join without the password in argv (input-data only), the member smb.conf with the lxc idmap, nsswitch, winbind, ACL by RID', async () => {
     const mark = t.sim.requests.length;
     const netMark = fake.net.length;

@@ -137,6 +137,19 @@ const AD_PACKAGES = ['winbind', 'libnss-winbind', 'krb5-user'] as const;
 
 const secs = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
 
+/** A computer account a join step made in the domain (the journal's record of `ads-join`). */
+export type AdComputerRecord = { kind: 'ad-computer'; realm: string; account: string };
+
+/**
+ * What repair can say of a computer account a crashed create made: removing it needs the domain
+ * credentials, which the gateway never keeps, so it stays on the DC, and a create of the same share is
+ * refused while it exists (ad-check-domain). The admin is told the account and how to remove it.
+ */
+export function adComputerLeft(r: AdComputerRecord): string {
+  const name = r.account.replace(/\$$/, '');
+  return `left on the domain controller: the computer account ${r.account} in ${r.realm} (a crash leaves no domain credentials to remove it with; creating this share again is refused while it exists): remove it on the DC, e.g. samba-tool computer delete ${name}`;
+}
+
 /**
  * The steps that make the new container a domain member, in order: checks, config (the managed
  * smb.conf with the member settings is pushed by the caller's push step, from `conf()`), join,
@@ -199,6 +212,8 @@ export function lxcJoinSteps(ctx: GuestCtx, share: MutableShare, path: string, c
     {
       name: 'ads-join',
       shows: `in the container: net ads join ${realm} as ${cred.user} (password on stdin), computer account ${netbios}$`,
+      // After a crash the guest goes with the clone's record; the account cannot (see adComputerLeft).
+      journal: () => [{ kind: 'ad-computer', realm, account: `${netbios}$` } satisfies AdComputerRecord],
       do: async () => {
         const t0 = Date.now();
         const said = await ads.join(realm, conf!.workgroup, cred, undefined, { dnsHostName: fqdn, noDnsUpdates: true });

@@ -17,6 +17,7 @@ import { sambaRepairers } from '../samba/repair.ts';
 import type { Samba } from '../samba/samba.ts';
 import { undoUnixAccount, type UnixAccountRecord } from './accounts.ts';
 import { guestRepairers } from './guest-exec.ts';
+import { adComputerLeft, type AdComputerRecord } from './lxc-ad.ts';
 import { purgeNow, type PurgeRecord } from './purge.ts';
 import { undoBtrfsQuota, undoDataset, undoDir, undoQuota, undoSubvolume, type BtrfsQuotaRecord, type DatasetRecord, type DirRecord, type QuotaRecord, type SubvolumeRecord } from './quota.ts';
 
@@ -159,4 +160,5 @@ export const repairers: RepairRegistry<RepairCtx> = {
   'guest-running': { undo: (r, c) => restartGuest(c.api(), r as GuestRunningRecord) },
   'dir-mapping': { undo: (r, c) => removeDirMapping(c.api(), r as DirMappingRecord), redo: (r, c) => removeDirMapping(c.api(), r as DirMappingRecord) },
   'nfs-export': { undo: (r, c) => unexport(c.run, r as NfsExportRecord), redo: (r, c) => unexport(c.run, r as NfsExportRecord) },
+  'ad-computer': { undo: async (r) => adComputerLeft(r as AdComputerRecord) },
 };
