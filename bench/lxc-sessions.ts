@@ -7,13 +7,12 @@
  *   node --import tsx bench/lxc-sessions.ts [N=100] [KiB=64] [--ct-memory <MiB>]
  * Last line: `lxc_sessions_reached=<n> ct_memory_mib=<m> used_mib=<u> peak_mib=<p> oom_kills=<k>`.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { realBackend } from '../test/guests/pve-backend.ts';
 import { startSimGateway } from '../test/pve-sim/gateway.ts';
+import { startSessionsClient } from './sessions-driver.ts';
 
 const args = process.argv.slice(2);
 const ctAt = args.indexOf('--ct-memory');
@@ -49,34 +48,20 @@ try {
   await show('idle');
   await writeFile(join(cgDir, 'memory.max_usage_in_bytes'), '0');
   const net = backend.bridgeNetwork('vmbr0')!;
-  const client = spawn('ip', ['netns', 'exec', net.ns, '/usr/bin/python3', join(import.meta.dirname, 'sessions-client.py'), share.guest_ip, 'sess', 'alice', String(N), String(KIB)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  client.stdin.write(pw + '\n');
-  const lines: string[] = [];
-  let wake: (() => void) | undefined;
-  let ended = false;
-  const rl = createInterface({ input: client.stdout });
-  rl.on('line', (l) => { lines.push(l); wake?.(); });
-  rl.on('close', () => { ended = true; wake?.(); });
-  const next = async (prefix: string): Promise<string[]> => {
-    for (;;) {
-      const l = lines.shift();
-      if (l === undefined) { if (ended) throw new Error(`client ended before ${prefix}`); await new Promise<void>((res) => (wake = res)); continue; }
-      if (l.startsWith('progress')) console.log(l);
-      if (l.startsWith(prefix)) return l.split(' ');
-    }
-  };
+  const client = startSessionsClient([share.guest_ip, 'sess', 'alice', String(N), String(KIB)], pw, ['ip', 'netns', 'exec', net.ns]);
+  const { next } = client;
   const held = await next('held');
   console.log(`held ${held[1]} sessions after ${held[2]} s ${held.slice(3).join(' ')}`);
   await new Promise((res) => setTimeout(res, 1000));
   const busy = await show(`${held[1]} sessions open`);
-  client.stdin.write('verify\n');
+  client.send('verify');
   const v = await next('verified');
   console.log(`verified: ${v[1]} sessions read back their own ${KIB} KiB, ${v[2]} wrong or failed`);
   const peak = await num('memory.max_usage_in_bytes');
   const kills = await oomKills();
-  client.stdin.write('close\n');
+  client.send('close');
   await next('closed').catch(() => undefined);
-  client.stdin.end();
+  client.child.stdin!.end();
   const d = await g.cli(['delete', 'sess', '--json']);
   if (d.code !== 0) console.log(`delete failed: ${d.stdout}`);
   console.log(`lxc_sessions_reached=${Math.min(Number(held[1]), Number(v[1]))} ct_memory_mib=${busy.limit === undefined ? 'none' : mib(busy.limit)} used_mib=${mib(busy.used)} peak_mib=${mib(peak)} oom_kills=${kills}`);

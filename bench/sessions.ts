@@ -15,14 +15,14 @@
  * not fit fails its I/O (smbd children are killed by the cgroup's OOM killer).
  * Last line: `sessions_reached=<n> setup_per_s=<x> mib_per_session=<y> collector_cycle_ms=<z>`.
  */
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Collector } from '../src/monitor/collector.ts';
 import { MetricsDb } from '../src/monitor/db.ts';
 import { startGateway } from '../test/helpers/gateway.ts';
+import { startSessionsClient } from './sessions-driver.ts';
 
 const N = Number(process.argv[2] ?? 1000);
 const KIB = Number(process.argv[3] ?? 64);
@@ -66,31 +66,13 @@ try {
   const collector = new Collector(g.gw, { db });
   await collector.collect();
 
-  const client = spawn('/usr/bin/python3', [join(import.meta.dirname, 'sessions-client.py'), '127.0.0.1', 'sess', user, String(N), String(KIB)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  client.stdin.write(PW + '\n');
-  const queue: string[] = [];
-  let wake: (() => void) | undefined;
-  let ended = false;
-  const rl = createInterface({ input: client.stdout });
-  rl.on('line', (l) => { queue.push(l); wake?.(); });
-  rl.on('close', () => { ended = true; wake?.(); });
-  const next = async (prefix: string): Promise<string[]> => {
-    for (;;) {
-      const l = queue.shift();
-      if (l === undefined) {
-        if (ended) throw new Error(`the client ended before "${prefix}"`);
-        await new Promise<void>((r) => (wake = r));
-        continue;
-      }
-      if (l.startsWith('progress')) console.log(l);
-      else if (l.startsWith(prefix)) return l.split(' ');
-    }
-  };
+  const client = startSessionsClient(['127.0.0.1', 'sess', user, String(N), String(KIB)], PW);
+  const { next } = client;
   const cpuOf = (pid: number | string) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100; } catch { return 0; } };
   const held = await next('held');
   // Where set-up time goes: CPU of smbd (master and its children so far) and of the client, per session.
   const smbdCpu = cpuOf(g.sandbox.pid) + readFileSync(`/proc/${g.sandbox.pid}/task/${g.sandbox.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).reduce((a, k) => a + cpuOf(k), 0);
-  const clientCpu = cpuOf(client.pid!);
+  const clientCpu = cpuOf(client.child.pid!);
   const reached = Number(held[1]);
   const setup = Number(held[2]);
   const why = held.slice(3).join(' ');
@@ -130,9 +112,9 @@ try {
     }
     console.log(`child ${kid} private dirty KiB by mapping: ${[...by].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) => `${k.split('/').pop()} ${v}`).join(', ')}`);
   }
-  client.stdin.write('verify\n');
+  client.send('verify');
   const v = await next('verified');
-  client.stdin.write('close\n');
+  client.send('close');
   await next('closed');
   console.log(`collector: ${seen} connections counted, cycle ${cycleMs.toFixed(0)} ms (of which smbstatus --json alone: ${statusMs.toFixed(0)} ms); smbd children: ${kids.length}, Pss ${(pssKb / 1024).toFixed(0)} MiB`);
   // What a memory cgroup (an lxc share's container) must hold for smbd besides reclaimable page cache:
